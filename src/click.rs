@@ -1,0 +1,209 @@
+//! Tracking a click: from a tracking-link request to the redirect target.
+//!
+//! The hot path. Offer and affiliate come from the in-process cache; the only
+//! I/O is one atomic Redis round trip that stores the click and moves its
+//! counter. If that fails, the visitor is still sent to the offer (without a
+//! click id) and the failure is counted: traffic is never dropped.
+
+use std::net::IpAddr;
+use std::sync::Arc;
+
+use crate::domain::click::MAX_SUB_LEN;
+use crate::domain::query::Params;
+use crate::domain::redirect::RedirectValues;
+use crate::domain::{unix_now, AffiliateId, Click, ClickId, Day, DomainError, Offer, Status};
+use crate::state::AppState;
+
+/// Why a click could not be redirected at all.
+#[derive(Debug, thiserror::Error)]
+pub enum ClickError {
+    /// The link is malformed (missing `aff_id`, oversized sub, bad encoding).
+    #[error("{0}")]
+    Invalid(#[from] DomainError),
+    /// No active offer with this id.
+    #[error("no active offer with this id")]
+    UnknownOffer,
+    /// No active affiliate with this id.
+    #[error("no active affiliate with this id")]
+    UnknownAffiliate,
+}
+
+/// What the visitor's request says about them, read from HTTP by the route.
+#[derive(Debug, Default)]
+pub struct Visitor<'a> {
+    /// The visitor's IP as far as it can be trusted; hashed, never stored.
+    pub ip: Option<IpAddr>,
+    /// The user agent; hashed, never stored.
+    pub user_agent: &'a str,
+    /// `Sec-GPC: 1` (Global Privacy Control) was sent.
+    pub global_privacy_control: bool,
+    /// Not a person (a HEAD probe, a link preview): redirected, not recorded.
+    pub is_bot: bool,
+}
+
+/// How a click ended, for the response and the metrics.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ClickResult {
+    /// Stored; the redirect carries the click id.
+    Tracked,
+    /// The visitor declined tracking; nothing about them was stored.
+    Declined,
+    /// The store failed; the visitor was redirected without a click id.
+    StoreError,
+    /// A bot or link preview; redirected without recording anything.
+    Bot,
+}
+
+impl ClickResult {
+    /// The `result` label of `clickback_clicks_total`.
+    pub fn label(self) -> &'static str {
+        match self {
+            Self::Tracked => "tracked",
+            Self::Declined => "declined",
+            Self::StoreError => "store_error",
+            Self::Bot => "bot",
+        }
+    }
+}
+
+/// A redirect decision.
+#[derive(Debug)]
+pub struct Redirect {
+    /// The `Location` to send the visitor to.
+    pub location: String,
+    /// What happened.
+    pub result: ClickResult,
+    /// The offer clicked (for metric labels).
+    pub offer: Arc<Offer>,
+}
+
+/// Reads the tracking-link parameters: `aff_id`, `sub1`…`sub5`, `source`, `consent`.
+struct LinkParams<'a> {
+    aff_id: AffiliateId,
+    subs: [&'a str; 5],
+    source: &'a str,
+    declined: bool,
+}
+
+fn read_link(params: &Params) -> Result<LinkParams<'_>, DomainError> {
+    let aff_raw = params
+        .get_nonempty(&["aff_id"])?
+        .ok_or_else(|| DomainError::invalid("aff_id is required"))?;
+    let aff_id = AffiliateId::parse(aff_raw)?;
+    let bounded = |name: &'static str| -> Result<&str, DomainError> {
+        let value = params.get(&[name])?.unwrap_or("");
+        if value.len() > MAX_SUB_LEN {
+            return Err(DomainError::invalid(format!(
+                "{name} is longer than {MAX_SUB_LEN} bytes"
+            )));
+        }
+        Ok(value)
+    };
+    let subs = [
+        bounded("sub1")?,
+        bounded("sub2")?,
+        bounded("sub3")?,
+        bounded("sub4")?,
+        bounded("sub5")?,
+    ];
+    let source = bounded("source")?;
+    let declined = matches!(
+        params.get(&["consent"])?,
+        Some("0") | Some("false") | Some("no")
+    );
+    Ok(LinkParams {
+        aff_id,
+        subs,
+        source,
+        declined,
+    })
+}
+
+/// Records a click (unless declined) and decides where the visitor goes.
+pub async fn track(
+    state: &AppState,
+    offer_id: &str,
+    query: &[u8],
+    visitor: Visitor<'_>,
+) -> Result<Redirect, ClickError> {
+    let params = Params::parse(query)?;
+    let offer = state
+        .cache
+        .offer(offer_id)
+        .filter(|o| o.status == Status::Active)
+        .ok_or(ClickError::UnknownOffer)?;
+    let link = read_link(&params)?;
+    state
+        .cache
+        .affiliate(link.aff_id.as_str())
+        .filter(|a| a.status == Status::Active)
+        .ok_or(ClickError::UnknownAffiliate)?;
+
+    let mut values = RedirectValues {
+        click_id: None,
+        offer_id: offer.id.as_str(),
+        aff_id: link.aff_id.as_str(),
+        subs: link.subs,
+        source: link.source,
+    };
+    let now = unix_now();
+
+    if visitor.is_bot {
+        return Ok(Redirect {
+            location: offer.redirect.build(&values),
+            result: ClickResult::Bot,
+            offer,
+        });
+    }
+
+    if link.declined || visitor.global_privacy_control {
+        if let Err(e) = state
+            .store
+            .count_declined_click(&offer.id, &link.aff_id, Day::from_unix(now))
+            .await
+        {
+            state.metrics.store_error("count_declined_click");
+            log::debug!("declined click not counted: {e}");
+        }
+        let location = offer.redirect.build(&values);
+        return Ok(Redirect {
+            location,
+            result: ClickResult::Declined,
+            offer,
+        });
+    }
+
+    let ip = visitor.ip.map(|ip| ip.to_string()).unwrap_or_default();
+    let click = Click {
+        id: ClickId::generate(),
+        offer_id: offer.id.clone(),
+        aff_id: link.aff_id.clone(),
+        subs: link.subs.map(str::to_owned),
+        source: link.source.to_owned(),
+        created_at: now,
+        visitor: state
+            .hasher
+            .hash(Day::from_unix(now), &ip, visitor.user_agent),
+    };
+    let result = match state
+        .store
+        .record_click(&click, offer.attribution_window_secs)
+        .await
+    {
+        Ok(()) => {
+            values.click_id = Some(click.id.as_str());
+            ClickResult::Tracked
+        }
+        Err(e) => {
+            state.metrics.store_error("record_click");
+            log::debug!("click not recorded, redirecting without a click id: {e}");
+            ClickResult::StoreError
+        }
+    };
+    let location = offer.redirect.build(&values);
+    Ok(Redirect {
+        location,
+        result,
+        offer,
+    })
+}

@@ -1,0 +1,132 @@
+//! A recorded click and its compact stored form.
+
+use super::{AffiliateId, ClickId, DomainError, OfferId};
+
+/// Longest sub-ID or source value accepted (bytes), per API.md §1.
+pub const MAX_SUB_LEN: usize = 255;
+
+/// One tracked click: everything a later postback needs to credit it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Click {
+    /// The id handed to the advertiser in the redirect.
+    pub id: ClickId,
+    /// The offer that was clicked.
+    pub offer_id: OfferId,
+    /// The affiliate that sent the visitor and gets the credit.
+    pub aff_id: AffiliateId,
+    /// The affiliate's own tracking values `sub1`…`sub5` (empty when absent).
+    pub subs: [String; 5],
+    /// The affiliate's traffic source label (empty when absent).
+    pub source: String,
+    /// Unix seconds of the click.
+    pub created_at: u64,
+    /// Salted hash of IP + user agent: recognises a repeat visitor, reveals no IP.
+    pub visitor: String,
+}
+
+/// Separator of the stored form. NUL can never occur in a field: the query
+/// reader refuses it, and ids and hashes have fixed alphabets.
+const SEP: char = '\0';
+/// Version tag of the stored form, so the encoding can change without a flag day.
+const VERSION: &str = "1";
+
+impl Click {
+    /// The stored form: one string of NUL-separated fields, the most compact
+    /// shape Redis keeps as a single allocation (see docs/architecture.md).
+    pub fn encode(&self) -> String {
+        let mut out = String::with_capacity(64 + self.subs.iter().map(String::len).sum::<usize>());
+        for (i, field) in [
+            VERSION,
+            &self.created_at.to_string(),
+            self.offer_id.as_str(),
+            self.aff_id.as_str(),
+            &self.subs[0],
+            &self.subs[1],
+            &self.subs[2],
+            &self.subs[3],
+            &self.subs[4],
+            &self.source,
+            &self.visitor,
+        ]
+        .iter()
+        .enumerate()
+        {
+            if i > 0 {
+                out.push(SEP);
+            }
+            out.push_str(field);
+        }
+        out
+    }
+
+    /// Reads a stored click back; anything unexpected is an error, never a panic.
+    pub fn decode(id: ClickId, stored: &str) -> Result<Self, DomainError> {
+        let fields: Vec<&str> = stored.split(SEP).collect();
+        let corrupt = || DomainError::invalid("stored click record is corrupt");
+        if fields.len() != 11 || fields[0] != VERSION {
+            return Err(corrupt());
+        }
+        Ok(Self {
+            id,
+            created_at: fields[1].parse().map_err(|_| corrupt())?,
+            offer_id: OfferId::parse(fields[2]).map_err(|_| corrupt())?,
+            aff_id: AffiliateId::parse(fields[3]).map_err(|_| corrupt())?,
+            subs: [
+                fields[4].to_owned(),
+                fields[5].to_owned(),
+                fields[6].to_owned(),
+                fields[7].to_owned(),
+                fields[8].to_owned(),
+            ],
+            source: fields[9].to_owned(),
+            visitor: fields[10].to_owned(),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample() -> Click {
+        Click {
+            id: ClickId::generate(),
+            offer_id: OfferId::parse("summer").expect("valid"),
+            aff_id: AffiliateId::parse("aff_7").expect("valid"),
+            subs: ["a b".into(), "".into(), "é|x".into(), "".into(), "5".into()],
+            source: "fb".into(),
+            created_at: 1_795_305_600,
+            visitor: "h4sh".into(),
+        }
+    }
+
+    #[test]
+    fn encoding_round_trips() {
+        let click = sample();
+        let stored = click.encode();
+        assert_eq!(Click::decode(click.id.clone(), &stored), Ok(click));
+    }
+
+    #[test]
+    fn encoding_is_compact() {
+        let mut click = sample();
+        click.subs = Default::default();
+        click.source.clear();
+        // version, time, ids, hash and ten separators: no field names, no JSON.
+        assert!(click.encode().len() <= 40, "{:?}", click.encode());
+    }
+
+    #[test]
+    fn corrupt_records_are_errors() {
+        let id = ClickId::generate();
+        for bad in [
+            "",
+            "1",
+            "2\01\0o\0a\0\0\0\0\0\0\0h",
+            "1\0x\0o\0a\0\0\0\0\0\0\0h",
+            "1\01\0o o\0a\0\0\0\0\0\0\0h",
+        ] {
+            assert!(Click::decode(id.clone(), bad).is_err(), "{bad:?} accepted");
+        }
+    }
+}

@@ -1,0 +1,149 @@
+//! Conversions: what a postback creates, and the rules for changing one.
+
+use super::{AffiliateId, ClickId, Day, DomainError, Money, OfferId};
+
+/// The advertiser's verdict on a conversion. Only approved ones pay.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ConversionStatus {
+    /// Counts in `conversions` and `payout` (the default).
+    Approved,
+    /// Awaiting the advertiser's review (e.g. a refund period); counted apart.
+    Pending,
+    /// Refused by the advertiser or by an offer rule; never pays.
+    Rejected,
+}
+
+impl ConversionStatus {
+    /// Parses the postback's `status` parameter.
+    pub fn parse(raw: &str) -> Result<Self, DomainError> {
+        match raw.to_ascii_lowercase().as_str() {
+            "approved" | "approve" | "1" => Ok(Self::Approved),
+            "pending" | "hold" | "2" => Ok(Self::Pending),
+            "rejected" | "reject" | "declined" | "3" => Ok(Self::Rejected),
+            _ => Err(DomainError::invalid(
+                "status must be approved, pending or rejected",
+            )),
+        }
+    }
+
+    /// One-letter form used in the store and by the credit script.
+    pub fn code(self) -> &'static str {
+        match self {
+            Self::Approved => "a",
+            Self::Pending => "p",
+            Self::Rejected => "r",
+        }
+    }
+
+    /// Inverse of [`ConversionStatus::code`].
+    pub fn from_code(code: &str) -> Option<Self> {
+        match code {
+            "a" => Some(Self::Approved),
+            "p" => Some(Self::Pending),
+            "r" => Some(Self::Rejected),
+            _ => None,
+        }
+    }
+
+    /// Whether an existing conversion in `self` may move to `next`.
+    ///
+    /// pending → approved, pending → rejected and approved → rejected move;
+    /// everything else (leaving `rejected`, going back to `pending`, staying
+    /// put) is a duplicate, so that no retry can ever undo a decision. The
+    /// Redis credit script encodes the same table; the conformance suite
+    /// checks that both stores agree.
+    pub fn can_move_to(self, next: Self) -> bool {
+        matches!(
+            (self, next),
+            (Self::Pending, Self::Approved)
+                | (Self::Pending, Self::Rejected)
+                | (Self::Approved, Self::Rejected)
+        )
+    }
+}
+
+/// What makes two postbacks "the same conversion" (API.md §2).
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub enum Identity {
+    /// The advertiser's transaction or order id: one conversion per order.
+    Txid(String),
+    /// The event name when no txid is given: one conversion per goal per click.
+    Goal(String),
+}
+
+impl Identity {
+    /// Storage suffix; the `t:`/`g:` prefixes keep a txid `default` apart from the goal `default`.
+    pub fn key_suffix(&self) -> String {
+        match self {
+            Self::Txid(t) => format!("t:{t}"),
+            Self::Goal(g) => format!("g:{g}"),
+        }
+    }
+}
+
+/// A stored conversion, as the store reports it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ConversionRecord {
+    /// Stable id handed back on every answer about this conversion.
+    pub conversion_id: String,
+    /// Its current status.
+    pub status: ConversionStatus,
+    /// The payout of the affiliate (counted only while approved).
+    pub payout: Money,
+    /// The revenue for the network (counted only while approved).
+    pub revenue: Money,
+    /// The UTC day whose counters hold this conversion.
+    pub day: Day,
+    /// The offer it belongs to.
+    pub offer_id: OfferId,
+    /// The affiliate it credits.
+    pub aff_id: AffiliateId,
+}
+
+/// What a postback asks the store to do, computed from the click and offer.
+#[derive(Clone, Debug)]
+pub struct ConversionCommand {
+    /// The converting click.
+    pub click_id: ClickId,
+    /// The conversion's identity within the click.
+    pub identity: Identity,
+    /// The click's offer.
+    pub offer_id: OfferId,
+    /// The click's affiliate.
+    pub aff_id: AffiliateId,
+    /// The status the advertiser reports.
+    pub status: ConversionStatus,
+    /// The payout this postback determines; `None` keeps the stored payout on
+    /// a status change (a percentage offer's approval without an amount).
+    pub payout: Option<Money>,
+    /// The revenue this postback determines; `None` keeps the stored one.
+    pub revenue: Option<Money>,
+    /// The id to use if this creates the conversion.
+    pub new_conversion_id: String,
+    /// Today, whose counters a new conversion moves.
+    pub today: Day,
+    /// The day of the existing conversion as last seen, whose counters a
+    /// status change moves (see the credit script).
+    pub seen_day: Option<Day>,
+    /// How long the conversion record is kept, to recognise late duplicates.
+    pub retention_secs: u64,
+}
+
+/// What the store did with a [`ConversionCommand`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ConversionOutcome {
+    /// First time this identity was seen: stored and counted.
+    Created(ConversionRecord),
+    /// Nothing changed (same identity, same or a forbidden status).
+    Duplicate(ConversionRecord),
+    /// The status moved and the counters were adjusted.
+    Updated {
+        /// The conversion after the change.
+        record: ConversionRecord,
+        /// The status it had before.
+        previous: ConversionStatus,
+    },
+    /// The conversion's day changed under us (a race over midnight); look up again.
+    Retry,
+}

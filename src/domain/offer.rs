@@ -1,0 +1,351 @@
+//! Offers and affiliates: the configuration a network operator manages
+//! through the admin API, and that every redirect and postback consults from
+//! the in-process cache.
+
+use serde::{Deserialize, Serialize};
+
+use super::redirect::RedirectTemplate;
+use super::{AffiliateId, Currency, DomainError, Money, OfferId};
+
+/// Whether an offer or affiliate takes traffic. Paused ones answer 404 to
+/// clicks; postbacks for clicks already made are still honoured.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Status {
+    /// Takes traffic.
+    #[default]
+    Active,
+    /// Refuses new clicks.
+    Paused,
+}
+
+/// Thirty days, the industry's default attribution window.
+pub const DEFAULT_ATTRIBUTION_WINDOW_SECS: u64 = 30 * 86_400;
+/// The longest attribution window clickback accepts (400 days).
+pub const MAX_ATTRIBUTION_WINDOW_SECS: u64 = 400 * 86_400;
+
+/// The body of `PUT /api/v1/offers/{offer_id}`, exactly as API.md §3 shows it.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OfferInput {
+    /// Accepted so that a `GET` result can be `PUT` back; must match the path.
+    #[serde(default)]
+    pub id: Option<String>,
+    /// A human name for dashboards.
+    #[serde(default)]
+    pub name: String,
+    /// The advertiser's landing page, absolute http(s), optionally with macros.
+    pub url: String,
+    /// The query parameter that carries the click id when `url` has no macros.
+    #[serde(default)]
+    pub click_id_param: Option<String>,
+    /// Fixed payout per approved conversion.
+    #[serde(default)]
+    pub payout: Option<Money>,
+    /// Payout as a percentage of the postback's `amount` (revenue share).
+    #[serde(default)]
+    pub payout_percent: Option<Money>,
+    /// Fixed revenue per conversion (what the advertiser pays the network);
+    /// when absent, the postback's `amount` counts as revenue.
+    #[serde(default)]
+    pub revenue: Option<Money>,
+    /// The currency of payout, revenue and amounts.
+    #[serde(default)]
+    pub currency: Option<Currency>,
+    /// How long after a click a conversion is still attributed to it.
+    #[serde(default)]
+    pub attribution_window_secs: Option<u64>,
+    /// The shared secret advertisers put in their postbacks.
+    #[serde(default)]
+    pub postback_token: Option<String>,
+    /// Active or paused.
+    #[serde(default)]
+    pub status: Status,
+}
+
+/// How an offer pays its affiliates.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PayoutRule {
+    /// The same amount for every approved conversion (CPA).
+    Fixed(Money),
+    /// A percentage of the sale amount the advertiser reports (RevShare).
+    Percent(Money),
+}
+
+/// A validated offer.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Offer {
+    /// The operator's identifier, used in tracking links.
+    pub id: OfferId,
+    /// A human name.
+    pub name: String,
+    /// The parsed landing-page URL that every click of this offer lands on.
+    pub redirect: RedirectTemplate,
+    /// The query parameter that carries the click id.
+    pub click_id_param: String,
+    /// Fixed or percentage payout.
+    pub payout: PayoutRule,
+    /// Fixed revenue per conversion, if the operator set one.
+    pub revenue: Option<Money>,
+    /// Currency of all amounts of this offer.
+    pub currency: Currency,
+    /// Click lifetime: the click record's TTL in the store.
+    pub attribution_window_secs: u64,
+    /// Secret the advertiser's postbacks must carry.
+    pub postback_token: String,
+    /// Active or paused.
+    pub status: Status,
+}
+
+/// The JSON form of an offer, as the admin API answers it and as it is stored.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct OfferView {
+    /// The offer id.
+    pub id: OfferId,
+    /// A human name.
+    pub name: String,
+    /// Landing-page URL as registered.
+    pub url: String,
+    /// Click-id query parameter.
+    pub click_id_param: String,
+    /// Fixed payout, or `null` for percentage offers.
+    pub payout: Option<Money>,
+    /// Percentage payout, or `null` for fixed offers.
+    pub payout_percent: Option<Money>,
+    /// Fixed revenue, if any.
+    pub revenue: Option<Money>,
+    /// Currency code.
+    pub currency: Currency,
+    /// Attribution window in seconds.
+    pub attribution_window_secs: u64,
+    /// Advertiser postback secret.
+    pub postback_token: String,
+    /// Active or paused.
+    pub status: Status,
+}
+
+impl Offer {
+    /// Validates an admin `PUT` body for the offer at `id`.
+    pub fn from_input(id: OfferId, input: OfferInput) -> Result<Self, DomainError> {
+        if let Some(body_id) = &input.id {
+            if body_id != id.as_str() {
+                return Err(DomainError::invalid(
+                    "id in the body differs from the id in the path",
+                ));
+            }
+        }
+        if input.name.len() > 256 {
+            return Err(DomainError::invalid("name is longer than 256 bytes"));
+        }
+        let click_id_param = input
+            .click_id_param
+            .unwrap_or_else(|| "click_id".to_owned());
+        let redirect = RedirectTemplate::parse(&input.url, &click_id_param)?;
+        let payout = match (input.payout, input.payout_percent) {
+            (Some(_), Some(_)) => {
+                return Err(DomainError::invalid(
+                    "set either payout or payout_percent, not both",
+                ))
+            }
+            (_, Some(percent)) if percent > Money::parse("100").unwrap_or(Money::ZERO) => {
+                return Err(DomainError::invalid(
+                    "payout_percent must be between 0 and 100",
+                ))
+            }
+            (_, Some(percent)) => PayoutRule::Percent(percent),
+            (fixed, None) => PayoutRule::Fixed(fixed.unwrap_or(Money::ZERO)),
+        };
+        let window = input
+            .attribution_window_secs
+            .unwrap_or(DEFAULT_ATTRIBUTION_WINDOW_SECS);
+        if window == 0 || window > MAX_ATTRIBUTION_WINDOW_SECS {
+            return Err(DomainError::invalid(format!(
+                "attribution_window_secs must be between 1 and {MAX_ATTRIBUTION_WINDOW_SECS}"
+            )));
+        }
+        let postback_token = match input.postback_token {
+            Some(token) => {
+                if token.len() < 8
+                    || token.len() > 128
+                    || !token.bytes().all(|b| b.is_ascii_graphic())
+                {
+                    return Err(DomainError::invalid(
+                        "postback_token must be 8-128 printable ASCII characters",
+                    ));
+                }
+                token
+            }
+            None => super::ids::base64url(uuid::Uuid::new_v4().as_bytes()),
+        };
+        let currency = match input.currency {
+            Some(c) => c,
+            None => Currency::parse("USD")?,
+        };
+        Ok(Self {
+            id,
+            name: input.name,
+            redirect,
+            click_id_param,
+            payout,
+            revenue: input.revenue,
+            currency,
+            attribution_window_secs: window,
+            postback_token,
+            status: input.status,
+        })
+    }
+
+    /// The JSON form of this offer.
+    pub fn view(&self) -> OfferView {
+        let (payout, payout_percent) = match self.payout {
+            PayoutRule::Fixed(m) => (Some(m), None),
+            PayoutRule::Percent(p) => (None, Some(p)),
+        };
+        OfferView {
+            id: self.id.clone(),
+            name: self.name.clone(),
+            url: self.redirect.as_str().to_owned(),
+            click_id_param: self.click_id_param.clone(),
+            payout,
+            payout_percent,
+            revenue: self.revenue,
+            currency: self.currency.clone(),
+            attribution_window_secs: self.attribution_window_secs,
+            postback_token: self.postback_token.clone(),
+            status: self.status,
+        }
+    }
+
+    /// Rebuilds an offer from its stored JSON form, re-validating it.
+    pub fn from_view(view: OfferView) -> Result<Self, DomainError> {
+        let id = view.id.clone();
+        Self::from_input(
+            id,
+            OfferInput {
+                id: None,
+                name: view.name,
+                url: view.url,
+                click_id_param: Some(view.click_id_param),
+                payout: view.payout,
+                payout_percent: view.payout_percent,
+                revenue: view.revenue,
+                currency: Some(view.currency),
+                attribution_window_secs: Some(view.attribution_window_secs),
+                postback_token: Some(view.postback_token),
+                status: view.status,
+            },
+        )
+    }
+}
+
+/// The body of `PUT /api/v1/affiliates/{aff_id}`.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AffiliateInput {
+    /// Accepted so that a `GET` result can be `PUT` back; must match the path.
+    #[serde(default)]
+    pub id: Option<String>,
+    /// A human name.
+    #[serde(default)]
+    pub name: String,
+    /// Active or paused.
+    #[serde(default)]
+    pub status: Status,
+    /// Where the affiliate wants to hear about its conversions (API.md §6).
+    #[serde(default)]
+    pub postback_url: Option<String>,
+}
+
+/// A validated affiliate, also its stored and answered JSON form.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Affiliate {
+    /// The affiliate id used in tracking links (`aff_id`).
+    pub id: AffiliateId,
+    /// A human name.
+    pub name: String,
+    /// Active or paused.
+    pub status: Status,
+    /// The affiliate's own postback URL, if any.
+    pub postback_url: Option<String>,
+}
+
+impl Affiliate {
+    /// Validates an admin `PUT` body for the affiliate at `id`.
+    pub fn from_input(id: AffiliateId, input: AffiliateInput) -> Result<Self, DomainError> {
+        if let Some(body_id) = &input.id {
+            if body_id != id.as_str() {
+                return Err(DomainError::invalid(
+                    "id in the body differs from the id in the path",
+                ));
+            }
+        }
+        if input.name.len() > 256 {
+            return Err(DomainError::invalid("name is longer than 256 bytes"));
+        }
+        if let Some(url) = &input.postback_url {
+            RedirectTemplate::parse(url, "click_id")
+                .map_err(|e| DomainError::invalid(format!("postback_{}", e.detail)))?;
+        }
+        Ok(Self {
+            id,
+            name: input.name,
+            status: input.status,
+            postback_url: input.postback_url,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn input(json: &str) -> Result<Offer, String> {
+        let input: OfferInput = serde_json::from_str(json).map_err(|e| e.to_string())?;
+        Offer::from_input(OfferId::parse("o1").map_err(|e| e.detail)?, input).map_err(|e| e.detail)
+    }
+
+    #[test]
+    fn the_api_md_example_is_accepted_and_round_trips() {
+        let offer = input(r#"{"name":"Shop","url":"https://shop.example/","click_id_param":"click_id","payout":"2.50",
+            "payout_percent":null,"revenue":null,"currency":"EUR","attribution_window_secs":2592000,
+            "postback_token":"s3cr3t-token","status":"active"}"#)
+        .expect("valid");
+        assert_eq!(
+            offer.payout,
+            PayoutRule::Fixed(Money::from_micros(2_500_000))
+        );
+        let again = Offer::from_view(offer.view()).expect("round trip");
+        assert_eq!(again, offer);
+    }
+
+    #[test]
+    fn defaults_fill_what_the_operator_left_out() {
+        let offer = input(r#"{"url":"https://shop.example/"}"#).expect("valid");
+        assert_eq!(offer.click_id_param, "click_id");
+        assert_eq!(
+            offer.attribution_window_secs,
+            DEFAULT_ATTRIBUTION_WINDOW_SECS
+        );
+        assert_eq!(offer.payout, PayoutRule::Fixed(Money::ZERO));
+        assert!(offer.postback_token.len() >= 16, "a token is generated");
+    }
+
+    #[test]
+    fn refuses_inconsistent_offers() {
+        for bad in [
+            r#"{"url":"https://a.example/","payout":"1","payout_percent":"5"}"#,
+            r#"{"url":"https://a.example/","payout_percent":"101"}"#,
+            r#"{"url":"https://a.example/","payout":"-1"}"#,
+            r#"{"url":"https://a.example/","payout":1e400}"#,
+            r#"{"url":"https://a.example/","attribution_window_secs":0}"#,
+            r#"{"url":"https://a.example/","postback_token":"short"}"#,
+            r#"{"url":"https://a.example/","currency":"EURO"}"#,
+            r#"{"url":"https://a.example/","status":"deleted"}"#,
+            r#"{"url":"https://a.example/","surprise":true}"#,
+            r#"{"url":"https://a.example/","id":"other"}"#,
+            r#"{"url":"mailto:x@a.example"}"#,
+        ] {
+            assert!(input(bad).is_err(), "{bad} accepted");
+        }
+    }
+}

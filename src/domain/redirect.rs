@@ -1,0 +1,377 @@
+//! Where a click sends the visitor: the offer URL with the click id in it.
+//!
+//! The template is parsed once when the offer is saved, so the hot path only
+//! concatenates. Two shapes, as API.md §1 says:
+//! - the URL contains macros (`{click_id}`, `{offer_id}`, `{aff_id}`,
+//!   `{sub1}`…`{sub5}`, `{source}`): each is replaced by its percent-encoded value;
+//! - otherwise `<click_id_param>=<click_id>` is appended to the query string,
+//!   keeping the existing query and `#fragment`.
+//!
+//! No open redirect: macros are refused in the scheme and host, and every
+//! substituted value is percent-encoded, so nothing in a request can change
+//! where the visitor lands, only what the landing page's query carries.
+
+use super::DomainError;
+
+/// A value a macro can stand for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Macro {
+    ClickId,
+    OfferId,
+    AffId,
+    Sub(usize),
+    Source,
+}
+
+impl Macro {
+    fn from_name(name: &str) -> Option<Self> {
+        Some(match name {
+            "click_id" => Self::ClickId,
+            "offer_id" => Self::OfferId,
+            "aff_id" => Self::AffId,
+            "sub1" => Self::Sub(0),
+            "sub2" => Self::Sub(1),
+            "sub3" => Self::Sub(2),
+            "sub4" => Self::Sub(3),
+            "sub5" => Self::Sub(4),
+            "source" => Self::Source,
+            _ => return None,
+        })
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+enum Piece {
+    Text(String),
+    Value(Macro),
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+enum Shape {
+    Macros(Vec<Piece>),
+    Append {
+        /// Everything before the fragment, e.g. `https://shop/landing?x=1`.
+        base: String,
+        /// `?`, `&` or nothing, whichever joins `base` to the new parameter.
+        joiner: &'static str,
+        /// `click_id_param=`, already encoded.
+        param: String,
+        /// `#fragment` or empty.
+        fragment: String,
+    },
+}
+
+/// A parsed offer URL, ready to build redirect targets quickly.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RedirectTemplate {
+    shape: Shape,
+    raw: String,
+}
+
+/// What one click contributes to its redirect URL.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct RedirectValues<'a> {
+    /// `None` when no click was recorded (consent declined, store down).
+    pub click_id: Option<&'a str>,
+    /// The offer being clicked.
+    pub offer_id: &'a str,
+    /// The affiliate sending the visitor.
+    pub aff_id: &'a str,
+    /// `sub1`…`sub5`, empty when absent.
+    pub subs: [&'a str; 5],
+    /// The traffic source, empty when absent.
+    pub source: &'a str,
+}
+
+impl RedirectTemplate {
+    /// Validates an offer URL and its click-id parameter name.
+    ///
+    /// The URL must be absolute `http(s)` with a host, carry no credentials,
+    /// no whitespace or control characters, and no macro before the path.
+    pub fn parse(url: &str, click_id_param: &str) -> Result<Self, DomainError> {
+        let invalid = |why: &str| DomainError::invalid(format!("url {why}"));
+        if url.len() > 2048 {
+            return Err(invalid("is longer than 2048 bytes"));
+        }
+        if url
+            .bytes()
+            .any(|b| b.is_ascii_control() || b == b' ' || b == b'\\')
+        {
+            return Err(invalid(
+                "contains whitespace, control characters or backslashes",
+            ));
+        }
+        let rest = url
+            .strip_prefix("https://")
+            .or_else(|| url.strip_prefix("http://"))
+            .ok_or_else(|| invalid("must be an absolute http:// or https:// URL"))?;
+        let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+        let authority = &rest[..authority_end];
+        if authority.is_empty() {
+            return Err(invalid("must name a host"));
+        }
+        if authority.contains(['{', '}']) {
+            return Err(invalid("may not contain macros in its host"));
+        }
+        if authority.contains('@') {
+            return Err(invalid("may not contain credentials"));
+        }
+        let parsed = url::Url::parse(&url.replace(['{', '}'], "_"))
+            .map_err(|e| invalid(&format!("is not a valid URL ({e})")))?;
+        if parsed.host_str().is_none_or(str::is_empty) {
+            return Err(invalid("must name a host"));
+        }
+        if click_id_param.is_empty()
+            || click_id_param.len() > 64
+            || !click_id_param
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-' || b == b'.')
+        {
+            return Err(DomainError::invalid(
+                "click_id_param must be 1-64 characters of A-Z a-z 0-9 _ - .",
+            ));
+        }
+
+        let pieces = split_macros(url);
+        let shape = if pieces.iter().any(|p| matches!(p, Piece::Value(_))) {
+            Shape::Macros(pieces)
+        } else {
+            let (base, fragment) = match url.find('#') {
+                Some(i) => (&url[..i], &url[i..]),
+                None => (url, ""),
+            };
+            let joiner = if !base.contains('?') {
+                "?"
+            } else if base.ends_with('?') || base.ends_with('&') {
+                ""
+            } else {
+                "&"
+            };
+            Shape::Append {
+                base: base.to_owned(),
+                joiner,
+                param: format!("{click_id_param}="),
+                fragment: fragment.to_owned(),
+            }
+        };
+        Ok(Self {
+            shape,
+            raw: url.to_owned(),
+        })
+    }
+
+    /// The URL as the operator registered it.
+    pub fn as_str(&self) -> &str {
+        &self.raw
+    }
+
+    /// The redirect target for one click.
+    pub fn build(&self, values: &RedirectValues<'_>) -> String {
+        match &self.shape {
+            Shape::Macros(pieces) => {
+                let mut out = String::with_capacity(self.raw.len() + 64);
+                for piece in pieces {
+                    match piece {
+                        Piece::Text(text) => out.push_str(text),
+                        Piece::Value(m) => {
+                            let value = match m {
+                                Macro::ClickId => values.click_id.unwrap_or(""),
+                                Macro::OfferId => values.offer_id,
+                                Macro::AffId => values.aff_id,
+                                Macro::Sub(i) => values.subs[*i],
+                                Macro::Source => values.source,
+                            };
+                            percent_encode_into(value, &mut out);
+                        }
+                    }
+                }
+                out
+            }
+            Shape::Append {
+                base,
+                joiner,
+                param,
+                fragment,
+            } => match values.click_id {
+                None => self.raw.clone(),
+                Some(click_id) => {
+                    let mut out = String::with_capacity(self.raw.len() + param.len() + 24);
+                    out.push_str(base);
+                    out.push_str(joiner);
+                    out.push_str(param);
+                    percent_encode_into(click_id, &mut out);
+                    out.push_str(fragment);
+                    out
+                }
+            },
+        }
+    }
+}
+
+fn split_macros(url: &str) -> Vec<Piece> {
+    let mut pieces = Vec::new();
+    let mut text = String::new();
+    let mut rest = url;
+    while let Some(open) = rest.find('{') {
+        let after = &rest[open + 1..];
+        match after
+            .find('}')
+            .and_then(|close| Macro::from_name(&after[..close]).map(|m| (close, m)))
+        {
+            Some((close, m)) => {
+                text.push_str(&rest[..open]);
+                if !text.is_empty() {
+                    pieces.push(Piece::Text(std::mem::take(&mut text)));
+                }
+                pieces.push(Piece::Value(m));
+                rest = &after[close + 1..];
+            }
+            None => {
+                // Not one of ours (an advertiser's own template): keep it verbatim.
+                text.push_str(&rest[..=open]);
+                rest = after;
+            }
+        }
+    }
+    text.push_str(rest);
+    if !text.is_empty() {
+        pieces.push(Piece::Text(text));
+    }
+    pieces
+}
+
+/// Percent-encodes everything but RFC 3986 unreserved characters, so a value
+/// can sit anywhere in a URL without changing its structure.
+pub fn percent_encode_into(value: &str, out: &mut String) {
+    const HEX: &[u8; 16] = b"0123456789ABCDEF";
+    for b in value.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
+            out.push(char::from(b));
+        } else {
+            out.push('%');
+            out.push(char::from(HEX[usize::from(b >> 4)]));
+            out.push(char::from(HEX[usize::from(b & 0xf)]));
+        }
+    }
+}
+
+/// [`percent_encode_into`] returning a new string.
+pub fn percent_encode(value: &str) -> String {
+    let mut out = String::with_capacity(value.len());
+    percent_encode_into(value, &mut out);
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn build(url: &str, click_id: Option<&str>) -> String {
+        let values = RedirectValues {
+            click_id,
+            offer_id: "summer",
+            aff_id: "aff-1",
+            subs: ["a b", "x&y=z", "", "é", "#frag"],
+            source: "fb/ads?",
+        };
+        RedirectTemplate::parse(url, "click_id")
+            .expect(url)
+            .build(&values)
+    }
+
+    #[test]
+    fn appends_the_click_id_to_a_url_without_query() {
+        assert_eq!(
+            build("https://shop.example/landing", Some("CID")),
+            "https://shop.example/landing?click_id=CID"
+        );
+    }
+
+    #[test]
+    fn keeps_the_existing_query_and_fragment() {
+        assert_eq!(
+            build("https://shop.example/p?x=1#top", Some("CID")),
+            "https://shop.example/p?x=1&click_id=CID#top"
+        );
+        assert_eq!(
+            build("https://shop.example/p?#top", Some("CID")),
+            "https://shop.example/p?click_id=CID#top"
+        );
+        assert_eq!(
+            build("https://shop.example/p?x=1&", Some("CID")),
+            "https://shop.example/p?x=1&click_id=CID"
+        );
+        assert_eq!(
+            build("https://shop.example/#/spa/route?q=1", Some("CID")),
+            "https://shop.example/?click_id=CID#/spa/route?q=1"
+        );
+    }
+
+    #[test]
+    fn uses_the_offers_parameter_name() {
+        let t = RedirectTemplate::parse("http://shop.example/", "aff_click").expect("valid");
+        let v = RedirectValues {
+            click_id: Some("CID"),
+            ..Default::default()
+        };
+        assert_eq!(t.build(&v), "http://shop.example/?aff_click=CID");
+    }
+
+    #[test]
+    fn substitutes_macros_url_encoded() {
+        assert_eq!(
+            build("https://shop.example/l/{offer_id}?c={click_id}&a={aff_id}&s1={sub1}&s2={sub2}&s3={sub3}&s4={sub4}&s5={sub5}&src={source}#x", Some("CID")),
+            "https://shop.example/l/summer?c=CID&a=aff-1&s1=a%20b&s2=x%26y%3Dz&s3=&s4=%C3%A9&s5=%23frag&src=fb%2Fads%3F#x"
+        );
+    }
+
+    #[test]
+    fn unknown_braces_are_left_alone() {
+        assert_eq!(
+            build("https://shop.example/?t={tag}&c={click_id}", Some("CID")),
+            "https://shop.example/?t={tag}&c=CID"
+        );
+    }
+
+    #[test]
+    fn without_a_click_id_the_visitor_still_reaches_the_offer() {
+        assert_eq!(
+            build("https://shop.example/p?x=1#top", None),
+            "https://shop.example/p?x=1#top"
+        );
+        assert_eq!(
+            build("https://shop.example/?c={click_id}&a={aff_id}", None),
+            "https://shop.example/?c=&a=aff-1"
+        );
+    }
+
+    #[test]
+    fn refuses_urls_that_could_redirect_elsewhere() {
+        for bad in [
+            "ftp://shop.example/",
+            "//shop.example/",
+            "javascript:alert(1)",
+            "https://{sub1}/landing",
+            "https://shop.{sub1}.example/",
+            "https://user:pw@shop.example/",
+            "https://shop.example/ path",
+            "https://shop.example/\n",
+            "https:///path",
+            "https://",
+            "https:\\\\evil.example",
+            "shop.example/landing",
+        ] {
+            assert!(
+                RedirectTemplate::parse(bad, "click_id").is_err(),
+                "{bad:?} accepted"
+            );
+        }
+    }
+
+    #[test]
+    fn refuses_bad_parameter_names() {
+        assert!(RedirectTemplate::parse("https://shop.example/", "").is_err());
+        assert!(RedirectTemplate::parse("https://shop.example/", "a&b").is_err());
+        assert!(RedirectTemplate::parse("https://shop.example/", "a=b").is_err());
+    }
+}

@@ -1,0 +1,36 @@
+//! clickback: a server-to-server (postback) affiliate tracker.
+//!
+//! A visitor clicks an affiliate's tracking link; clickback stores the click
+//! in Redis and redirects to the advertiser with a click id. When the visitor
+//! converts, the advertiser's server calls the postback URL with that id and
+//! clickback credits the affiliate exactly once. No cookies, no pixels.
+//!
+//! # Layout
+//!
+//! - [`config`]: settings from the environment, every variable documented.
+//! - [`startup`]: [`startup::Application`] builds the store, cache, metrics and HTTP server.
+//! - [`routes`]: thin HTTP adapters, one module per endpoint group.
+//! - [`click`]: the redirect hot path.
+//! - [`postback`]: conversion crediting, status changes, de-duplication.
+//! - [`stats`]: reports summed from per-day counters.
+//! - [`offers`]: the in-process cache of offers and affiliates.
+//! - [`store`]: the [`store::Store`] trait, its Redis and in-memory implementations, the key layout.
+//! - [`domain`]: ids, money, URLs, clicks and conversions, free of HTTP and Redis.
+//! - [`metrics`]: the Prometheus registry.
+//! - [`error`]: the error policy and the one mapping to HTTP.
+//! - [`state`]: what every handler shares.
+//! - [`demo`]: demo data for the one-command start.
+
+pub mod click;
+pub mod config;
+pub mod demo;
+pub mod domain;
+pub mod error;
+pub mod metrics;
+pub mod offers;
+pub mod postback;
+pub mod routes;
+pub mod startup;
+pub mod state;
+pub mod stats;
+pub mod store;

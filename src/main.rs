@@ -1,0 +1,14 @@
+//! The `clickback` server binary: configuration from the environment, then run.
+
+use clickback::config::Settings;
+use clickback::startup::Application;
+
+#[actix_web::main]
+async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).init();
+    let settings = Settings::from_env()?;
+    let app = Application::build(settings).await?;
+    log::info!("clickback listening on port {}", app.port());
+    app.run_until_stopped().await?;
+    Ok(())
+}

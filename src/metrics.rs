@@ -1,0 +1,111 @@
+//! Prometheus metrics: one struct owns the registry and every metric.
+//!
+//! Labels are bounded by design: offers (operator-defined), results (a fixed
+//! set of words), route *templates* (`/c/{offer_id}`, never a real path) and
+//! status codes. No click id, IP or sub-ID ever becomes a label.
+
+use prometheus::{
+    CounterVec, Encoder, HistogramOpts, HistogramVec, IntCounterVec, Opts, Registry, TextEncoder,
+};
+
+/// Every metric clickback exports.
+#[derive(Clone)]
+pub struct Metrics {
+    /// The registry `/metrics` renders.
+    registry: Registry,
+    /// Clicks by offer and result: `tracked`, `declined` (consent), `store_error`,
+    /// `unknown_offer`, `unknown_affiliate`, `invalid`.
+    pub clicks: IntCounterVec,
+    /// Postbacks by result: `credited`, `duplicate`, `updated`, `rejected`,
+    /// `unknown_click`, `invalid_token`, `invalid`, `store_error`.
+    pub postbacks: IntCounterVec,
+    /// Approved conversions by offer.
+    pub conversions: IntCounterVec,
+    /// Payout credited by offer and currency, in currency units. A float, as
+    /// Prometheus has no other kind; the exact figure lives in the stats API.
+    pub payout: CounterVec,
+    /// HTTP latency by route template, method and status.
+    pub http_duration: HistogramVec,
+    /// Failed store operations by operation.
+    pub store_errors: IntCounterVec,
+}
+
+impl Metrics {
+    /// Creates and registers every metric.
+    pub fn new() -> Result<Self, prometheus::Error> {
+        let registry = Registry::new();
+        let clicks = IntCounterVec::new(
+            Opts::new(
+                "clickback_clicks_total",
+                "Clicks on tracking links, by offer and result.",
+            ),
+            &["offer", "result"],
+        )?;
+        let postbacks = IntCounterVec::new(
+            Opts::new(
+                "clickback_postbacks_total",
+                "Advertiser postbacks received, by result.",
+            ),
+            &["result"],
+        )?;
+        let conversions = IntCounterVec::new(
+            Opts::new(
+                "clickback_conversions_total",
+                "Approved conversions credited, by offer.",
+            ),
+            &["offer"],
+        )?;
+        let payout = CounterVec::new(
+            Opts::new(
+                "clickback_payout_total",
+                "Affiliate payout credited for approved conversions, by offer and currency (approximate; exact figures in /api/v1/stats).",
+            ),
+            &["offer", "currency"],
+        )?;
+        let http_duration = HistogramVec::new(
+            HistogramOpts::new(
+                "clickback_http_request_duration_seconds",
+                "HTTP request latency, by route template, method and status.",
+            )
+            .buckets(vec![
+                0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5,
+                1.0, 2.5,
+            ]),
+            &["route", "method", "status"],
+        )?;
+        let store_errors = IntCounterVec::new(
+            Opts::new(
+                "clickback_store_errors_total",
+                "Store operations that failed (unreachable, timed out), by operation.",
+            ),
+            &["operation"],
+        )?;
+        registry.register(Box::new(clicks.clone()))?;
+        registry.register(Box::new(postbacks.clone()))?;
+        registry.register(Box::new(conversions.clone()))?;
+        registry.register(Box::new(payout.clone()))?;
+        registry.register(Box::new(http_duration.clone()))?;
+        registry.register(Box::new(store_errors.clone()))?;
+        Ok(Self {
+            registry,
+            clicks,
+            postbacks,
+            conversions,
+            payout,
+            http_duration,
+            store_errors,
+        })
+    }
+
+    /// Counts one failed store operation.
+    pub fn store_error(&self, operation: &str) {
+        self.store_errors.with_label_values(&[operation]).inc();
+    }
+
+    /// The Prometheus text exposition of every metric.
+    pub fn render(&self) -> Result<String, prometheus::Error> {
+        let mut buffer = Vec::new();
+        TextEncoder::new().encode(&self.registry.gather(), &mut buffer)?;
+        String::from_utf8(buffer).map_err(|e| prometheus::Error::Msg(e.to_string()))
+    }
+}

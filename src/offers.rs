@@ -1,0 +1,144 @@
+//! The in-process cache of offers and affiliates.
+//!
+//! Redirects and postbacks read offers from here, never from Redis. Each
+//! instance polls the store's config version (one `GET`) every second and
+//! reloads everything when it moved, so a change made through any instance
+//! reaches all of them within about a second; if Redis is down, the last
+//! loaded config keeps serving redirects.
+
+use std::collections::HashMap;
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use crate::domain::{Affiliate, AffiliateId, Offer, OfferId};
+use crate::metrics::Metrics;
+use crate::store::{ConfigData, Store, StoreError};
+
+/// One consistent view of the configuration.
+#[derive(Debug, Default)]
+pub struct Snapshot {
+    /// The store's config version this snapshot was loaded at.
+    pub version: u64,
+    /// Offers by id.
+    pub offers: HashMap<OfferId, Arc<Offer>>,
+    /// Affiliates by id.
+    pub affiliates: HashMap<AffiliateId, Arc<Affiliate>>,
+}
+
+impl From<ConfigData> for Snapshot {
+    fn from(data: ConfigData) -> Self {
+        Self {
+            version: data.version,
+            offers: data
+                .offers
+                .into_iter()
+                .map(|o| (o.id.clone(), Arc::new(o)))
+                .collect(),
+            affiliates: data
+                .affiliates
+                .into_iter()
+                .map(|a| (a.id.clone(), Arc::new(a)))
+                .collect(),
+        }
+    }
+}
+
+/// The shared cache: readers clone an `Arc` under a short read lock.
+#[derive(Default)]
+pub struct ConfigCache {
+    /// The current snapshot, swapped whole on reload so readers never see half a config.
+    current: RwLock<Arc<Snapshot>>,
+}
+
+impl ConfigCache {
+    /// An empty cache (no offers until the first load).
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// The current snapshot.
+    pub fn snapshot(&self) -> Arc<Snapshot> {
+        match self.current.read() {
+            Ok(guard) => Arc::clone(&guard),
+            Err(poisoned) => Arc::clone(&poisoned.into_inner()),
+        }
+    }
+
+    /// An offer by id, active or not.
+    pub fn offer(&self, id: &str) -> Option<Arc<Offer>> {
+        self.snapshot().offers.get(id).cloned()
+    }
+
+    /// An affiliate by id, active or not.
+    pub fn affiliate(&self, id: &str) -> Option<Arc<Affiliate>> {
+        self.snapshot().affiliates.get(id).cloned()
+    }
+
+    fn replace(&self, snapshot: Snapshot) {
+        let snapshot = Arc::new(snapshot);
+        match self.current.write() {
+            Ok(mut guard) => *guard = snapshot,
+            Err(poisoned) => *poisoned.into_inner() = snapshot,
+        }
+    }
+
+    /// Reloads from the store now (after an admin write, and at startup).
+    pub async fn reload(&self, store: &dyn Store) -> Result<(), StoreError> {
+        let data = store.load_config().await?;
+        self.replace(Snapshot::from(data));
+        Ok(())
+    }
+
+    /// Reloads only if the store's version moved since the last load.
+    pub async fn refresh_if_changed(&self, store: &dyn Store) -> Result<bool, StoreError> {
+        let version = store.config_version().await?;
+        if version == self.snapshot().version && version != 0 {
+            return Ok(false);
+        }
+        self.reload(store).await?;
+        Ok(true)
+    }
+
+    /// Polls for changes every `period` until `shutdown` resolves.
+    pub async fn keep_fresh(
+        self: Arc<Self>,
+        store: Arc<dyn Store>,
+        metrics: Metrics,
+        period: Duration,
+        shutdown: impl std::future::Future<Output = ()>,
+    ) {
+        let mut ticker = tokio::time::interval(period);
+        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        tokio::pin!(shutdown);
+        let mut failing = false;
+        loop {
+            tokio::select! {
+                _ = &mut shutdown => return,
+                _ = ticker.tick() => {}
+            }
+            match self.refresh_if_changed(store.as_ref()).await {
+                Ok(changed) => {
+                    if changed {
+                        log::info!(
+                            "configuration reloaded (version {})",
+                            self.snapshot().version
+                        );
+                    }
+                    if failing {
+                        log::info!("configuration store reachable again");
+                    }
+                    failing = false;
+                }
+                Err(e) => {
+                    metrics.store_error("config_refresh");
+                    if !failing {
+                        log::warn!(
+                            "cannot refresh configuration, serving the last loaded one: {e}"
+                        );
+                    }
+                    failing = true;
+                }
+            }
+        }
+    }
+}

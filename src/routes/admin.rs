@@ -1,0 +1,136 @@
+//! `/api/v1/offers` and `/api/v1/affiliates`: the operator's admin API (API.md §3).
+
+use std::future::{ready, Ready};
+
+use actix_web::dev::Payload;
+use actix_web::{web, FromRequest, HttpRequest, HttpResponse};
+use serde::de::DeserializeOwned;
+
+use crate::domain::offer::{AffiliateInput, OfferInput};
+use crate::domain::{Affiliate, AffiliateId, Offer, OfferId};
+use crate::error::ApiError;
+use crate::state::{constant_time_eq, AppState};
+
+/// Proof that the request carried the admin bearer token. Taking it as a
+/// handler argument is what makes a handler an admin handler.
+pub struct Admin;
+
+impl FromRequest for Admin {
+    type Error = ApiError;
+    type Future = Ready<Result<Self, ApiError>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        ready(authorize(req))
+    }
+}
+
+fn authorize(req: &HttpRequest) -> Result<Admin, ApiError> {
+    let configured = req
+        .app_data::<web::Data<AppState>>()
+        .and_then(|state| state.admin_token.clone())
+        .ok_or_else(|| {
+            ApiError::unauthorized("the admin API is disabled: set CLICKBACK_ADMIN_TOKEN")
+        })?;
+    let presented = req
+        .headers()
+        .get(actix_web::http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .ok_or_else(|| ApiError::unauthorized("send Authorization: Bearer <admin token>"))?;
+    if constant_time_eq(presented.trim().as_bytes(), configured.as_bytes()) {
+        Ok(Admin)
+    } else {
+        Err(ApiError::unauthorized("the admin token is wrong"))
+    }
+}
+
+fn json_body<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
+    serde_json::from_slice(body).map_err(|e| ApiError::invalid(format!("invalid JSON body: {e}")))
+}
+
+fn path_id<'a>(req: &'a HttpRequest, name: &str) -> &'a str {
+    req.match_info().get(name).unwrap_or("")
+}
+
+/// `PUT /api/v1/offers/{offer_id}`: creates or replaces an offer.
+pub async fn put_offer(
+    _: Admin,
+    req: HttpRequest,
+    body: web::Bytes,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    let id = OfferId::parse(path_id(&req, "offer_id"))?;
+    let offer = Offer::from_input(id, json_body::<OfferInput>(&body)?)?;
+    state
+        .store
+        .put_offer(&offer)
+        .await
+        .inspect_err(|_| state.metrics.store_error("put_offer"))?;
+    // Read-your-writes on this instance; the others follow within a second.
+    state.cache.reload(state.store.as_ref()).await?;
+    Ok(HttpResponse::Ok().json(offer.view()))
+}
+
+/// `GET /api/v1/offers`: every offer, sorted by id.
+pub async fn list_offers(_: Admin, state: web::Data<AppState>) -> HttpResponse {
+    let snapshot = state.cache.snapshot();
+    let mut offers: Vec<_> = snapshot.offers.values().map(|o| o.view()).collect();
+    offers.sort_by(|a, b| a.id.cmp(&b.id));
+    HttpResponse::Ok().json(serde_json::json!({ "offers": offers }))
+}
+
+/// `GET /api/v1/offers/{offer_id}`.
+pub async fn get_offer(
+    _: Admin,
+    req: HttpRequest,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    let offer = state
+        .cache
+        .offer(path_id(&req, "offer_id"))
+        .ok_or_else(|| ApiError::not_found("unknown_offer", "no offer with this id"))?;
+    Ok(HttpResponse::Ok().json(offer.view()))
+}
+
+/// `PUT /api/v1/affiliates/{aff_id}`: creates or replaces an affiliate.
+pub async fn put_affiliate(
+    _: Admin,
+    req: HttpRequest,
+    body: web::Bytes,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    let id = AffiliateId::parse(path_id(&req, "aff_id"))?;
+    let affiliate = Affiliate::from_input(id, json_body::<AffiliateInput>(&body)?)?;
+    state
+        .store
+        .put_affiliate(&affiliate)
+        .await
+        .inspect_err(|_| state.metrics.store_error("put_affiliate"))?;
+    state.cache.reload(state.store.as_ref()).await?;
+    Ok(HttpResponse::Ok().json(affiliate))
+}
+
+/// `GET /api/v1/affiliates`: every affiliate, sorted by id.
+pub async fn list_affiliates(_: Admin, state: web::Data<AppState>) -> HttpResponse {
+    let snapshot = state.cache.snapshot();
+    let mut affiliates: Vec<_> = snapshot
+        .affiliates
+        .values()
+        .map(|a| a.as_ref().clone())
+        .collect();
+    affiliates.sort_by(|a, b| a.id.cmp(&b.id));
+    HttpResponse::Ok().json(serde_json::json!({ "affiliates": affiliates }))
+}
+
+/// `GET /api/v1/affiliates/{aff_id}`.
+pub async fn get_affiliate(
+    _: Admin,
+    req: HttpRequest,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    let affiliate = state
+        .cache
+        .affiliate(path_id(&req, "aff_id"))
+        .ok_or_else(|| ApiError::not_found("unknown_affiliate", "no affiliate with this id"))?;
+    Ok(HttpResponse::Ok().json(affiliate.as_ref()))
+}

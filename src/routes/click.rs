@@ -1,0 +1,66 @@
+//! `GET /c/{offer_id}`: the tracking link (API.md §1).
+
+use actix_web::http::{header, StatusCode};
+use actix_web::{web, HttpRequest, HttpResponse};
+
+use crate::click::{track, ClickError, Visitor};
+use crate::error::ApiError;
+use crate::state::AppState;
+
+/// Records the click and redirects the visitor with `302 Found`.
+pub async fn click(req: HttpRequest, state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
+    let offer_id = req.match_info().get("offer_id").unwrap_or("");
+    let headers = req.headers();
+    let text = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
+    let visitor = Visitor {
+        ip: state.client_ip(req.peer_addr().map(|a| a.ip()), text("x-forwarded-for")),
+        user_agent: text("user-agent").unwrap_or(""),
+        global_privacy_control: text("sec-gpc").is_some_and(|v| v.trim() == "1"),
+        // Link previews and uptime checkers probe with HEAD: they get the
+        // redirect, but they are not visitors and are not recorded.
+        is_bot: req.method() == actix_web::http::Method::HEAD,
+    };
+    match track(&state, offer_id, req.query_string().as_bytes(), visitor).await {
+        Ok(redirect) => {
+            state
+                .metrics
+                .clicks
+                .with_label_values(&[redirect.offer.id.as_str(), redirect.result.label()])
+                .inc();
+            Ok(HttpResponse::build(StatusCode::FOUND)
+                .insert_header((header::LOCATION, redirect.location))
+                .insert_header((header::CACHE_CONTROL, "no-store"))
+                .insert_header((header::REFERRER_POLICY, "no-referrer-when-downgrade"))
+                .finish())
+        }
+        Err(e) => {
+            let (result, error) = match e {
+                ClickError::Invalid(e) => ("invalid", ApiError::from(e)),
+                ClickError::UnknownOffer => (
+                    "unknown_offer",
+                    ApiError::not_found("unknown_offer", "no active offer with this id"),
+                ),
+                ClickError::UnknownAffiliate => (
+                    "unknown_affiliate",
+                    ApiError::not_found(
+                        "unknown_affiliate",
+                        "no active affiliate with this aff_id",
+                    ),
+                ),
+            };
+            // Unknown offers are labelled as such, not by the requested id:
+            // anyone can invent ids, and each would become a time series.
+            let offer_label = if state.cache.offer(offer_id).is_some() {
+                offer_id
+            } else {
+                ""
+            };
+            state
+                .metrics
+                .clicks
+                .with_label_values(&[offer_label, result])
+                .inc();
+            Err(error)
+        }
+    }
+}

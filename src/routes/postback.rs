@@ -1,0 +1,168 @@
+//! `GET|POST /postback`: the advertiser's server-to-server conversion call (API.md §2).
+
+use actix_web::http::header;
+use actix_web::{web, HttpRequest, HttpResponse};
+
+use crate::domain::query::{Params, MAX_PARAMS_LEN};
+use crate::error::ApiError;
+use crate::postback::{convert, names, PostbackError, PostbackRequest};
+use crate::state::AppState;
+
+/// The postback as a query string.
+pub async fn postback_get(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    let params = Params::parse(req.query_string().as_bytes());
+    respond(&state, params.map_err(ApiError::from)).await
+}
+
+/// The postback as a form or JSON body (query parameters count too, so a
+/// token can sit in the URL while the body carries the conversion).
+pub async fn postback_post(
+    req: HttpRequest,
+    body: web::Bytes,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    let params = read_body(&req, &body);
+    respond(&state, params).await
+}
+
+fn read_body(req: &HttpRequest, body: &[u8]) -> Result<Params, ApiError> {
+    if body.len() > MAX_PARAMS_LEN {
+        return Err(ApiError::invalid(format!(
+            "body is longer than {MAX_PARAMS_LEN} bytes"
+        )));
+    }
+    let mut pairs = Vec::new();
+    let query = Params::parse(req.query_string().as_bytes())?;
+    let content_type = req
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_ascii_lowercase();
+    let body_params = if content_type.starts_with("application/json") {
+        json_params(body)?
+    } else if content_type.starts_with("application/x-www-form-urlencoded")
+        || content_type.is_empty()
+    {
+        Params::parse(body)?
+    } else {
+        return Err(ApiError::new(
+            actix_web::http::StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported_media_type",
+            "send application/x-www-form-urlencoded or application/json",
+        ));
+    };
+    for name in names::all() {
+        for source in [&query, &body_params] {
+            if let Some(value) = source.get(&[name])? {
+                pairs.push((name.to_owned(), value.to_owned()));
+            }
+        }
+    }
+    Ok(Params::from_pairs(pairs))
+}
+
+/// A JSON object of strings or numbers; anything else, including unknown
+/// fields, is refused so that a typo (`"amuont"`) never credits silently.
+fn json_params(body: &[u8]) -> Result<Params, ApiError> {
+    let object: serde_json::Map<String, serde_json::Value> = serde_json::from_slice(body)
+        .map_err(|e| ApiError::invalid(format!("body is not a JSON object: {e}")))?;
+    let mut pairs = Vec::with_capacity(object.len());
+    for (name, value) in object {
+        if !names::all().any(|known| known == name) {
+            return Err(ApiError::invalid(format!("unknown field {name:?}")));
+        }
+        let text = match value {
+            serde_json::Value::String(s) => s,
+            serde_json::Value::Number(n) => n.to_string(),
+            serde_json::Value::Null => continue,
+            _ => {
+                return Err(ApiError::invalid(format!(
+                    "{name} must be a string or a number"
+                )))
+            }
+        };
+        if text.contains('\0') {
+            return Err(ApiError::invalid(format!(
+                "{name}: NUL bytes are not allowed"
+            )));
+        }
+        pairs.push((name, text));
+    }
+    Ok(Params::from_pairs(pairs))
+}
+
+async fn respond(
+    state: &AppState,
+    params: Result<Params, ApiError>,
+) -> Result<HttpResponse, ApiError> {
+    let outcome =
+        match params.and_then(|p| PostbackRequest::from_params(&p).map_err(ApiError::from)) {
+            Ok(request) => convert(state, &request)
+                .await
+                .map_err(|e| to_api_error(state, e)),
+            Err(e) => Err(e),
+        };
+    match outcome {
+        Ok(answer) => {
+            state
+                .metrics
+                .postbacks
+                .with_label_values(&[answer.label()])
+                .inc();
+            let newly_approved = answer.conversion_status
+                == crate::domain::ConversionStatus::Approved
+                && matches!(answer.status, "credited" | "updated");
+            if newly_approved {
+                state
+                    .metrics
+                    .conversions
+                    .with_label_values(&[&answer.offer_id])
+                    .inc();
+                let units = answer.payout.micros() as f64 / 1_000_000.0;
+                state
+                    .metrics
+                    .payout
+                    .with_label_values(&[&answer.offer_id, &answer.currency])
+                    .inc_by(units);
+            }
+            Ok(HttpResponse::Ok()
+                .insert_header((header::CACHE_CONTROL, "no-store"))
+                .json(answer))
+        }
+        Err(error) => {
+            let label = match error.reason {
+                "invalid_request" | "currency_mismatch" | "unsupported_media_type" => "invalid",
+                "store_unavailable" => "store_error",
+                other => other,
+            };
+            state.metrics.postbacks.with_label_values(&[label]).inc();
+            Err(error)
+        }
+    }
+}
+
+fn to_api_error(state: &AppState, error: PostbackError) -> ApiError {
+    match error {
+        PostbackError::Invalid(e) => ApiError::from(e),
+        PostbackError::InvalidToken => ApiError::invalid_token(),
+        PostbackError::UnknownClick => ApiError::not_found(
+            "unknown_click",
+            "no click with this id, or its attribution window is over",
+        ),
+        PostbackError::CurrencyMismatch { given, expected } => ApiError::new(
+            actix_web::http::StatusCode::BAD_REQUEST,
+            "currency_mismatch",
+            format!("currency {given} differs from the offer's currency {expected}"),
+        ),
+        PostbackError::Store(e) => {
+            if matches!(e, crate::store::StoreError::Unavailable(_)) {
+                state.metrics.store_error("postback");
+            }
+            ApiError::from(e)
+        }
+    }
+}

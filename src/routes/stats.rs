@@ -1,0 +1,24 @@
+//! `GET /api/v1/stats`: reports for analysts and the operator (API.md §3).
+
+use actix_web::{web, HttpRequest, HttpResponse};
+
+use super::admin::Admin;
+use crate::domain::query::Params;
+use crate::domain::Day;
+use crate::error::ApiError;
+use crate::state::AppState;
+use crate::stats::{report, StatsQuery};
+
+/// Counters grouped by any of offer, affiliate and day.
+pub async fn stats(
+    _: Admin,
+    req: HttpRequest,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    let params = Params::parse(req.query_string().as_bytes())?;
+    let query = StatsQuery::from_params(&params, Day::today())?;
+    let rows = report(state.store.as_ref(), &query)
+        .await
+        .inspect_err(|_| state.metrics.store_error("read_counters"))?;
+    Ok(HttpResponse::Ok().json(serde_json::json!({ "rows": rows })))
+}

@@ -1,0 +1,114 @@
+//! What every request handler shares, passed as `web::Data<AppState>`.
+
+use std::net::IpAddr;
+use std::sync::Arc;
+
+use crate::domain::net::IpNet;
+use crate::domain::visitor::VisitorHasher;
+use crate::metrics::Metrics;
+use crate::offers::ConfigCache;
+use crate::store::Store;
+
+/// Shared, read-mostly state of one clickback process.
+pub struct AppState {
+    /// Clicks, conversions, counters and config live here (Redis or memory).
+    pub store: Arc<dyn Store>,
+    /// Offers and affiliates, so redirects never wait on the store for config.
+    pub cache: Arc<ConfigCache>,
+    /// Counters and histograms `/metrics` exports.
+    pub metrics: Metrics,
+    /// Turns IP + user agent into an anonymous visitor hash.
+    pub hasher: VisitorHasher,
+    /// The admin bearer token; `None` keeps the admin API closed.
+    pub admin_token: Option<String>,
+    /// Proxies allowed to name the visitor's IP in `X-Forwarded-For`.
+    pub trusted_proxies: Vec<IpNet>,
+}
+
+impl AppState {
+    /// The visitor's IP: the socket peer, unless the peer is a trusted proxy,
+    /// in which case the right-most `X-Forwarded-For` entry that is not itself
+    /// a trusted proxy. Left-most entries are ignored: anyone can write them.
+    pub fn client_ip(&self, peer: Option<IpAddr>, forwarded_for: Option<&str>) -> Option<IpAddr> {
+        let peer = peer?;
+        let trusted = |ip: IpAddr| self.trusted_proxies.iter().any(|net| net.contains(ip));
+        if !trusted(peer) {
+            return Some(peer);
+        }
+        let Some(chain) = forwarded_for else {
+            return Some(peer);
+        };
+        let mut last = peer;
+        for hop in chain.rsplit(',') {
+            match hop.trim().parse::<IpAddr>() {
+                Ok(ip) if trusted(ip) => last = ip,
+                Ok(ip) => return Some(ip),
+                Err(_) => return Some(last),
+            }
+        }
+        Some(last)
+    }
+}
+
+/// Compares secrets in time independent of where they differ, so a token
+/// cannot be guessed byte by byte from response times.
+pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    if a.len() != b.len() {
+        return false;
+    }
+    a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn state(proxies: &[&str]) -> AppState {
+        AppState {
+            store: Arc::new(crate::store::MemoryStore::new()),
+            cache: Arc::new(ConfigCache::new()),
+            metrics: Metrics::new().expect("metrics"),
+            hasher: VisitorHasher::new("s"),
+            admin_token: None,
+            trusted_proxies: proxies.iter().map(|p| p.parse().expect("net")).collect(),
+        }
+    }
+
+    fn ip(s: &str) -> IpAddr {
+        s.parse().expect("ip")
+    }
+
+    #[test]
+    fn forwarded_for_is_ignored_from_untrusted_peers() {
+        let s = state(&[]);
+        assert_eq!(
+            s.client_ip(Some(ip("198.51.100.1")), Some("1.2.3.4")),
+            Some(ip("198.51.100.1"))
+        );
+    }
+
+    #[test]
+    fn trusted_proxies_name_the_rightmost_untrusted_hop() {
+        let s = state(&["10.0.0.0/8"]);
+        assert_eq!(
+            s.client_ip(Some(ip("10.0.0.1")), Some("6.6.6.6, 1.2.3.4, 10.0.0.7")),
+            Some(ip("1.2.3.4"))
+        );
+        assert_eq!(
+            s.client_ip(Some(ip("10.0.0.1")), None),
+            Some(ip("10.0.0.1"))
+        );
+        assert_eq!(
+            s.client_ip(Some(ip("10.0.0.1")), Some("garbage")),
+            Some(ip("10.0.0.1"))
+        );
+    }
+
+    #[test]
+    fn constant_time_eq_compares_contents_and_length() {
+        assert!(constant_time_eq(b"secret", b"secret"));
+        assert!(!constant_time_eq(b"secret", b"secreT"));
+        assert!(!constant_time_eq(b"secret", b"secret2"));
+        assert!(!constant_time_eq(b"", b"x"));
+    }
+}

@@ -1,0 +1,139 @@
+//! Every Redis key clickback uses, built in one place.
+//!
+//! Layout (prefix `cb` by default, `S` = a click's shard character):
+//!
+//! | key                         | type   | holds                                   | TTL                   |
+//! |-----------------------------|--------|-----------------------------------------|-----------------------|
+//! | `cb:{S}:c:<click_id>`       | string | the click record                        | attribution window    |
+//! | `cb:{S}:v:<click_id>:t:<txid>` / `…:g:<goal>` | hash | one conversion              | window + 90 days      |
+//! | `cb:{S}:st:<YYYYMMDD>`      | hash   | that shard's counters for one UTC day   | none                  |
+//! | `cb:{cfg}:offers`           | hash   | offer id → offer JSON                   | none                  |
+//! | `cb:{cfg}:affiliates`       | hash   | affiliate id → affiliate JSON           | none                  |
+//! | `cb:{cfg}:version`          | string | bumped on every config write            | none                  |
+//!
+//! The `{S}` hash tag puts a click, its conversions and the counters they move
+//! into one Redis Cluster slot, so the click pipeline and the credit script
+//! each touch a single slot; 64 shard tags spread the load over the cluster
+//! instead of making a big offer a hot slot.
+
+use crate::domain::ids::shard_char;
+use crate::domain::{ClickId, Day, Identity};
+
+/// Builds keys under a configurable prefix (tests use a random one each).
+#[derive(Clone, Debug)]
+pub struct Keys {
+    prefix: String,
+}
+
+impl Keys {
+    /// Keys under `prefix`, which must not contain `{` or `}` (checked by config).
+    pub fn new(prefix: impl Into<String>) -> Self {
+        Self {
+            prefix: prefix.into(),
+        }
+    }
+
+    /// The prefix, for tools that clean up after tests.
+    pub fn prefix(&self) -> &str {
+        &self.prefix
+    }
+
+    /// The click record.
+    pub fn click(&self, id: &ClickId) -> String {
+        format!("{}:{{{}}}:c:{}", self.prefix, id.shard(), id.as_str())
+    }
+
+    /// One conversion of a click.
+    pub fn conversion(&self, id: &ClickId, identity: &Identity) -> String {
+        format!(
+            "{}:{{{}}}:v:{}:{}",
+            self.prefix,
+            id.shard(),
+            id.as_str(),
+            identity.key_suffix()
+        )
+    }
+
+    /// A shard's counters for one day.
+    pub fn stats(&self, shard: char, day: Day) -> String {
+        format!("{}:{{{}}}:st:{}", self.prefix, shard, day.compact())
+    }
+
+    /// The counters of every shard for one day.
+    pub fn stats_all_shards(&self, day: Day) -> impl Iterator<Item = String> + '_ {
+        (0..crate::domain::ids::SHARD_COUNT).map(move |i| self.stats(shard_char(i), day))
+    }
+
+    /// Offer id → offer JSON.
+    pub fn offers(&self) -> String {
+        format!("{}:{{cfg}}:offers", self.prefix)
+    }
+
+    /// Affiliate id → affiliate JSON.
+    pub fn affiliates(&self) -> String {
+        format!("{}:{{cfg}}:affiliates", self.prefix)
+    }
+
+    /// The config version every instance polls.
+    pub fn config_version(&self) -> String {
+        format!("{}:{{cfg}}:version", self.prefix)
+    }
+}
+
+/// Names of the per-day counters, the fields of the stats hashes:
+/// `<offer_id>|<aff_id>|<metric>`. The credit script spells them the same way.
+pub mod counter {
+    /// Tracked clicks.
+    pub const CLICKS: &str = "clk";
+    /// Clicks of visitors who declined tracking (nothing else about them is stored).
+    pub const DECLINED: &str = "nc";
+    /// Approved conversions.
+    pub const CONVERSIONS: &str = "cv";
+    /// Payout of approved conversions, micro-units.
+    pub const PAYOUT: &str = "py";
+    /// Revenue of approved conversions, micro-units.
+    pub const REVENUE: &str = "rv";
+    /// Pending conversions.
+    pub const PENDING: &str = "pd";
+    /// Payout of pending conversions, micro-units.
+    pub const PENDING_PAYOUT: &str = "pp";
+    /// Rejected conversions.
+    pub const REJECTED: &str = "rj";
+
+    /// `offer|aff|metric`.
+    pub fn field(offer: &str, aff: &str, metric: &str) -> String {
+        format!("{offer}|{aff}|{metric}")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_clicks_keys_share_one_hash_tag() {
+        let keys = Keys::new("cb");
+        let id = ClickId::generate();
+        let tag = format!("{{{}}}", id.shard());
+        let day = Day::from_unix(0);
+        for key in [
+            keys.click(&id),
+            keys.conversion(&id, &Identity::Goal("default".into())),
+            keys.stats(id.shard(), day),
+        ] {
+            let open = key.find('{').expect("has a tag");
+            let close = key.find('}').expect("has a tag");
+            assert_eq!(&key[open..=close], tag, "{key}");
+        }
+    }
+
+    #[test]
+    fn txid_and_goal_identities_never_collide() {
+        let keys = Keys::new("cb");
+        let id = ClickId::generate();
+        assert_ne!(
+            keys.conversion(&id, &Identity::Txid("default".into())),
+            keys.conversion(&id, &Identity::Goal("default".into()))
+        );
+    }
+}

@@ -1,0 +1,413 @@
+//! The production store: Redis through a deadpool connection pool.
+//!
+//! Every operation is one round trip (a pipeline, a MULTI/EXEC or a script)
+//! and is bounded by a timeout, so a stalled Redis degrades requests quickly
+//! instead of piling them up.
+
+use std::collections::HashMap;
+use std::sync::LazyLock;
+use std::time::Duration;
+
+use deadpool_redis::{Config, Pool, PoolConfig, Runtime, Timeouts};
+use redis::AsyncCommands;
+
+use super::keys::{counter, Keys};
+use super::{ConfigData, ConversionLookup, DayCounters, Store, StoreError, StoreFuture};
+use crate::domain::conversion::{
+    ConversionCommand, ConversionOutcome, ConversionRecord, ConversionStatus,
+};
+use crate::domain::offer::OfferView;
+use crate::domain::{Affiliate, AffiliateId, Click, ClickId, Day, Identity, Money, Offer, OfferId};
+
+/// The credit script, loaded once per connection by EVALSHA (falls back to EVAL).
+static CREDIT_SCRIPT: LazyLock<redis::Script> =
+    LazyLock::new(|| redis::Script::new(include_str!("scripts/credit.lua")));
+
+/// Redis-backed [`Store`].
+#[derive(Clone)]
+pub struct RedisStore {
+    /// Pooled connections; a broken connection is dropped and replaced on the
+    /// next checkout, which is what lets clickback recover from a Redis
+    /// restart without restarting itself.
+    pool: Pool,
+    /// Key builder under the configured prefix.
+    keys: Keys,
+    /// Upper bound for any single store operation.
+    timeout: Duration,
+}
+
+impl RedisStore {
+    /// Builds the pool; connects lazily, so clickback starts even while Redis is down.
+    pub fn new(
+        url: &str,
+        keys: Keys,
+        pool_size: usize,
+        timeout: Duration,
+    ) -> Result<Self, StoreError> {
+        let mut config = Config::from_url(url);
+        config.pool = Some(PoolConfig {
+            max_size: pool_size,
+            timeouts: Timeouts {
+                wait: Some(timeout),
+                create: Some(timeout),
+                recycle: Some(timeout),
+            },
+            ..PoolConfig::default()
+        });
+        let pool = config
+            .create_pool(Some(Runtime::Tokio1))
+            .map_err(|e| StoreError::Unavailable(format!("invalid REDIS_URL: {e}")))?;
+        Ok(Self {
+            pool,
+            keys,
+            timeout,
+        })
+    }
+
+    /// The key builder, for tests that clean up their prefix.
+    pub fn keys(&self) -> &Keys {
+        &self.keys
+    }
+
+    /// Runs `op` on a pooled connection within the timeout.
+    async fn with_conn<T, F>(&self, op: F) -> Result<T, StoreError>
+    where
+        F: for<'c> FnOnce(&'c mut deadpool_redis::Connection) -> StoreFuture<'c, T>,
+    {
+        let work = async {
+            let mut conn = self
+                .pool
+                .get()
+                .await
+                .map_err(|e| StoreError::Unavailable(e.to_string()))?;
+            op(&mut conn).await
+        };
+        tokio::time::timeout(self.timeout, work)
+            .await
+            .map_err(|_| StoreError::Unavailable(format!("no answer within {:?}", self.timeout)))?
+    }
+}
+
+fn unavailable(e: redis::RedisError) -> StoreError {
+    StoreError::Unavailable(e.to_string())
+}
+
+fn corrupt(what: impl Into<String>) -> StoreError {
+    StoreError::Corrupt(what.into())
+}
+
+/// Reads a conversion hash (as returned by HGETALL) into a record.
+fn conversion_from_fields(
+    fields: &HashMap<String, String>,
+) -> Result<Option<ConversionRecord>, StoreError> {
+    if fields.is_empty() {
+        return Ok(None);
+    }
+    let get = |name: &str| fields.get(name).map(String::as_str).unwrap_or("");
+    record_from_parts(
+        get("s"),
+        get("p"),
+        get("r"),
+        get("id"),
+        get("d"),
+        get("o"),
+        get("a"),
+    )
+    .map(Some)
+}
+
+fn record_from_parts(
+    status: &str,
+    payout: &str,
+    revenue: &str,
+    id: &str,
+    day: &str,
+    offer: &str,
+    aff: &str,
+) -> Result<ConversionRecord, StoreError> {
+    let micros = |s: &str| {
+        s.parse::<i64>()
+            .map(Money::from_micros)
+            .map_err(|_| corrupt("conversion amount"))
+    };
+    Ok(ConversionRecord {
+        conversion_id: id.to_owned(),
+        status: ConversionStatus::from_code(status).ok_or_else(|| corrupt("conversion status"))?,
+        payout: micros(payout)?,
+        revenue: micros(revenue)?,
+        day: Day::parse_compact(day).map_err(|_| corrupt("conversion day"))?,
+        offer_id: OfferId::parse(offer).map_err(|_| corrupt("conversion offer"))?,
+        aff_id: AffiliateId::parse(aff).map_err(|_| corrupt("conversion affiliate"))?,
+    })
+}
+
+impl Store for RedisStore {
+    fn record_click<'a>(&'a self, click: &'a Click, ttl_secs: u64) -> StoreFuture<'a, ()> {
+        let click_key = self.keys.click(&click.id);
+        let stats_key = self
+            .keys
+            .stats(click.id.shard(), Day::from_unix(click.created_at));
+        let field = counter::field(
+            click.offer_id.as_str(),
+            click.aff_id.as_str(),
+            counter::CLICKS,
+        );
+        let value = click.encode();
+        Box::pin(self.with_conn(move |conn| {
+            Box::pin(async move {
+                redis::pipe()
+                    .atomic()
+                    .set_ex(&click_key, value, ttl_secs)
+                    .ignore()
+                    .hincr(&stats_key, field, 1)
+                    .ignore()
+                    .query_async::<()>(conn)
+                    .await
+                    .map_err(unavailable)
+            })
+        }))
+    }
+
+    fn count_declined_click<'a>(
+        &'a self,
+        offer: &'a OfferId,
+        aff: &'a AffiliateId,
+        day: Day,
+    ) -> StoreFuture<'a, ()> {
+        // Any shard will do: nothing ties this count to a visitor.
+        let shard = ClickId::generate().shard();
+        let stats_key = self.keys.stats(shard, day);
+        let field = counter::field(offer.as_str(), aff.as_str(), counter::DECLINED);
+        Box::pin(self.with_conn(move |conn| {
+            Box::pin(async move {
+                conn.hincr::<_, _, _, ()>(&stats_key, field, 1)
+                    .await
+                    .map_err(unavailable)
+            })
+        }))
+    }
+
+    fn lookup_conversion<'a>(
+        &'a self,
+        click_id: &'a ClickId,
+        identity: &'a Identity,
+    ) -> StoreFuture<'a, ConversionLookup> {
+        let click_key = self.keys.click(click_id);
+        let conversion_key = self.keys.conversion(click_id, identity);
+        let click_id = click_id.clone();
+        Box::pin(self.with_conn(move |conn| {
+            Box::pin(async move {
+                let (click, fields): (Option<String>, HashMap<String, String>) = redis::pipe()
+                    .get(&click_key)
+                    .hgetall(&conversion_key)
+                    .query_async(conn)
+                    .await
+                    .map_err(unavailable)?;
+                let click = match click {
+                    Some(stored) => {
+                        Some(Click::decode(click_id, &stored).map_err(|e| corrupt(e.detail))?)
+                    }
+                    None => None,
+                };
+                Ok(ConversionLookup {
+                    click,
+                    conversion: conversion_from_fields(&fields)?,
+                })
+            })
+        }))
+    }
+
+    fn apply_conversion<'a>(
+        &'a self,
+        command: &'a ConversionCommand,
+    ) -> StoreFuture<'a, ConversionOutcome> {
+        let shard = command.click_id.shard();
+        let seen_day = command.seen_day.unwrap_or(command.today);
+        let mut invocation = CREDIT_SCRIPT.prepare_invoke();
+        invocation
+            .key(self.keys.conversion(&command.click_id, &command.identity))
+            .key(self.keys.stats(shard, command.today))
+            .key(self.keys.stats(shard, seen_day))
+            .arg(command.status.code())
+            .arg(
+                command
+                    .payout
+                    .map(|m| m.micros().to_string())
+                    .unwrap_or_default(),
+            )
+            .arg(
+                command
+                    .revenue
+                    .map(|m| m.micros().to_string())
+                    .unwrap_or_default(),
+            )
+            .arg(&command.new_conversion_id)
+            .arg(command.today.compact())
+            .arg(seen_day.compact())
+            .arg(command.offer_id.as_str())
+            .arg(command.aff_id.as_str())
+            .arg(command.retention_secs)
+            .arg(crate::domain::unix_now());
+        Box::pin(self.with_conn(move |conn| {
+            Box::pin(async move {
+                let reply: Vec<Option<String>> =
+                    invocation.invoke_async(conn).await.map_err(unavailable)?;
+                let part = |i: usize| reply.get(i).and_then(|v| v.as_deref()).unwrap_or("");
+                let record = || {
+                    record_from_parts(
+                        part(1),
+                        part(2),
+                        part(3),
+                        part(4),
+                        part(5),
+                        part(6),
+                        part(7),
+                    )
+                };
+                match part(0) {
+                    "created" => Ok(ConversionOutcome::Created(record()?)),
+                    "duplicate" => Ok(ConversionOutcome::Duplicate(record()?)),
+                    "updated" => Ok(ConversionOutcome::Updated {
+                        record: record()?,
+                        previous: ConversionStatus::from_code(part(8))
+                            .ok_or_else(|| corrupt("previous status"))?,
+                    }),
+                    "retry" => Ok(ConversionOutcome::Retry),
+                    other => Err(corrupt(format!("credit script answered {other:?}"))),
+                }
+            })
+        }))
+    }
+
+    fn put_offer<'a>(&'a self, offer: &'a Offer) -> StoreFuture<'a, ()> {
+        let json = serde_json::to_string(&offer.view()).map_err(|e| corrupt(e.to_string()));
+        let (offers, version) = (self.keys.offers(), self.keys.config_version());
+        let id = offer.id.as_str().to_owned();
+        Box::pin(self.with_conn(move |conn| {
+            Box::pin(async move {
+                redis::pipe()
+                    .atomic()
+                    .hset(&offers, id, json?)
+                    .ignore()
+                    .incr(&version, 1)
+                    .ignore()
+                    .query_async::<()>(conn)
+                    .await
+                    .map_err(unavailable)
+            })
+        }))
+    }
+
+    fn put_affiliate<'a>(&'a self, affiliate: &'a Affiliate) -> StoreFuture<'a, ()> {
+        let json = serde_json::to_string(affiliate).map_err(|e| corrupt(e.to_string()));
+        let (affiliates, version) = (self.keys.affiliates(), self.keys.config_version());
+        let id = affiliate.id.as_str().to_owned();
+        Box::pin(self.with_conn(move |conn| {
+            Box::pin(async move {
+                redis::pipe()
+                    .atomic()
+                    .hset(&affiliates, id, json?)
+                    .ignore()
+                    .incr(&version, 1)
+                    .ignore()
+                    .query_async::<()>(conn)
+                    .await
+                    .map_err(unavailable)
+            })
+        }))
+    }
+
+    fn config_version(&self) -> StoreFuture<'_, u64> {
+        let key = self.keys.config_version();
+        Box::pin(self.with_conn(move |conn| {
+            Box::pin(async move {
+                let version: Option<u64> = conn.get(&key).await.map_err(unavailable)?;
+                Ok(version.unwrap_or(0))
+            })
+        }))
+    }
+
+    fn load_config(&self) -> StoreFuture<'_, ConfigData> {
+        let (version, offers, affiliates) = (
+            self.keys.config_version(),
+            self.keys.offers(),
+            self.keys.affiliates(),
+        );
+        Box::pin(self.with_conn(move |conn| {
+            Box::pin(async move {
+                let (version, offers, affiliates): (
+                    Option<u64>,
+                    HashMap<String, String>,
+                    HashMap<String, String>,
+                ) = redis::pipe()
+                    .atomic()
+                    .get(&version)
+                    .hgetall(&offers)
+                    .hgetall(&affiliates)
+                    .query_async(conn)
+                    .await
+                    .map_err(unavailable)?;
+                let mut data = ConfigData {
+                    version: version.unwrap_or(0),
+                    ..ConfigData::default()
+                };
+                for (id, json) in offers {
+                    match serde_json::from_str::<OfferView>(&json)
+                        .map_err(|e| e.to_string())
+                        .and_then(|v| Offer::from_view(v).map_err(|e| e.detail))
+                    {
+                        Ok(offer) => data.offers.push(offer),
+                        Err(e) => log::error!("skipping stored offer {id:?}: {e}"),
+                    }
+                }
+                for (id, json) in affiliates {
+                    match serde_json::from_str::<Affiliate>(&json) {
+                        Ok(affiliate) => data.affiliates.push(affiliate),
+                        Err(e) => log::error!("skipping stored affiliate {id:?}: {e}"),
+                    }
+                }
+                Ok(data)
+            })
+        }))
+    }
+
+    fn read_counters<'a>(&'a self, days: &'a [Day]) -> StoreFuture<'a, Vec<DayCounters>> {
+        let mut pipe = redis::pipe();
+        for day in days {
+            for key in self.keys.stats_all_shards(*day) {
+                pipe.hgetall(key);
+            }
+        }
+        Box::pin(self.with_conn(move |conn| {
+            Box::pin(async move {
+                let hashes: Vec<HashMap<String, i64>> =
+                    pipe.query_async(conn).await.map_err(unavailable)?;
+                let shards = crate::domain::ids::SHARD_COUNT;
+                Ok(hashes
+                    .chunks(shards)
+                    .map(|day_hashes| {
+                        let mut sum = DayCounters::new();
+                        for hash in day_hashes {
+                            for (field, value) in hash {
+                                *sum.entry(field.clone()).or_insert(0) += value;
+                            }
+                        }
+                        sum
+                    })
+                    .collect())
+            })
+        }))
+    }
+
+    fn ping(&self) -> StoreFuture<'_, ()> {
+        Box::pin(self.with_conn(|conn| {
+            Box::pin(async move {
+                redis::cmd("PING")
+                    .query_async::<String>(conn)
+                    .await
+                    .map_err(unavailable)?;
+                Ok(())
+            })
+        }))
+    }
+}

@@ -1,0 +1,82 @@
+-- Create or move one conversion and its counters, atomically.
+--
+-- KEYS[1]  the conversion hash          cb:{S}:v:<click_id>:<t|g>:<txid|goal>
+-- KEYS[2]  today's counters             cb:{S}:st:<today>
+-- KEYS[3]  counters of the day the caller last saw the conversion on
+-- ARGV[1]  new status: a (approved), p (pending), r (rejected)
+-- ARGV[2]  payout micro-units, or '' to keep the stored payout
+-- ARGV[3]  revenue micro-units, or '' to keep the stored revenue
+-- ARGV[4]  conversion id to use if this creates the conversion
+-- ARGV[5]  today, YYYYMMDD
+-- ARGV[6]  the day the caller last saw, YYYYMMDD or ''
+-- ARGV[7]  offer id        ARGV[8]  affiliate id
+-- ARGV[9]  retention of the conversion record, seconds
+-- ARGV[10] now, unix seconds
+--
+-- Returns {outcome, status, payout, revenue, conversion_id, day, offer, aff, previous}
+-- with outcome one of created, duplicate, updated, or {'retry'}.
+--
+-- Money stays a decimal string here: Lua numbers are doubles and would lose
+-- micro-units above 2^53, so the script never does arithmetic on amounts.
+-- The status table is ConversionStatus::can_move_to in src/domain/conversion.rs.
+
+local function negate(amount)
+  if amount == '0' then return '0' end
+  return '-' .. amount
+end
+
+local function count(stats, prefix, status, payout, revenue, undo)
+  local one = undo and -1 or 1
+  local money = function(m) if undo then return negate(m) end return m end
+  if status == 'a' then
+    redis.call('HINCRBY', stats, prefix .. 'cv', one)
+    redis.call('HINCRBY', stats, prefix .. 'py', money(payout))
+    redis.call('HINCRBY', stats, prefix .. 'rv', money(revenue))
+  elseif status == 'p' then
+    redis.call('HINCRBY', stats, prefix .. 'pd', one)
+    redis.call('HINCRBY', stats, prefix .. 'pp', money(payout))
+  else
+    redis.call('HINCRBY', stats, prefix .. 'rj', one)
+  end
+end
+
+local function reply(outcome, previous)
+  local r = redis.call('HMGET', KEYS[1], 's', 'p', 'r', 'id', 'd', 'o', 'a')
+  return {outcome, r[1], r[2], r[3], r[4], r[5], r[6], r[7], previous or ''}
+end
+
+local cur = redis.call('HMGET', KEYS[1], 's', 'p', 'r', 'd', 'o', 'a')
+local new = ARGV[1]
+
+if not cur[1] then
+  local payout = ARGV[2] ~= '' and ARGV[2] or '0'
+  local revenue = ARGV[3] ~= '' and ARGV[3] or '0'
+  redis.call('HSET', KEYS[1], 's', new, 'p', payout, 'r', revenue, 'id', ARGV[4],
+    'd', ARGV[5], 'o', ARGV[7], 'a', ARGV[8], 't', ARGV[10])
+  redis.call('EXPIRE', KEYS[1], ARGV[9])
+  count(KEYS[2], ARGV[7] .. '|' .. ARGV[8] .. '|', new, payout, revenue, false)
+  return reply('created')
+end
+
+local old = cur[1]
+local moves = (old == 'p' and (new == 'a' or new == 'r')) or (old == 'a' and new == 'r')
+if not moves then
+  return reply('duplicate')
+end
+
+local stats
+if cur[4] == ARGV[5] then
+  stats = KEYS[2]
+elseif cur[4] == ARGV[6] then
+  stats = KEYS[3]
+else
+  return {'retry'}
+end
+
+local payout = ARGV[2] ~= '' and ARGV[2] or cur[2]
+local revenue = ARGV[3] ~= '' and ARGV[3] or cur[3]
+local prefix = cur[5] .. '|' .. cur[6] .. '|'
+count(stats, prefix, old, cur[2], cur[3], true)
+count(stats, prefix, new, payout, revenue, false)
+redis.call('HSET', KEYS[1], 's', new, 'p', payout, 'r', revenue)
+return reply('updated', old)

@@ -1,0 +1,300 @@
+//! `spawn_app()` and friends: a real clickback on a free port, talking to a
+//! real Redis under a random key prefix.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use clickback::config::Settings;
+use clickback::startup::Application;
+use clickback::state::AppState;
+use clickback::store::keys::Keys;
+use clickback::store::{MemoryStore, RedisStore, Store};
+use serde_json::{json, Value};
+
+#[path = "../support/redis_server.rs"]
+pub mod redis_server;
+
+pub use redis_server::{random_prefix, shared_redis_url, RedisServer};
+
+/// The admin token every test app is configured with.
+pub const ADMIN_TOKEN: &str = "test-admin-token";
+/// The postback token of offers made by [`TestApp::create_offer`].
+pub const OFFER_TOKEN: &str = "offer-secret-token";
+
+/// Which store a test app runs on.
+#[derive(Clone)]
+pub enum Backend {
+    /// Redis at this URL, under this prefix.
+    Redis { url: String, prefix: String },
+    /// The embedded in-memory store.
+    Memory,
+}
+
+/// A running clickback.
+pub struct TestApp {
+    /// `http://127.0.0.1:<port>`.
+    pub address: String,
+    /// The bound port.
+    pub port: u16,
+    /// A client that does not follow redirects.
+    pub client: reqwest::Client,
+    /// The store backend.
+    pub backend: Backend,
+    /// The app's shared state (metrics, cache).
+    pub state: actix_web::web::Data<AppState>,
+    server: tokio::task::JoinHandle<std::io::Result<()>>,
+}
+
+/// Settings every test app starts from.
+pub fn test_settings(redis_url: Option<String>, prefix: &str) -> Settings {
+    Settings {
+        listen: "127.0.0.1:0".into(),
+        redis_url,
+        admin_token: Some(ADMIN_TOKEN.into()),
+        hash_salt: Some("test-salt".into()),
+        key_prefix: prefix.to_owned(),
+        workers: 2,
+        redis_pool_size: 16,
+        store_timeout: Duration::from_millis(500),
+        config_refresh: Duration::from_millis(100),
+        ..Settings::default()
+    }
+}
+
+/// A clickback on the shared test Redis, under a fresh prefix.
+pub async fn spawn_app() -> TestApp {
+    spawn_app_on(Backend::Redis {
+        url: shared_redis_url(),
+        prefix: random_prefix(),
+    })
+    .await
+}
+
+/// A clickback on the given backend.
+pub async fn spawn_app_on(backend: Backend) -> TestApp {
+    let settings = match &backend {
+        Backend::Redis { url, prefix } => test_settings(Some(url.clone()), prefix),
+        Backend::Memory => test_settings(None, "mem"),
+    };
+    spawn_app_with(backend, settings).await
+}
+
+/// A clickback with custom settings (the backend must match them).
+pub async fn spawn_app_with(backend: Backend, settings: Settings) -> TestApp {
+    let store: Arc<dyn Store> = match &backend {
+        Backend::Redis { url, prefix } => Arc::new(
+            RedisStore::new(
+                url,
+                Keys::new(prefix.clone()),
+                settings.redis_pool_size,
+                settings.store_timeout,
+            )
+            .expect("valid redis url"),
+        ),
+        Backend::Memory => Arc::new(MemoryStore::new()),
+    };
+    let app = Application::build_with_store(settings, store)
+        .await
+        .expect("app builds");
+    let port = app.port();
+    let state = app.state();
+    let server = tokio::spawn(app.run_until_stopped());
+    let client = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .timeout(Duration::from_secs(10))
+        .build()
+        .expect("http client");
+    TestApp {
+        address: format!("http://127.0.0.1:{port}"),
+        port,
+        client,
+        backend,
+        state,
+        server,
+    }
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        self.server.abort();
+        if let Backend::Redis { url, prefix } = &self.backend {
+            redis_server::delete_prefix(url, prefix);
+        }
+    }
+}
+
+/// A typical offer body: fixed payout 2.50 EUR, 30-day window.
+pub fn offer_body() -> Value {
+    json!({
+        "name": "Test shop",
+        "url": "https://shop.example/landing?utm=x#top",
+        "click_id_param": "click_id",
+        "payout": "2.50",
+        "payout_percent": null,
+        "revenue": "4",
+        "currency": "EUR",
+        "attribution_window_secs": 2592000,
+        "postback_token": OFFER_TOKEN,
+        "status": "active"
+    })
+}
+
+impl TestApp {
+    /// `PUT /api/v1/offers/{id}` with the admin token.
+    pub async fn put_offer(&self, id: &str, body: &Value) -> reqwest::Response {
+        self.admin_put(&format!("/api/v1/offers/{id}"), body).await
+    }
+
+    /// `PUT /api/v1/affiliates/{id}` with the admin token.
+    pub async fn put_affiliate(&self, id: &str, body: &Value) -> reqwest::Response {
+        self.admin_put(&format!("/api/v1/affiliates/{id}"), body)
+            .await
+    }
+
+    /// Any admin `PUT` with a JSON body.
+    pub async fn admin_put(&self, path: &str, body: &Value) -> reqwest::Response {
+        self.client
+            .put(format!("{}{path}", self.address))
+            .bearer_auth(ADMIN_TOKEN)
+            .json(body)
+            .send()
+            .await
+            .expect("request sent")
+    }
+
+    /// Any admin `GET`.
+    pub async fn admin_get(&self, path: &str) -> reqwest::Response {
+        self.client
+            .get(format!("{}{path}", self.address))
+            .bearer_auth(ADMIN_TOKEN)
+            .send()
+            .await
+            .expect("request sent")
+    }
+
+    /// Creates offer `id` from [`offer_body`] with `overrides` merged in.
+    pub async fn create_offer(&self, id: &str, overrides: Value) -> Value {
+        let mut body = offer_body();
+        if let (Some(target), Some(extra)) = (body.as_object_mut(), overrides.as_object()) {
+            for (k, v) in extra {
+                target.insert(k.clone(), v.clone());
+            }
+        }
+        let response = self.put_offer(id, &body).await;
+        assert_eq!(response.status(), 200, "offer {id} created");
+        response.json().await.expect("offer json")
+    }
+
+    /// Creates an active affiliate.
+    pub async fn create_affiliate(&self, id: &str) {
+        let response = self
+            .put_affiliate(id, &json!({"name": id, "status": "active"}))
+            .await;
+        assert_eq!(response.status(), 200, "affiliate {id} created");
+    }
+
+    /// An offer `o1` and an affiliate `a1`, ready for clicks.
+    pub async fn with_offer_and_affiliate(&self) {
+        self.create_offer("o1", json!({})).await;
+        self.create_affiliate("a1").await;
+    }
+
+    /// `GET <path_and_query>` without following redirects.
+    pub async fn get(&self, path_and_query: &str) -> reqwest::Response {
+        self.client
+            .get(format!("{}{path_and_query}", self.address))
+            .send()
+            .await
+            .expect("request sent")
+    }
+
+    /// Clicks `/c/{offer}?{query}`.
+    pub async fn click(&self, offer: &str, query: &str) -> reqwest::Response {
+        self.get(&format!("/c/{offer}?{query}")).await
+    }
+
+    /// Clicks and returns the click id from the redirect's `click_id` parameter.
+    pub async fn click_id(&self, offer: &str, aff: &str) -> String {
+        let response = self.click(offer, &format!("aff_id={aff}")).await;
+        assert_eq!(response.status(), 302);
+        let location = location(&response);
+        click_id_from(&location).unwrap_or_else(|| panic!("no click id in {location}"))
+    }
+
+    /// `GET /postback?{query}`.
+    pub async fn postback(&self, query: &str) -> reqwest::Response {
+        self.get(&format!("/postback?{query}")).await
+    }
+
+    /// `GET /api/v1/stats?{query}` as JSON rows.
+    pub async fn stats(&self, query: &str) -> Vec<Value> {
+        let response = self.admin_get(&format!("/api/v1/stats?{query}")).await;
+        assert_eq!(response.status(), 200, "stats answered");
+        let body: Value = response.json().await.expect("stats json");
+        body["rows"].as_array().cloned().unwrap_or_default()
+    }
+
+    /// The text of `/metrics`.
+    pub async fn metrics(&self) -> String {
+        self.get("/metrics")
+            .await
+            .text()
+            .await
+            .expect("metrics text")
+    }
+
+    /// A synchronous connection to this app's Redis, for looking inside.
+    pub fn redis(&self) -> redis::Connection {
+        match &self.backend {
+            Backend::Redis { url, .. } => redis::Client::open(url.as_str())
+                .and_then(|c| c.get_connection())
+                .expect("redis connection"),
+            Backend::Memory => panic!("this app runs on the memory store"),
+        }
+    }
+
+    /// Every key under this app's prefix.
+    pub fn redis_keys(&self) -> Vec<String> {
+        let Backend::Redis { prefix, .. } = &self.backend else {
+            panic!("this app runs on the memory store")
+        };
+        redis::cmd("KEYS")
+            .arg(format!("{prefix}:*"))
+            .query(&mut self.redis())
+            .expect("KEYS")
+    }
+}
+
+/// The `Location` header.
+pub fn location(response: &reqwest::Response) -> String {
+    response
+        .headers()
+        .get("location")
+        .and_then(|v| v.to_str().ok())
+        .expect("a Location header")
+        .to_owned()
+}
+
+/// The `click_id` query parameter of a URL.
+pub fn click_id_from(url: &str) -> Option<String> {
+    let query = url.split('#').next()?.split_once('?')?.1;
+    query
+        .split('&')
+        .find_map(|pair| pair.strip_prefix("click_id="))
+        .map(str::to_owned)
+}
+
+/// Today (UTC) as `YYYY-MM-DD`.
+pub fn today() -> String {
+    clickback::domain::Day::today().to_string()
+}
+
+/// The value of a Prometheus sample line starting with `series` (0 when absent).
+pub fn metric_value(metrics: &str, series: &str) -> f64 {
+    metrics
+        .lines()
+        .find(|line| line.starts_with(series) && line[series.len()..].starts_with(' '))
+        .and_then(|line| line.rsplit(' ').next())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0.0)
+}
