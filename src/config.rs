@@ -7,7 +7,7 @@
 //! | `CLICKBACK_ADMIN_TOKEN`         | unset            | bearer token of the admin API; unset refuses every admin request |
 //! | `CLICKBACK_HASH_SALT`           | random per start | secret salt of the visitor hash; set it so hashes agree across instances and restarts |
 //! | `CLICKBACK_KEY_PREFIX`          | `cb`             | prefix of every Redis key |
-//! | `CLICKBACK_DEMO`                | `0`              | `1` seeds a demo offer and affiliate and logs a ready-to-click link |
+//! | `CLICKBACK_DEMO`                | `1` without `REDIS_URL`, else `0` | `1` seeds a demo offer and affiliate (unless they exist) and logs a ready-to-click link |
 //! | `CLICKBACK_WORKERS`             | CPU count        | HTTP worker threads |
 //! | `CLICKBACK_REDIS_POOL_SIZE`     | `64`             | Redis connections |
 //! | `CLICKBACK_STORE_TIMEOUT_MS`    | `1000`           | bound on any one store operation |
@@ -84,9 +84,9 @@ fn var(name: &'static str) -> Option<String> {
     std::env::var(name).ok().filter(|v| !v.trim().is_empty())
 }
 
-fn number<T: std::str::FromStr>(name: &'static str, min: T) -> Result<Option<T>, ConfigError>
+fn number<T>(name: &'static str, min: T) -> Result<Option<T>, ConfigError>
 where
-    T: PartialOrd + std::fmt::Display,
+    T: std::str::FromStr + PartialOrd + std::fmt::Display,
 {
     match var(name) {
         None => Ok(None),
@@ -100,9 +100,10 @@ where
     }
 }
 
-fn flag(name: &'static str) -> Result<bool, ConfigError> {
+fn flag(name: &'static str, default: bool) -> Result<bool, ConfigError> {
     match var(name).as_deref() {
-        None | Some("0") | Some("false") | Some("no") => Ok(false),
+        None => Ok(default),
+        Some("0") | Some("false") | Some("no") => Ok(false),
         Some("1") | Some("true") | Some("yes") => Ok(true),
         Some(other) => Err(ConfigError {
             variable: name,
@@ -115,6 +116,7 @@ impl Settings {
     /// Reads every variable in the table above; the error names the culprit.
     pub fn from_env() -> Result<Self, ConfigError> {
         let defaults = Settings::default();
+        let redis_url = var("REDIS_URL");
         let key_prefix = var("CLICKBACK_KEY_PREFIX").unwrap_or(defaults.key_prefix);
         validate_prefix(&key_prefix)?;
         let trusted_proxies = match var("CLICKBACK_TRUSTED_PROXIES") {
@@ -133,11 +135,12 @@ impl Settings {
         };
         Ok(Self {
             listen: var("CLICKBACK_LISTEN").unwrap_or(defaults.listen),
-            redis_url: var("REDIS_URL"),
+            redis_url: redis_url.clone(),
             admin_token: var("CLICKBACK_ADMIN_TOKEN"),
             hash_salt: var("CLICKBACK_HASH_SALT"),
             key_prefix,
-            demo: flag("CLICKBACK_DEMO")?,
+            // The embedded store exists for the demo: seed it unless told not to.
+            demo: flag("CLICKBACK_DEMO", redis_url.is_none())?,
             workers: number("CLICKBACK_WORKERS", 1)?.unwrap_or(defaults.workers),
             redis_pool_size: number("CLICKBACK_REDIS_POOL_SIZE", 1)?
                 .unwrap_or(defaults.redis_pool_size),

@@ -161,13 +161,15 @@ impl StatsRow {
     }
 }
 
+/// A row's grouping key: day, offer, affiliate (each only when grouped by).
+type RowKey = (Option<Day>, Option<String>, Option<String>);
+
 /// Sums raw per-day counters into report rows, sorted by day, offer, affiliate.
 ///
 /// Without any grouping there is exactly one (possibly all-zero) total row;
 /// with grouping, only rows with some activity appear.
 pub fn summarise(query: &StatsQuery, days: &[Day], counters: &[DayCounters]) -> Vec<StatsRow> {
-    let mut rows: BTreeMap<(Option<Day>, Option<String>, Option<String>), StatsRow> =
-        BTreeMap::new();
+    let mut rows: BTreeMap<RowKey, StatsRow> = BTreeMap::new();
     for (day, fields) in days.iter().zip(counters) {
         for (field, value) in fields {
             let mut parts = field.splitn(3, '|');

@@ -122,9 +122,9 @@ mod tests {
         for bad in [
             "",
             "1",
-            "2\01\0o\0a\0\0\0\0\0\0\0h",
+            "2\x001\0o\0a\0\0\0\0\0\0\0h",
             "1\0x\0o\0a\0\0\0\0\0\0\0h",
-            "1\01\0o o\0a\0\0\0\0\0\0\0h",
+            "1\x001\0o o\0a\0\0\0\0\0\0\0h",
         ] {
             assert!(Click::decode(id.clone(), bad).is_err(), "{bad:?} accepted");
         }

@@ -52,6 +52,18 @@ fn path_id<'a>(req: &'a HttpRequest, name: &str) -> &'a str {
     req.match_info().get(name).unwrap_or("")
 }
 
+/// `{"offers":[..]}`, fields in their documented order.
+#[derive(serde::Serialize)]
+struct OfferList {
+    offers: Vec<crate::domain::offer::OfferView>,
+}
+
+/// `{"affiliates":[..]}`.
+#[derive(serde::Serialize)]
+struct AffiliateList {
+    affiliates: Vec<Affiliate>,
+}
+
 /// `PUT /api/v1/offers/{offer_id}`: creates or replaces an offer.
 pub async fn put_offer(
     _: Admin,
@@ -76,7 +88,7 @@ pub async fn list_offers(_: Admin, state: web::Data<AppState>) -> HttpResponse {
     let snapshot = state.cache.snapshot();
     let mut offers: Vec<_> = snapshot.offers.values().map(|o| o.view()).collect();
     offers.sort_by(|a, b| a.id.cmp(&b.id));
-    HttpResponse::Ok().json(serde_json::json!({ "offers": offers }))
+    HttpResponse::Ok().json(OfferList { offers })
 }
 
 /// `GET /api/v1/offers/{offer_id}`.
@@ -119,7 +131,7 @@ pub async fn list_affiliates(_: Admin, state: web::Data<AppState>) -> HttpRespon
         .map(|a| a.as_ref().clone())
         .collect();
     affiliates.sort_by(|a, b| a.id.cmp(&b.id));
-    HttpResponse::Ok().json(serde_json::json!({ "affiliates": affiliates }))
+    HttpResponse::Ok().json(AffiliateList { affiliates })
 }
 
 /// `GET /api/v1/affiliates/{aff_id}`.

@@ -9,6 +9,12 @@ use crate::error::ApiError;
 use crate::state::AppState;
 use crate::stats::{report, StatsQuery};
 
+/// `{"rows":[..]}`, row fields in their documented order.
+#[derive(serde::Serialize)]
+struct StatsAnswer {
+    rows: Vec<crate::stats::StatsRow>,
+}
+
 /// Counters grouped by any of offer, affiliate and day.
 pub async fn stats(
     _: Admin,
@@ -20,5 +26,5 @@ pub async fn stats(
     let rows = report(state.store.as_ref(), &query)
         .await
         .inspect_err(|_| state.metrics.store_error("read_counters"))?;
-    Ok(HttpResponse::Ok().json(serde_json::json!({ "rows": rows })))
+    Ok(HttpResponse::Ok().json(StatsAnswer { rows }))
 }

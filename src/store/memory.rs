@@ -76,7 +76,7 @@ impl Inner {
 
     fn sweep_now_and_then(&mut self) {
         self.writes += 1;
-        if self.writes % SWEEP_EVERY == 0 {
+        if self.writes.is_multiple_of(SWEEP_EVERY) {
             let now = Instant::now();
             self.clicks.retain(|_, (_, expires)| *expires > now);
             self.conversions.retain(|_, (_, expires)| *expires > now);

@@ -1,1 +1,457 @@
-//! placeholder
+//! Hostile and broken input on the public endpoints: never a panic, never a
+//! 5xx, always API.md's JSON error body, and nothing written.
+
+use serde_json::{json, Value};
+
+use crate::helpers::*;
+
+/// Broken percent-encoding, invalid UTF-8 and NUL, as they appear in a URL or form.
+const BAD_ENCODINGS: &[&str] = &["%zz", "%4", "%", "x%4", "%C3%28", "%FF", "%00", "x%00y"];
+
+/// Amounts that are not plain non-negative decimals with at most 6 fraction digits.
+const BAD_AMOUNTS: &[&str] = &[
+    "-1",
+    "abc",
+    "1e3",
+    "1E3",
+    "0.0000001",
+    "1.",
+    ".5",
+    "+1",
+    "1,5",
+    "%201",
+    "NaN",
+    "inf",
+    "0x10",
+    "1.2.3",
+    "9999999999999",
+];
+
+/// An app with offer `o1`, affiliate `a1` and one click.
+async fn app_with_click() -> (TestApp, String) {
+    let app = spawn_app().await;
+    app.with_offer_and_affiliate().await;
+    let click_id = app.click_id("o1", "a1").await;
+    (app, click_id)
+}
+
+/// Asserts a 4xx with the JSON error body (any reason) and returns the body.
+async fn assert_client_error(response: reqwest::Response, what: &str) -> Value {
+    let status = response.status().as_u16();
+    let content_type = response
+        .headers()
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_owned();
+    let text = response.text().await.expect("body");
+    assert!((400..500).contains(&status), "{what}: {status} {text}");
+    assert!(
+        content_type.starts_with("application/json"),
+        "{what}: JSON error body, got {content_type:?}: {text}"
+    );
+    let body: Value = serde_json::from_str(&text).expect("JSON error body");
+    assert_eq!(body["status"], "rejected", "{what}: {body}");
+    assert!(
+        body["reason"].as_str().is_some_and(|r| !r.is_empty()
+            && r.bytes().all(|b| b.is_ascii_lowercase() || b == b'_')),
+        "{what}: snake_case reason in {body}"
+    );
+    assert!(
+        body["detail"].as_str().is_some_and(|d| !d.is_empty()),
+        "{what}: a human detail in {body}"
+    );
+    body
+}
+
+/// Asserts that no conversion was written and the app still answers.
+async fn assert_nothing_credited(app: &TestApp) {
+    assert!(
+        app.conversion_keys().is_empty(),
+        "no conversion stored: {:?}",
+        app.conversion_keys()
+    );
+    assert_eq!(app.totals().await["conversions"], 0);
+    assert_eq!(app.get("/healthz").await.status(), 200, "still alive");
+}
+
+#[tokio::test]
+async fn a_click_with_broken_encoding_answers_400_and_stores_nothing() {
+    // Arrange
+    let app = spawn_app().await;
+    app.with_offer_and_affiliate().await;
+
+    for bad in BAD_ENCODINGS {
+        for query in [
+            format!("aff_id=a1&sub1={bad}"),
+            format!("aff_id=a1&source=ok{bad}"),
+            format!("aff_id=a1{bad}"),
+            format!("aff_id=a1&{bad}=1"),
+            format!("aff_id=a1&consent={bad}"),
+        ] {
+            // Act
+            let response = app.click("o1", &query).await;
+
+            // Assert
+            assert_rejected(response, 400, "invalid_request").await;
+        }
+    }
+    assert!(app.click_keys().is_empty());
+    assert_eq!(app.totals().await["clicks"], 0);
+}
+
+#[tokio::test]
+async fn a_postback_query_with_broken_encoding_answers_400_and_writes_nothing() {
+    // Arrange
+    let (app, click_id) = app_with_click().await;
+
+    for bad in BAD_ENCODINGS {
+        for query in [
+            format!("click_id={click_id}&token={OFFER_TOKEN}&txid={bad}"),
+            format!("click_id={click_id}{bad}&token={OFFER_TOKEN}"),
+            format!("click_id={click_id}&token={OFFER_TOKEN}{bad}"),
+            format!("click_id={click_id}&token={OFFER_TOKEN}&goal=a{bad}"),
+            format!("click_id={click_id}&token={OFFER_TOKEN}&{bad}=1"),
+        ] {
+            // Act
+            let response = app.postback(&query).await;
+
+            // Assert
+            assert_rejected(response, 400, "invalid_request").await;
+        }
+    }
+    assert_nothing_credited(&app).await;
+}
+
+#[tokio::test]
+async fn a_form_postback_with_broken_encoding_answers_400_and_writes_nothing() {
+    // Arrange
+    let (app, click_id) = app_with_click().await;
+    let mut bodies: Vec<Vec<u8>> = BAD_ENCODINGS
+        .iter()
+        .flat_map(|bad| {
+            [
+                format!("click_id={click_id}&token={OFFER_TOKEN}&txid={bad}"),
+                format!("click_id={click_id}&token={OFFER_TOKEN}&{bad}=1"),
+            ]
+        })
+        .map(String::into_bytes)
+        .collect();
+    let mut raw_invalid_utf8 = format!("click_id={click_id}&token={OFFER_TOKEN}&txid=").into_bytes();
+    raw_invalid_utf8.extend_from_slice(b"\xff\xfe");
+    bodies.push(raw_invalid_utf8);
+
+    for body in bodies {
+        // Act
+        let response = app
+            .postback_post("application/x-www-form-urlencoded", body.clone())
+            .await;
+
+        // Assert
+        assert_rejected(response, 400, "invalid_request").await;
+    }
+    assert_nothing_credited(&app).await;
+}
+
+#[tokio::test]
+async fn a_20_kb_query_or_body_answers_400_and_writes_nothing() {
+    // Arrange
+    let (app, click_id) = app_with_click().await;
+    let junk = "x".repeat(20 * 1024);
+
+    // Act
+    let click = app.click("o1", &format!("aff_id=a1&sub1=a&junk={junk}")).await;
+    let get = app
+        .postback(&format!("click_id={click_id}&token={OFFER_TOKEN}&junk={junk}"))
+        .await;
+    let form = app
+        .postback_post(
+            "application/x-www-form-urlencoded",
+            format!("click_id={click_id}&token={OFFER_TOKEN}&txid={junk}"),
+        )
+        .await;
+    let json = app
+        .postback_post(
+            "application/json",
+            json!({"click_id": click_id, "token": OFFER_TOKEN, "txid": junk}).to_string(),
+        )
+        .await;
+
+    // Assert
+    assert_rejected(click, 400, "invalid_request").await;
+    assert_rejected(get, 400, "invalid_request").await;
+    assert_rejected(form, 400, "invalid_request").await;
+    assert_rejected(json, 400, "invalid_request").await;
+    assert_eq!(app.click_keys().len(), 1, "only the arranged click");
+    assert_nothing_credited(&app).await;
+}
+
+#[tokio::test]
+async fn a_body_over_the_payload_limit_answers_413_json() {
+    // Arrange
+    let (app, click_id) = app_with_click().await;
+    let body = format!(
+        "click_id={click_id}&token={OFFER_TOKEN}&txid={}",
+        "x".repeat(200 * 1024)
+    );
+
+    // Act
+    let response = app
+        .postback_post("application/x-www-form-urlencoded", body)
+        .await;
+
+    // Assert
+    assert_rejected(response, 413, "payload_too_large").await;
+    assert_nothing_credited(&app).await;
+}
+
+#[tokio::test]
+async fn a_malformed_json_body_answers_400_and_writes_nothing() {
+    // Arrange
+    let (app, click_id) = app_with_click().await;
+    let valid = format!(r#""click_id":"{click_id}","token":"{OFFER_TOKEN}""#);
+    let mut bodies: Vec<Vec<u8>> = [
+        String::new(),
+        "{".to_owned(),
+        format!("{{{valid}"),
+        format!("{{{valid},}}"),
+        "not json".to_owned(),
+        format!("{{{valid}}} trailing"),
+        "[]".to_owned(),
+        format!("[{{{valid}}}]"),
+        "42".to_owned(),
+        "\"text\"".to_owned(),
+        "null".to_owned(),
+        "true".to_owned(),
+        format!(r#"{{{valid},"txid":{{"a":1}}}}"#),
+        format!(r#"{{{valid},"txid":["a"]}}"#),
+        format!(r#"{{{valid},"amount":true}}"#),
+        format!(r#"{{{valid},"txid":"a\u0000b"}}"#),
+        format!(r#"{{{valid},"goal":"a\nb"}}"#),
+        format!(r#"{{{valid},"amuont":"1"}}"#),
+        format!(r#"{{{valid},"sub1":"x"}}"#),
+        format!(r#"{{{valid},"CLICK_ID":"x"}}"#),
+    ]
+    .into_iter()
+    .map(String::into_bytes)
+    .collect();
+    let mut invalid_utf8 = format!(r#"{{{valid},"txid":""#).into_bytes();
+    invalid_utf8.extend_from_slice(b"\xff\"}");
+    bodies.push(invalid_utf8);
+
+    for body in bodies {
+        let what = String::from_utf8_lossy(&body).into_owned();
+
+        // Act
+        let response = app.postback_post("application/json", body).await;
+
+        // Assert
+        let error = assert_rejected(response, 400, "invalid_request").await;
+        assert!(!error.to_string().is_empty(), "{what}");
+    }
+    assert_nothing_credited(&app).await;
+}
+
+#[tokio::test]
+async fn a_body_of_another_media_type_answers_415_and_writes_nothing() {
+    // Arrange
+    let (app, click_id) = app_with_click().await;
+
+    for content_type in ["text/plain", "application/xml", "multipart/form-data; boundary=x"] {
+        // Act
+        let response = app
+            .postback_post(
+                content_type,
+                format!("click_id={click_id}&token={OFFER_TOKEN}"),
+            )
+            .await;
+
+        // Assert
+        assert_rejected(response, 415, "unsupported_media_type").await;
+    }
+    assert_nothing_credited(&app).await;
+}
+
+#[tokio::test]
+async fn a_bad_amount_answers_400_on_every_channel_and_writes_nothing() {
+    // Arrange
+    let (app, click_id) = app_with_click().await;
+
+    for amount in BAD_AMOUNTS {
+        let fields = format!("click_id={click_id}&token={OFFER_TOKEN}&amount={amount}");
+        let decoded = amount.replace("%20", " ");
+
+        // Act
+        let get = app.postback(&fields).await;
+        let get_alias = app
+            .postback(&format!(
+                "click_id={click_id}&token={OFFER_TOKEN}&sum={amount}"
+            ))
+            .await;
+        let form = app
+            .postback_post("application/x-www-form-urlencoded", fields.clone())
+            .await;
+        let json_string = app
+            .postback_post(
+                "application/json",
+                json!({"click_id": click_id, "token": OFFER_TOKEN, "amount": decoded})
+                    .to_string(),
+            )
+            .await;
+
+        // Assert
+        for (channel, response) in [
+            ("GET", get),
+            ("GET sum", get_alias),
+            ("form", form),
+            ("JSON string", json_string),
+        ] {
+            let body = assert_rejected(response, 400, "invalid_request").await;
+            assert!(
+                body["detail"].as_str().unwrap_or("").contains("amount"),
+                "{channel} {amount}: the detail names the field: {body}"
+            );
+        }
+    }
+    assert_nothing_credited(&app).await;
+}
+
+#[tokio::test]
+async fn a_bad_json_number_amount_answers_400_and_writes_nothing() {
+    // Arrange
+    let (app, click_id) = app_with_click().await;
+
+    for amount in ["-1", "1e3", "1E3", "1.5e2", "0.0000001", "-0.5", "1e400"] {
+        let body = format!(
+            r#"{{"click_id":"{click_id}","token":"{OFFER_TOKEN}","amount":{amount}}}"#
+        );
+
+        // Act
+        let response = app.postback_post("application/json", body).await;
+
+        // Assert
+        let status = response.status();
+        let text = response.text().await.expect("body");
+        assert_eq!(status, 400, "amount {amount}: {text}");
+    }
+    assert_nothing_credited(&app).await;
+}
+
+#[tokio::test]
+async fn an_unknown_status_answers_400_and_writes_nothing() {
+    // Arrange
+    let (app, click_id) = app_with_click().await;
+
+    for status in ["maybe", "approvedx", "4", "0", "%20approved"] {
+        // Act
+        let get = app
+            .postback(&format!(
+                "click_id={click_id}&token={OFFER_TOKEN}&status={status}"
+            ))
+            .await;
+        let json = app
+            .postback_post(
+                "application/json",
+                json!({"click_id": click_id, "token": OFFER_TOKEN,
+                       "status": status.replace("%20", " ")})
+                .to_string(),
+            )
+            .await;
+
+        // Assert
+        assert_rejected(get, 400, "invalid_request").await;
+        assert_rejected(json, 400, "invalid_request").await;
+    }
+    assert_nothing_credited(&app).await;
+}
+
+#[tokio::test]
+async fn a_bad_currency_or_oversized_txid_answers_400_and_writes_nothing() {
+    // Arrange
+    let (app, click_id) = app_with_click().await;
+    let long_txid = "t".repeat(256);
+    let long_goal = "g".repeat(256);
+
+    for extra in [
+        "currency=EURO".to_owned(),
+        "currency=E1R".to_owned(),
+        "currency=%E2%82%AC".to_owned(),
+        format!("txid={long_txid}"),
+        format!("goal={long_goal}"),
+        "txid=a%0Ab".to_owned(),
+    ] {
+        // Act
+        let response = app
+            .postback(&format!("click_id={click_id}&token={OFFER_TOKEN}&{extra}"))
+            .await;
+
+        // Assert
+        assert_rejected(response, 400, "invalid_request").await;
+    }
+    assert_nothing_credited(&app).await;
+}
+
+#[tokio::test]
+async fn an_unknown_route_answers_404_json() {
+    // Arrange
+    let app = spawn_app().await;
+    app.with_offer_and_affiliate().await;
+
+    for path in ["/nope", "/c", "/c/", "/c/o1/extra?aff_id=a1", "/postback/x", "/api/v2/offers"] {
+        // Act
+        let response = app.get(path).await;
+
+        // Assert
+        assert_rejected(response, 404, "not_found").await;
+    }
+    assert!(app.click_keys().is_empty());
+}
+
+#[tokio::test]
+async fn a_strange_offer_id_in_the_path_answers_a_json_4xx() {
+    // Arrange
+    let app = spawn_app().await;
+    app.with_offer_and_affiliate().await;
+    let long = "o".repeat(5000);
+
+    for offer in ["%FF", "%00", "%zz", "..%2F..%2Fapi", "o1%20", "%C3%28", long.as_str()] {
+        // Act
+        let response = app.click(offer, "aff_id=a1").await;
+
+        // Assert
+        assert_client_error(response, offer).await;
+    }
+    assert!(app.click_keys().is_empty());
+}
+
+#[tokio::test]
+async fn a_wrong_method_answers_a_json_4xx_and_writes_nothing() {
+    // Arrange
+    let (app, click_id) = app_with_click().await;
+    let postback = format!(
+        "{}/postback?click_id={click_id}&token={OFFER_TOKEN}",
+        app.address
+    );
+    let click = format!("{}/c/o1?aff_id=a1", app.address);
+
+    for (method, url) in [
+        (reqwest::Method::DELETE, &postback),
+        (reqwest::Method::PUT, &postback),
+        (reqwest::Method::PATCH, &postback),
+        (reqwest::Method::POST, &click),
+        (reqwest::Method::DELETE, &click),
+    ] {
+        // Act
+        let response = app
+            .client
+            .request(method.clone(), url.as_str())
+            .send()
+            .await
+            .expect("request sent");
+
+        // Assert
+        assert_client_error(response, &format!("{method} {url}")).await;
+    }
+    assert_eq!(app.click_keys().len(), 1, "only the arranged click");
+    assert_nothing_credited(&app).await;
+}

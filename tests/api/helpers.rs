@@ -298,3 +298,144 @@ pub fn metric_value(metrics: &str, series: &str) -> f64 {
         .and_then(|v| v.parse().ok())
         .unwrap_or(0.0)
 }
+
+/// Asserts an error answer with API.md's JSON body
+/// `{"status":"rejected","reason":..,"detail":..}` and returns the body.
+pub async fn assert_rejected(response: reqwest::Response, status: u16, reason: &str) -> Value {
+    let got = response.status().as_u16();
+    let content_type = response
+        .headers()
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_owned();
+    let text = response.text().await.expect("error body");
+    assert_eq!(got, status, "status; body {text}");
+    assert!(
+        content_type.starts_with("application/json"),
+        "JSON error body, got {content_type:?}: {text}"
+    );
+    let body: Value = serde_json::from_str(&text).expect("JSON error body");
+    assert_eq!(body["status"], "rejected", "{body}");
+    assert_eq!(body["reason"], reason, "{body}");
+    assert!(
+        body["detail"].as_str().is_some_and(|d| !d.is_empty()),
+        "a human detail in {body}"
+    );
+    body
+}
+
+/// Another clickback on the same Redis URL and key prefix as `app` (a second
+/// instance behind the same load balancer), with `tweak` applied to its settings.
+///
+/// Keep both alive until the end of the test: dropping either deletes the prefix.
+pub async fn spawn_sibling(app: &TestApp, tweak: impl FnOnce(&mut Settings)) -> TestApp {
+    let Backend::Redis { url, prefix } = &app.backend else {
+        panic!("siblings share a Redis")
+    };
+    let mut settings = test_settings(Some(url.clone()), prefix);
+    tweak(&mut settings);
+    spawn_app_with(
+        Backend::Redis {
+            url: url.clone(),
+            prefix: prefix.clone(),
+        },
+        settings,
+    )
+    .await
+}
+
+/// Calls `check` every 50 ms until it answers `true`; returns how long that
+/// took, or `None` if it did not happen `within`.
+pub async fn eventually<F, Fut>(within: Duration, mut check: F) -> Option<Duration>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let started = std::time::Instant::now();
+    loop {
+        if check().await {
+            return Some(started.elapsed());
+        }
+        if started.elapsed() > within {
+            return None;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+impl TestApp {
+    /// Keys of stored clicks (`…:c:<click_id>`) under this app's prefix.
+    pub fn click_keys(&self) -> Vec<String> {
+        let mut keys: Vec<String> = self
+            .redis_keys()
+            .into_iter()
+            .filter(|k| k.contains(":c:"))
+            .collect();
+        keys.sort();
+        keys
+    }
+
+    /// Keys of stored conversions (`…:v:<click_id>:…`) under this app's prefix.
+    pub fn conversion_keys(&self) -> Vec<String> {
+        let mut keys: Vec<String> = self
+            .redis_keys()
+            .into_iter()
+            .filter(|k| k.contains(":v:"))
+            .collect();
+        keys.sort();
+        keys
+    }
+
+    /// Everything Redis holds under this app's prefix as text: each key, and
+    /// each string value or hash field and value. For "is X stored anywhere".
+    pub fn stored_text(&self) -> Vec<String> {
+        let mut conn = self.redis();
+        let mut out = Vec::new();
+        for key in self.redis_keys() {
+            let kind: String = redis::cmd("TYPE").arg(&key).query(&mut conn).expect("TYPE");
+            match kind.as_str() {
+                "string" => {
+                    let value: Vec<u8> = redis::cmd("GET").arg(&key).query(&mut conn).expect("GET");
+                    out.push(String::from_utf8_lossy(&value).into_owned());
+                }
+                "hash" => {
+                    let pairs: Vec<Vec<u8>> = redis::cmd("HGETALL")
+                        .arg(&key)
+                        .query(&mut conn)
+                        .expect("HGETALL");
+                    out.extend(
+                        pairs
+                            .iter()
+                            .map(|v| String::from_utf8_lossy(v).into_owned()),
+                    );
+                }
+                other => panic!("unexpected key type {other} for {key}"),
+            }
+            out.push(key);
+        }
+        out
+    }
+
+    /// `POST /postback` with a raw body and content type.
+    pub async fn postback_post(
+        &self,
+        content_type: &str,
+        body: impl Into<reqwest::Body>,
+    ) -> reqwest::Response {
+        self.client
+            .post(format!("{}/postback", self.address))
+            .header("content-type", content_type)
+            .body(body)
+            .send()
+            .await
+            .expect("request sent")
+    }
+
+    /// Today's single total row of `/api/v1/stats` (no grouping).
+    pub async fn totals(&self) -> Value {
+        let rows = self.stats("").await;
+        assert_eq!(rows.len(), 1, "one total row: {rows:?}");
+        rows[0].clone()
+    }
+}

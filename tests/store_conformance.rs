@@ -1,0 +1,461 @@
+//! One suite, two stores: every test here runs against `RedisStore` (a real
+//! redis-server) and `MemoryStore`, so the demo store cannot drift from the
+//! production one.
+
+#[path = "support/redis_server.rs"]
+mod redis_server;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use clickback::domain::conversion::{ConversionCommand, ConversionOutcome};
+use clickback::domain::offer::OfferInput;
+use clickback::domain::{
+    Affiliate, AffiliateId, Click, ClickId, ConversionStatus, Day, Identity, Money, Offer, OfferId,
+};
+use clickback::store::keys::{counter, Keys};
+use clickback::store::{MemoryStore, RedisStore, Store};
+
+/// A store under test; for Redis, the prefix is deleted afterwards.
+struct Subject {
+    store: Arc<dyn Store>,
+    cleanup: Option<(String, String)>,
+}
+
+impl Drop for Subject {
+    fn drop(&mut self) {
+        if let Some((url, prefix)) = &self.cleanup {
+            redis_server::delete_prefix(url, prefix);
+        }
+    }
+}
+
+fn redis_store() -> Subject {
+    let url = redis_server::shared_redis_url();
+    let prefix = redis_server::random_prefix();
+    let store = RedisStore::new(&url, Keys::new(prefix.clone()), 16, Duration::from_secs(2))
+        .expect("store");
+    Subject {
+        store: Arc::new(store),
+        cleanup: Some((url, prefix)),
+    }
+}
+
+fn memory_store() -> Subject {
+    Subject {
+        store: Arc::new(MemoryStore::new()),
+        cleanup: None,
+    }
+}
+
+/// Declares `async fn $name(store: Arc<dyn Store>)` once and runs it on both stores.
+macro_rules! conformance {
+    ($name:ident, $body:expr) => {
+        mod $name {
+            use super::*;
+
+            #[tokio::test]
+            async fn on_redis() {
+                let subject = redis_store();
+                ($body)(Arc::clone(&subject.store)).await;
+            }
+
+            #[tokio::test]
+            async fn on_memory() {
+                let subject = memory_store();
+                ($body)(Arc::clone(&subject.store)).await;
+            }
+        }
+    };
+}
+
+fn offer_id() -> OfferId {
+    OfferId::parse("o1").expect("id")
+}
+
+fn aff_id() -> AffiliateId {
+    AffiliateId::parse("a1").expect("id")
+}
+
+fn click_at(created_at: u64) -> Click {
+    Click {
+        id: ClickId::generate(),
+        offer_id: offer_id(),
+        aff_id: aff_id(),
+        subs: [
+            "s1".into(),
+            "".into(),
+            "é & =".into(),
+            "".into(),
+            "5".into(),
+        ],
+        source: "newsletter".into(),
+        created_at,
+        visitor: "abcdefghijk".into(),
+    }
+}
+
+fn now() -> u64 {
+    clickback::domain::unix_now()
+}
+
+fn command(
+    click: &Click,
+    identity: Identity,
+    status: ConversionStatus,
+    payout: &str,
+) -> ConversionCommand {
+    ConversionCommand {
+        click_id: click.id.clone(),
+        identity,
+        offer_id: click.offer_id.clone(),
+        aff_id: click.aff_id.clone(),
+        status,
+        payout: Some(Money::parse(payout).expect("money")),
+        revenue: Some(Money::parse("10").expect("money")),
+        new_conversion_id: ClickId::generate().as_str().to_owned(),
+        today: Day::today(),
+        seen_day: None,
+        retention_secs: 3600,
+    }
+}
+
+fn goal(name: &str) -> Identity {
+    Identity::Goal(name.to_owned())
+}
+
+async fn counters_today(store: &dyn Store) -> clickback::store::DayCounters {
+    store
+        .read_counters(&[Day::today()])
+        .await
+        .expect("counters")
+        .remove(0)
+}
+
+fn count(counters: &clickback::store::DayCounters, metric: &str) -> i64 {
+    counters
+        .get(&counter::field("o1", "a1", metric))
+        .copied()
+        .unwrap_or(0)
+}
+
+conformance!(a_recorded_click_reads_back_whole, |store: Arc<
+    dyn Store,
+>| async move {
+    let click = click_at(now());
+    store.record_click(&click, 60).await.expect("recorded");
+    let found = store
+        .lookup_conversion(&click.id, &goal("default"))
+        .await
+        .expect("lookup");
+    assert_eq!(found.click, Some(click));
+    assert_eq!(found.conversion, None);
+});
+
+conformance!(
+    an_unknown_click_is_not_found,
+    |store: Arc<dyn Store>| async move {
+        let found = store
+            .lookup_conversion(&ClickId::generate(), &goal("default"))
+            .await
+            .expect("lookup");
+        assert!(found.click.is_none() && found.conversion.is_none());
+    }
+);
+
+conformance!(
+    a_click_expires_with_its_ttl,
+    |store: Arc<dyn Store>| async move {
+        let click = click_at(now());
+        store.record_click(&click, 1).await.expect("recorded");
+        tokio::time::sleep(Duration::from_millis(2100)).await;
+        let found = store
+            .lookup_conversion(&click.id, &goal("default"))
+            .await
+            .expect("lookup");
+        assert_eq!(found.click, None);
+    }
+);
+
+conformance!(
+    clicks_and_declined_clicks_are_counted_per_day,
+    |store: Arc<dyn Store>| async move {
+        for _ in 0..3 {
+            store
+                .record_click(&click_at(now()), 60)
+                .await
+                .expect("recorded");
+        }
+        store
+            .count_declined_click(&offer_id(), &aff_id(), Day::today())
+            .await
+            .expect("counted");
+        let yesterday = Day::today().minus(1);
+        store
+            .record_click(&click_at(now() - 86_400), 60)
+            .await
+            .expect("recorded");
+
+        let counters = store
+            .read_counters(&[yesterday, Day::today()])
+            .await
+            .expect("counters");
+        assert_eq!(count(&counters[0], counter::CLICKS), 1);
+        assert_eq!(count(&counters[1], counter::CLICKS), 3);
+        assert_eq!(count(&counters[1], counter::DECLINED), 1);
+    }
+);
+
+conformance!(
+    a_conversion_is_created_once_and_then_duplicate,
+    |store: Arc<dyn Store>| async move {
+        let click = click_at(now());
+        store.record_click(&click, 60).await.expect("recorded");
+        let first = store
+            .apply_conversion(&command(
+                &click,
+                goal("default"),
+                ConversionStatus::Approved,
+                "2.5",
+            ))
+            .await;
+        let ConversionOutcome::Created(created) = first.expect("applied") else {
+            panic!("not created")
+        };
+        let second = store
+            .apply_conversion(&command(
+                &click,
+                goal("default"),
+                ConversionStatus::Approved,
+                "2.5",
+            ))
+            .await;
+        let ConversionOutcome::Duplicate(duplicate) = second.expect("applied") else {
+            panic!("not duplicate")
+        };
+        assert_eq!(duplicate.conversion_id, created.conversion_id);
+
+        let counters = counters_today(store.as_ref()).await;
+        assert_eq!(count(&counters, counter::CONVERSIONS), 1);
+        assert_eq!(count(&counters, counter::PAYOUT), 2_500_000);
+        assert_eq!(count(&counters, counter::REVENUE), 10_000_000);
+        let found = store
+            .lookup_conversion(&click.id, &goal("default"))
+            .await
+            .expect("lookup");
+        assert_eq!(found.conversion, Some(created));
+    }
+);
+
+conformance!(
+    racing_identical_conversions_credit_exactly_once,
+    |store: Arc<dyn Store>| async move {
+        let click = click_at(now());
+        store.record_click(&click, 60).await.expect("recorded");
+        let tasks: Vec<_> = (0..64)
+            .map(|_| {
+                let store = Arc::clone(&store);
+                let command = command(
+                    &click,
+                    Identity::Txid("order-1".into()),
+                    ConversionStatus::Approved,
+                    "2.5",
+                );
+                tokio::spawn(async move { store.apply_conversion(&command).await })
+            })
+            .collect();
+        let mut created = 0;
+        for task in tasks {
+            if let ConversionOutcome::Created(_) = task.await.expect("joined").expect("applied") {
+                created += 1;
+            }
+        }
+        assert_eq!(created, 1);
+        let counters = counters_today(store.as_ref()).await;
+        assert_eq!(count(&counters, counter::CONVERSIONS), 1);
+        assert_eq!(count(&counters, counter::PAYOUT), 2_500_000);
+    }
+);
+
+conformance!(
+    txid_and_goal_identities_are_separate_conversions,
+    |store: Arc<dyn Store>| async move {
+        let click = click_at(now());
+        for identity in [
+            Identity::Txid("default".into()),
+            goal("default"),
+            Identity::Txid("t2".into()),
+            goal("sale"),
+        ] {
+            let outcome = store
+                .apply_conversion(&command(&click, identity, ConversionStatus::Approved, "1"))
+                .await;
+            assert!(matches!(outcome, Ok(ConversionOutcome::Created(_))));
+        }
+        assert_eq!(
+            count(&counters_today(store.as_ref()).await, counter::CONVERSIONS),
+            4
+        );
+    }
+);
+
+conformance!(status_changes_follow_the_documented_table, |store: Arc<
+    dyn Store,
+>| async move {
+    use ConversionStatus::*;
+    for from in [Approved, Pending, Rejected] {
+        for to in [Approved, Pending, Rejected] {
+            let click = click_at(now());
+            let identity = goal(&format!("{from:?}-{to:?}"));
+            store
+                .apply_conversion(&command(&click, identity.clone(), from, "3"))
+                .await
+                .expect("created");
+            let outcome = store
+                .apply_conversion(&command(&click, identity, to, "3"))
+                .await
+                .expect("applied");
+            match outcome {
+                ConversionOutcome::Updated { record, previous } => {
+                    assert!(from.can_move_to(to), "{from:?} -> {to:?} moved");
+                    assert_eq!((previous, record.status), (from, to));
+                }
+                ConversionOutcome::Duplicate(record) => {
+                    assert!(!from.can_move_to(to), "{from:?} -> {to:?} did not move");
+                    assert_eq!(record.status, from);
+                }
+                other => panic!("{from:?} -> {to:?}: {other:?}"),
+            }
+        }
+    }
+    // Final statuses: A→A a, A→P a, A→R r, P→A a, P→P p, P→R r, R→* r.
+    let counters = counters_today(store.as_ref()).await;
+    assert_eq!(count(&counters, counter::CONVERSIONS), 3);
+    assert_eq!(count(&counters, counter::PAYOUT), 9_000_000);
+    assert_eq!(count(&counters, counter::PENDING), 1);
+    assert_eq!(count(&counters, counter::PENDING_PAYOUT), 3_000_000);
+    assert_eq!(count(&counters, counter::REJECTED), 5);
+});
+
+conformance!(
+    an_approval_without_amount_keeps_the_pending_payout,
+    |store: Arc<dyn Store>| async move {
+        let click = click_at(now());
+        store
+            .apply_conversion(&command(
+                &click,
+                goal("g"),
+                ConversionStatus::Pending,
+                "7.25",
+            ))
+            .await
+            .expect("created");
+        let mut approve = command(&click, goal("g"), ConversionStatus::Approved, "0");
+        approve.payout = None;
+        approve.revenue = None;
+        let outcome = store.apply_conversion(&approve).await.expect("applied");
+        let ConversionOutcome::Updated { record, .. } = outcome else {
+            panic!("not updated: {outcome:?}")
+        };
+        assert_eq!(record.payout.to_string(), "7.25");
+        let counters = counters_today(store.as_ref()).await;
+        assert_eq!(
+            (
+                count(&counters, counter::PENDING),
+                count(&counters, counter::PENDING_PAYOUT)
+            ),
+            (0, 0)
+        );
+        assert_eq!(count(&counters, counter::PAYOUT), 7_250_000);
+    }
+);
+
+conformance!(
+    a_status_change_moves_the_counters_of_the_conversions_own_day,
+    |store: Arc<dyn Store>| async move {
+        let click = click_at(now());
+        let yesterday = Day::today().minus(1);
+        let mut create = command(&click, goal("g"), ConversionStatus::Pending, "5");
+        create.today = yesterday;
+        store.apply_conversion(&create).await.expect("created");
+
+        // Told nothing about yesterday, the store asks the caller to look again.
+        let blind = command(&click, goal("g"), ConversionStatus::Approved, "5");
+        assert_eq!(
+            store.apply_conversion(&blind).await.expect("applied"),
+            ConversionOutcome::Retry
+        );
+
+        let mut informed = command(&click, goal("g"), ConversionStatus::Approved, "5");
+        informed.seen_day = Some(yesterday);
+        assert!(matches!(
+            store.apply_conversion(&informed).await,
+            Ok(ConversionOutcome::Updated { .. })
+        ));
+        let counters = store
+            .read_counters(&[yesterday, Day::today()])
+            .await
+            .expect("counters");
+        assert_eq!(count(&counters[0], counter::CONVERSIONS), 1);
+        assert_eq!(count(&counters[0], counter::PENDING), 0);
+        assert_eq!(count(&counters[1], counter::CONVERSIONS), 0);
+    }
+);
+
+conformance!(
+    large_payouts_stay_exact,
+    |store: Arc<dyn Store>| async move {
+        // 2^53 micro-units and beyond: a Lua double would round these.
+        let click = click_at(now());
+        let big = "9007199254.740993";
+        store
+            .apply_conversion(&command(&click, goal("a"), ConversionStatus::Approved, big))
+            .await
+            .expect("created");
+        let mut reject = command(&click, goal("a"), ConversionStatus::Rejected, big);
+        reject.payout = None;
+        store
+            .apply_conversion(&command(&click, goal("b"), ConversionStatus::Approved, big))
+            .await
+            .expect("created");
+        store.apply_conversion(&reject).await.expect("rejected");
+        let counters = counters_today(store.as_ref()).await;
+        assert_eq!(count(&counters, counter::PAYOUT), 9_007_199_254_740_993);
+    }
+);
+
+conformance!(
+    config_writes_bump_the_version_and_load_back,
+    |store: Arc<dyn Store>| async move {
+        let before = store.config_version().await.expect("version");
+        let input: OfferInput = serde_json::from_str(
+            r#"{"url":"https://shop.example/?a=1","payout":"2.5","postback_token":"tok-12345"}"#,
+        )
+        .expect("input");
+        let offer = Offer::from_input(offer_id(), input).expect("offer");
+        store.put_offer(&offer).await.expect("stored");
+        let affiliate = Affiliate::from_input(
+            aff_id(),
+            serde_json::from_str(r#"{"name":"A"}"#).expect("input"),
+        )
+        .expect("aff");
+        store.put_affiliate(&affiliate).await.expect("stored");
+
+        let after = store.config_version().await.expect("version");
+        assert!(
+            after >= before + 2,
+            "version moved from {before} to {after}"
+        );
+        let data = store.load_config().await.expect("loaded");
+        assert_eq!(data.version, after);
+        assert_eq!(data.offers, vec![offer]);
+        assert_eq!(data.affiliates, vec![affiliate]);
+    }
+);
+
+conformance!(
+    a_reachable_store_answers_ping,
+    |store: Arc<dyn Store>| async move {
+        store.ping().await.expect("pong");
+    }
+);
