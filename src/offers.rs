@@ -90,9 +90,31 @@ impl ConfigCache {
     }
 
     /// Reloads only if the store's version moved since the last load.
+    ///
+    /// A version that went *backwards* means the store lost its data (a Redis
+    /// restarted without persistence, a flush). Reloading would empty the
+    /// cache and turn every click into a 404, so instead this instance writes
+    /// the configuration it still holds back to the store: the network keeps
+    /// redirecting, and instances that already reloaded pick it up again.
     pub async fn refresh_if_changed(&self, store: &dyn Store) -> Result<bool, StoreError> {
         let version = store.config_version().await?;
-        if version == self.snapshot().version && version != 0 {
+        let current = self.snapshot();
+        if version < current.version
+            && !(current.offers.is_empty() && current.affiliates.is_empty())
+        {
+            log::warn!(
+                "configuration version went back from {} to {version}: the store lost its data; restoring {} offers and {} affiliates from this instance",
+                current.version,
+                current.offers.len(),
+                current.affiliates.len()
+            );
+            for offer in current.offers.values() {
+                store.put_offer(offer).await?;
+            }
+            for affiliate in current.affiliates.values() {
+                store.put_affiliate(affiliate).await?;
+            }
+        } else if version == current.version && version != 0 {
             return Ok(false);
         }
         self.reload(store).await?;

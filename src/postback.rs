@@ -149,6 +149,9 @@ pub struct PostbackAnswer {
     /// Why a conversion was rejected, when it was.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub reason: Option<&'static str>,
+    /// A human explanation accompanying `reason`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub detail: Option<&'static str>,
     /// Stable id of the conversion.
     pub conversion_id: String,
     /// The converting click.
@@ -238,6 +241,7 @@ pub async fn convert(
         let answer = |status, record: ConversionRecord, previous| PostbackAnswer {
             status,
             reason: None,
+            detail: None,
             conversion_id: record.conversion_id,
             click_id: request.click_id.as_str().to_owned(),
             offer_id: record.offer_id.as_str().to_owned(),
@@ -252,6 +256,9 @@ pub async fn convert(
             ConversionOutcome::Created(record) if record.status == ConversionStatus::Rejected => {
                 PostbackAnswer {
                     reason: Some("rejected_by_advertiser"),
+                    detail: Some(
+                        "the advertiser reported this conversion as rejected; it pays nothing",
+                    ),
                     ..answer("rejected", record, None)
                 }
             }

@@ -100,16 +100,20 @@ impl serde::Serialize for Money {
 }
 
 impl<'de> serde::Deserialize<'de> for Money {
-    /// Accepts the documented decimal string, and also a JSON number (read
-    /// through its shortest decimal form), because hand-written configs do that.
+    /// Only the documented decimal string: a JSON number would already have
+    /// passed through a binary float in most clients and parsers.
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let value = serde_json::Value::deserialize(d)?;
-        let text = match &value {
-            serde_json::Value::String(s) => s.clone(),
-            serde_json::Value::Number(n) => n.to_string(),
-            _ => return Err(serde::de::Error::custom("expected a decimal string")),
-        };
-        Money::parse(&text).map_err(|e| serde::de::Error::custom(e.detail))
+        struct DecimalString;
+        impl serde::de::Visitor<'_> for DecimalString {
+            type Value = Money;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a decimal string such as \"2.50\"")
+            }
+            fn visit_str<E: serde::de::Error>(self, raw: &str) -> Result<Money, E> {
+                Money::parse(raw).map_err(|e| E::custom(e.detail))
+            }
+        }
+        d.deserialize_str(DecimalString)
     }
 }
 

@@ -35,7 +35,9 @@ fn authorize(req: &HttpRequest) -> Result<Admin, ApiError> {
         .headers()
         .get(actix_web::http::header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
+        .and_then(|v| v.split_once(' '))
+        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+        .map(|(_, token)| token)
         .ok_or_else(|| ApiError::unauthorized("send Authorization: Bearer <admin token>"))?;
     if constant_time_eq(presented.trim().as_bytes(), configured.as_bytes()) {
         Ok(Admin)

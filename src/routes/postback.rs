@@ -67,18 +67,25 @@ fn read_body(req: &HttpRequest, body: &[u8]) -> Result<Params, ApiError> {
 
 /// A JSON object of strings or numbers; anything else, including unknown
 /// fields, is refused so that a typo (`"amuont"`) never credits silently.
+///
+/// Numbers are read as the text the sender wrote, never through a binary
+/// float: `19.99` is `"19.99"`, while `1e3` or `0.12345678` reach the money
+/// parser as written and are refused instead of being rounded. A field given
+/// twice is kept twice, so conflicting values are refused like in a query.
 fn json_params(body: &[u8]) -> Result<Params, ApiError> {
-    let object: serde_json::Map<String, serde_json::Value> = serde_json::from_slice(body)
+    let RawMembers(members) = serde_json::from_slice(body)
         .map_err(|e| ApiError::invalid(format!("body is not a JSON object: {e}")))?;
-    let mut pairs = Vec::with_capacity(object.len());
-    for (name, value) in object {
+    let mut pairs = Vec::with_capacity(members.len());
+    for (name, raw) in members {
         if !names::all().any(|known| known == name) {
             return Err(ApiError::invalid(format!("unknown field {name:?}")));
         }
-        let text = match value {
-            serde_json::Value::String(s) => s,
-            serde_json::Value::Number(n) => n.to_string(),
-            serde_json::Value::Null => continue,
+        let raw = raw.get();
+        let text = match raw.as_bytes().first() {
+            Some(b'"') => serde_json::from_str::<String>(raw)
+                .map_err(|e| ApiError::invalid(format!("{name}: {e}")))?,
+            Some(b'-' | b'0'..=b'9') => raw.to_owned(),
+            Some(b'n') => continue,
             _ => {
                 return Err(ApiError::invalid(format!(
                     "{name} must be a string or a number"
@@ -93,6 +100,32 @@ fn json_params(body: &[u8]) -> Result<Params, ApiError> {
         pairs.push((name, text));
     }
     Ok(Params::from_pairs(pairs))
+}
+
+/// A JSON object's members in document order, each value as its raw JSON text.
+struct RawMembers<'a>(Vec<(String, &'a serde_json::value::RawValue)>);
+
+impl<'de: 'a, 'a> serde::Deserialize<'de> for RawMembers<'a> {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Members<'a>(std::marker::PhantomData<&'a ()>);
+        impl<'de: 'a, 'a> serde::de::Visitor<'de> for Members<'a> {
+            type Value = RawMembers<'a>;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a JSON object")
+            }
+            fn visit_map<M: serde::de::MapAccess<'de>>(
+                self,
+                mut map: M,
+            ) -> Result<Self::Value, M::Error> {
+                let mut members = Vec::new();
+                while let Some(member) = map.next_entry()? {
+                    members.push(member);
+                }
+                Ok(RawMembers(members))
+            }
+        }
+        d.deserialize_map(Members(std::marker::PhantomData))
+    }
 }
 
 async fn respond(

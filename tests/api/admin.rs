@@ -152,6 +152,7 @@ async fn without_a_configured_admin_token_the_admin_api_refuses_everything() {
         settings,
     )
     .await;
+    assert!(app.state.admin_token.is_none(), "precondition: no token");
 
     for authorization in [
         None,

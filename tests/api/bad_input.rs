@@ -53,8 +53,9 @@ async fn assert_client_error(response: reqwest::Response, what: &str) -> Value {
     let body: Value = serde_json::from_str(&text).expect("JSON error body");
     assert_eq!(body["status"], "rejected", "{what}: {body}");
     assert!(
-        body["reason"].as_str().is_some_and(|r| !r.is_empty()
-            && r.bytes().all(|b| b.is_ascii_lowercase() || b == b'_')),
+        body["reason"].as_str().is_some_and(
+            |r| !r.is_empty() && r.bytes().all(|b| b.is_ascii_lowercase() || b == b'_')
+        ),
         "{what}: snake_case reason in {body}"
     );
     assert!(
@@ -137,7 +138,8 @@ async fn a_form_postback_with_broken_encoding_answers_400_and_writes_nothing() {
         })
         .map(String::into_bytes)
         .collect();
-    let mut raw_invalid_utf8 = format!("click_id={click_id}&token={OFFER_TOKEN}&txid=").into_bytes();
+    let mut raw_invalid_utf8 =
+        format!("click_id={click_id}&token={OFFER_TOKEN}&txid=").into_bytes();
     raw_invalid_utf8.extend_from_slice(b"\xff\xfe");
     bodies.push(raw_invalid_utf8);
 
@@ -160,9 +162,13 @@ async fn a_20_kb_query_or_body_answers_400_and_writes_nothing() {
     let junk = "x".repeat(20 * 1024);
 
     // Act
-    let click = app.click("o1", &format!("aff_id=a1&sub1=a&junk={junk}")).await;
+    let click = app
+        .click("o1", &format!("aff_id=a1&sub1=a&junk={junk}"))
+        .await;
     let get = app
-        .postback(&format!("click_id={click_id}&token={OFFER_TOKEN}&junk={junk}"))
+        .postback(&format!(
+            "click_id={click_id}&token={OFFER_TOKEN}&junk={junk}"
+        ))
         .await;
     let form = app
         .postback_post(
@@ -257,7 +263,11 @@ async fn a_body_of_another_media_type_answers_415_and_writes_nothing() {
     // Arrange
     let (app, click_id) = app_with_click().await;
 
-    for content_type in ["text/plain", "application/xml", "multipart/form-data; boundary=x"] {
+    for content_type in [
+        "text/plain",
+        "application/xml",
+        "multipart/form-data; boundary=x",
+    ] {
         // Act
         let response = app
             .postback_post(
@@ -294,8 +304,7 @@ async fn a_bad_amount_answers_400_on_every_channel_and_writes_nothing() {
         let json_string = app
             .postback_post(
                 "application/json",
-                json!({"click_id": click_id, "token": OFFER_TOKEN, "amount": decoded})
-                    .to_string(),
+                json!({"click_id": click_id, "token": OFFER_TOKEN, "amount": decoded}).to_string(),
             )
             .await;
 
@@ -321,18 +330,29 @@ async fn a_bad_json_number_amount_answers_400_and_writes_nothing() {
     // Arrange
     let (app, click_id) = app_with_click().await;
 
-    for amount in ["-1", "1e3", "1E3", "1.5e2", "0.0000001", "-0.5", "1e400"] {
-        let body = format!(
-            r#"{{"click_id":"{click_id}","token":"{OFFER_TOKEN}","amount":{amount}}}"#
-        );
+    for amount in [
+        "-1",
+        "-0.5",
+        "1e3",
+        "1E3",
+        "1.5e2",
+        "1e400",
+        "0.0000001",
+        "19.9900000000000001",
+        "12345678901.1234567",
+    ] {
+        let body =
+            format!(r#"{{"click_id":"{click_id}","token":"{OFFER_TOKEN}","amount":{amount}}}"#);
 
         // Act
         let response = app.postback_post("application/json", body).await;
 
         // Assert
-        let status = response.status();
-        let text = response.text().await.expect("body");
-        assert_eq!(status, 400, "amount {amount}: {text}");
+        let body = assert_rejected(response, 400, "invalid_request").await;
+        assert!(
+            body["detail"].as_str().unwrap_or("").contains("amount"),
+            "{amount}: {body}"
+        );
     }
     assert_nothing_credited(&app).await;
 }
@@ -397,7 +417,14 @@ async fn an_unknown_route_answers_404_json() {
     let app = spawn_app().await;
     app.with_offer_and_affiliate().await;
 
-    for path in ["/nope", "/c", "/c/", "/c/o1/extra?aff_id=a1", "/postback/x", "/api/v2/offers"] {
+    for path in [
+        "/nope",
+        "/c",
+        "/c/",
+        "/c/o1/extra?aff_id=a1",
+        "/postback/x",
+        "/api/v2/offers",
+    ] {
         // Act
         let response = app.get(path).await;
 
@@ -414,7 +441,15 @@ async fn a_strange_offer_id_in_the_path_answers_a_json_4xx() {
     app.with_offer_and_affiliate().await;
     let long = "o".repeat(5000);
 
-    for offer in ["%FF", "%00", "%zz", "..%2F..%2Fapi", "o1%20", "%C3%28", long.as_str()] {
+    for offer in [
+        "%FF",
+        "%00",
+        "%zz",
+        "..%2F..%2Fapi",
+        "o1%20",
+        "%C3%28",
+        long.as_str(),
+    ] {
         // Act
         let response = app.click(offer, "aff_id=a1").await;
 
@@ -453,5 +488,25 @@ async fn a_wrong_method_answers_a_json_4xx_and_writes_nothing() {
         assert_client_error(response, &format!("{method} {url}")).await;
     }
     assert_eq!(app.click_keys().len(), 1, "only the arranged click");
+    assert_nothing_credited(&app).await;
+}
+
+#[tokio::test]
+async fn a_json_body_naming_the_click_twice_with_different_ids_answers_400() {
+    // Arrange
+    let (app, click_id) = app_with_click().await;
+    let other = app.click_id("o1", "a1").await;
+
+    for body in [
+        format!(r#"{{"click_id":"{click_id}","click_id":"{other}","token":"{OFFER_TOKEN}"}}"#),
+        format!(r#"{{"click_id":"{click_id}","cid":"{other}","token":"{OFFER_TOKEN}"}}"#),
+        format!(r#"{{"click_id":"{click_id}","token":"{OFFER_TOKEN}","amount":"1","amount":"2"}}"#),
+    ] {
+        // Act
+        let response = app.postback_post("application/json", body).await;
+
+        // Assert
+        assert_rejected(response, 400, "invalid_request").await;
+    }
     assert_nothing_credited(&app).await;
 }

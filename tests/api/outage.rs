@@ -75,18 +75,48 @@ async fn while_redis_is_down_visitors_are_still_redirected_and_postbacks_ask_for
     assert_eq!(healthz.status(), 200, "the process itself is alive");
 }
 
+/// Every key under `app`'s prefix with its remaining TTL (ms, 0 = none) and
+/// its `DUMP` payload, to put back after a restart as a persistent Redis would.
+fn snapshot_keys(app: &TestApp) -> Vec<(String, i64, Vec<u8>)> {
+    let mut conn = app.redis();
+    app.redis_keys()
+        .into_iter()
+        .map(|key| {
+            let ttl: i64 = redis::cmd("PTTL").arg(&key).query(&mut conn).expect("PTTL");
+            let dump: Vec<u8> = redis::cmd("DUMP").arg(&key).query(&mut conn).expect("DUMP");
+            (key, ttl.max(0), dump)
+        })
+        .collect()
+}
+
+fn restore_keys(app: &TestApp, keys: &[(String, i64, Vec<u8>)]) {
+    let mut conn = app.redis();
+    for (key, ttl, dump) in keys {
+        let _: () = redis::cmd("RESTORE")
+            .arg(key)
+            .arg(*ttl)
+            .arg(dump.as_slice())
+            .arg("REPLACE")
+            .query(&mut conn)
+            .expect("RESTORE");
+    }
+}
+
 #[tokio::test]
-async fn after_redis_restarts_clickback_recovers_without_a_restart() {
-    // Arrange
+async fn when_redis_comes_back_with_its_data_clickback_recovers_without_a_restart() {
+    // Arrange: a click before the outage, then Redis crashes
     let server = RedisServer::start();
     let app = app_on_private_redis(&server).await;
     app.with_offer_and_affiliate().await;
+    let earlier_click = app.click_id("o1", "a1").await;
+    let persisted = snapshot_keys(&app);
     server.stop();
     assert_eq!(app.get("/readyz").await.status(), 503);
     assert!(click_id_from(&location(&app.click("o1", "aff_id=a1").await)).is_none());
 
-    // Act
+    // Act: Redis restarts and reloads its data (as with RDB/AOF persistence)
     server.restart();
+    restore_keys(&app, &persisted);
     let ready_after = eventually(Duration::from_secs(5), || async {
         app.get("/readyz").await.status() == 200
     })
@@ -100,13 +130,69 @@ async fn after_redis_restarts_clickback_recovers_without_a_restart() {
     // Assert
     assert!(ready_after.is_some(), "/readyz stayed 503");
     assert!(tracked_after.is_some(), "clicks were not tracked again");
-    tokio::time::sleep(Duration::from_secs(1)).await;
+    let new_click = app.click_id("o1", "a1").await;
+    for (click_id, txid) in [(&new_click, "t-new"), (&earlier_click, "t-old")] {
+        let response = credit(&app, click_id, txid).await;
+        assert_eq!(response.status(), 200);
+        let body: Value = response.json().await.expect("postback json");
+        assert_eq!(body["status"], "credited", "{body}");
+        assert_eq!(body["payout"], "2.5");
+    }
+}
+
+#[tokio::test]
+async fn when_redis_comes_back_empty_recreating_the_config_restores_tracking_without_a_restart() {
+    // Arrange
+    let server = RedisServer::start();
+    let app = app_on_private_redis(&server).await;
+    app.with_offer_and_affiliate().await;
+    server.stop();
+    let put_while_down = app.put_offer("o1", &offer_body()).await;
+
+    // Act: Redis restarts without its data; the operator re-creates the config
+    server.restart();
+    let ready_after = eventually(Duration::from_secs(5), || async {
+        app.get("/readyz").await.status() == 200
+    })
+    .await;
+    app.with_offer_and_affiliate().await;
+
+    // Assert
+    assert_rejected(put_while_down, 503, "store_unavailable").await;
+    assert!(ready_after.is_some(), "/readyz stayed 503");
     let click_id = app.click_id("o1", "a1").await;
     let response = credit(&app, &click_id, "t1").await;
     assert_eq!(response.status(), 200);
     let body: Value = response.json().await.expect("postback json");
     assert_eq!(body["status"], "credited", "{body}");
-    assert_eq!(body["payout"], "2.5");
+    assert_eq!(app.stats("").await[0]["conversions"], 1);
+}
+
+#[tokio::test]
+async fn when_redis_comes_back_empty_visitors_still_reach_the_cached_offers() {
+    // Arrange
+    let server = RedisServer::start();
+    let app = app_on_private_redis(&server).await;
+    app.with_offer_and_affiliate().await;
+    server.stop();
+
+    // Act: Redis restarts without its data
+    server.restart();
+    assert!(
+        eventually(Duration::from_secs(5), || async {
+            app.get("/readyz").await.status() == 200
+        })
+        .await
+        .is_some(),
+        "/readyz stayed 503"
+    );
+    // several refresh periods (100 ms in tests, 1 s by default)
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let click = app.click("o1", "aff_id=a1").await;
+
+    // Assert
+    assert_eq!(click.status(), 302, "the offer vanished with Redis's data");
+    assert!(location(&click).starts_with("https://shop.example/landing"));
 }
 
 #[tokio::test]
@@ -117,19 +203,21 @@ async fn a_click_made_before_a_clickback_restart_converts_after_it() {
     old.with_offer_and_affiliate().await;
     let click_id = old.click_id("o1", "a1").await;
     let backend = old.backend.clone();
-    let old_address = old.address.clone();
+    let old_port = old.port;
     // Stop it without the harness's cleanup, which would delete its Redis keys.
     old.backend = Backend::Memory;
     drop(old);
-    tokio::time::sleep(Duration::from_millis(200)).await;
-    let old_answers = reqwest::get(format!("{old_address}/healthz")).await.is_ok();
+    let gone = eventually(Duration::from_secs(5), || async {
+        std::net::TcpStream::connect(("127.0.0.1", old_port)).is_err()
+    })
+    .await;
+    assert!(gone.is_some(), "the old process still listens");
 
     // Act: a brand-new process on the same Redis and prefix
     let new = spawn_app_on(backend).await;
     let response = credit(&new, &click_id, "t1").await;
 
     // Assert
-    eprintln!("old still answers: {old_answers}");
     assert_eq!(response.status(), 200);
     let body: Value = response.json().await.expect("postback json");
     assert_eq!(body["status"], "credited", "{body}");
