@@ -8,11 +8,13 @@
 use std::net::IpAddr;
 use std::sync::Arc;
 
+use crate::domain::bots::is_bot_user_agent;
 use crate::domain::click::MAX_SUB_LEN;
 use crate::domain::query::Params;
 use crate::domain::redirect::RedirectValues;
 use crate::domain::{unix_now, AffiliateId, Click, ClickId, Day, DomainError, Offer, Status};
 use crate::state::AppState;
+use crate::store::keys::counter;
 
 /// Why a click could not be redirected at all.
 #[derive(Debug, thiserror::Error)]
@@ -52,6 +54,10 @@ pub enum ClickResult {
     StoreError,
     /// A bot or link preview; redirected without recording anything.
     Bot,
+    /// Stored, but the visitor clicked this offer and affiliate recently.
+    Duplicate,
+    /// A cap is full; sent to the fallback URL, nothing stored about the visitor.
+    Capped,
 }
 
 impl ClickResult {
@@ -62,6 +68,10 @@ impl ClickResult {
             Self::Declined => "declined",
             Self::StoreError => "store_error",
             Self::Bot => "bot",
+            // Stored and redirected with a click id like any other; the
+            // repeat is counted apart in clickback_duplicate_clicks_total.
+            Self::Duplicate => "tracked",
+            Self::Capped => "capped",
         }
     }
 }
@@ -119,6 +129,24 @@ fn read_link(params: &Params) -> Result<LinkParams<'_>, DomainError> {
     })
 }
 
+/// Counts a click that is not tracked; a failure only costs the count.
+async fn count_untracked(
+    state: &AppState,
+    offer: &Offer,
+    aff: &AffiliateId,
+    day: Day,
+    metric: &'static str,
+) {
+    if let Err(e) = state
+        .store
+        .count_untracked_click(&offer.id, aff, day, metric)
+        .await
+    {
+        state.metrics.store_error("count_untracked_click");
+        log::debug!("untracked click not counted: {e}");
+    }
+}
+
 /// Records a click (unless declined) and decides where the visitor goes.
 pub async fn track(
     state: &AppState,
@@ -147,8 +175,9 @@ pub async fn track(
         source: link.source,
     };
     let now = unix_now();
+    let day = Day::from_unix(now);
 
-    if visitor.is_bot {
+    if visitor.is_bot || is_bot_user_agent(visitor.user_agent) {
         return Ok(Redirect {
             location: offer.redirect.build(&values),
             result: ClickResult::Bot,
@@ -156,43 +185,57 @@ pub async fn track(
         });
     }
 
-    if link.declined || visitor.global_privacy_control {
-        if let Err(e) = state
-            .store
-            .count_declined_click(&offer.id, &link.aff_id, Day::from_unix(now))
-            .await
-        {
-            state.metrics.store_error("count_declined_click");
-            log::debug!("declined click not counted: {e}");
+    if !offer.caps.is_empty() && state.caps.is_full(&offer.id, &link.aff_id) {
+        if let Some(fallback) = offer.fallback_url.as_ref().or(state.fallback_url.as_ref()) {
+            count_untracked(state, &offer, &link.aff_id, day, counter::CAPPED).await;
+            return Ok(Redirect {
+                location: fallback.clone(),
+                result: ClickResult::Capped,
+                offer,
+            });
         }
-        let location = offer.redirect.build(&values);
+    }
+
+    if link.declined || visitor.global_privacy_control {
+        count_untracked(state, &offer, &link.aff_id, day, counter::DECLINED).await;
         return Ok(Redirect {
-            location,
+            location: offer.redirect.build(&values),
             result: ClickResult::Declined,
             offer,
         });
     }
 
     let ip = visitor.ip.map(|ip| ip.to_string()).unwrap_or_default();
+    let visitor_hash = state.hasher.hash(day, &ip, visitor.user_agent);
+    // The visitor hash picks the shard, so the duplicate-click marker of this
+    // visitor lives in the same hash slot as the click.
+    let shard = visitor_hash.chars().next().unwrap_or('A');
     let click = Click {
-        id: ClickId::generate(),
+        id: ClickId::generate_in_shard(shard),
         offer_id: offer.id.clone(),
         aff_id: link.aff_id.clone(),
         subs: link.subs.map(str::to_owned),
         source: link.source.to_owned(),
         created_at: now,
-        visitor: state
-            .hasher
-            .hash(Day::from_unix(now), &ip, visitor.user_agent),
+        visitor: visitor_hash,
+        unique: true,
     };
-    let result = match state
+    let recorded = state
         .store
-        .record_click(&click, offer.attribution_window_secs)
-        .await
-    {
-        Ok(()) => {
+        .record_click(
+            &click,
+            offer.attribution_window_secs,
+            state.unique_click_window_secs,
+        )
+        .await;
+    let result = match recorded {
+        Ok(unique) => {
             values.click_id = Some(click.id.as_str());
-            ClickResult::Tracked
+            if unique {
+                ClickResult::Tracked
+            } else {
+                ClickResult::Duplicate
+            }
         }
         Err(e) => {
             state.metrics.store_error("record_click");

@@ -14,6 +14,9 @@
 //! | `CLICKBACK_CONFIG_REFRESH_MS`   | `1000`           | how often each instance checks for offer/affiliate changes |
 //! | `CLICKBACK_TRUSTED_PROXIES`     | empty            | comma-separated IPs/CIDRs whose `X-Forwarded-For` is believed |
 //! | `CLICKBACK_PUBLIC_URL`          | `http://localhost:<port>` | how the demo spells links in its log |
+//! | `CLICKBACK_UNIQUE_CLICK_WINDOW_SECS` | `86400`     | a visitor's repeat clicks on one offer + affiliate within this window count as non-unique; `0` turns detection off |
+//! | `CLICKBACK_FALLBACK_URL`        | unset            | where clicks go while an offer's cap is full and it has no `fallback_url` |
+//! | `CLICKBACK_POSTBACK_LOG_SIZE`   | `1000`           | postbacks kept per offer for `GET /api/v1/postbacks` |
 //! | `RUST_LOG`                      | `info`           | log filter (env_logger) |
 
 use std::time::Duration;
@@ -57,6 +60,12 @@ pub struct Settings {
     pub trusted_proxies: Vec<IpNet>,
     /// Base URL the demo prints links with.
     pub public_url: Option<String>,
+    /// Duplicate-click window, seconds (0: off).
+    pub unique_click_window_secs: u64,
+    /// Global landing page for capped offers without their own.
+    pub fallback_url: Option<String>,
+    /// Postbacks kept per offer in the troubleshooting log.
+    pub postback_log_size: usize,
 }
 
 impl Default for Settings {
@@ -76,6 +85,9 @@ impl Default for Settings {
             config_refresh: Duration::from_millis(1000),
             trusted_proxies: Vec::new(),
             public_url: None,
+            unique_click_window_secs: 86_400,
+            fallback_url: None,
+            postback_log_size: 1000,
         }
     }
 }
@@ -152,6 +164,22 @@ impl Settings {
                 .unwrap_or(defaults.config_refresh),
             trusted_proxies,
             public_url: var("CLICKBACK_PUBLIC_URL"),
+            unique_click_window_secs: number("CLICKBACK_UNIQUE_CLICK_WINDOW_SECS", 0)?
+                .unwrap_or(defaults.unique_click_window_secs),
+            fallback_url: match var("CLICKBACK_FALLBACK_URL") {
+                None => None,
+                Some(url) => {
+                    crate::domain::redirect::RedirectTemplate::parse(&url, "click_id").map_err(
+                        |e| ConfigError {
+                            variable: "CLICKBACK_FALLBACK_URL",
+                            problem: e.detail,
+                        },
+                    )?;
+                    Some(url)
+                }
+            },
+            postback_log_size: number("CLICKBACK_POSTBACK_LOG_SIZE", 1)?
+                .unwrap_or(defaults.postback_log_size),
         })
     }
 }

@@ -34,6 +34,11 @@ pub async fn seed(store: &dyn Store, cache: &ConfigCache, settings: &Settings, p
                     attribution_window_secs: None,
                     postback_token: Some(DEMO_TOKEN.into()),
                     status: Default::default(),
+                    min_ctc_secs: None,
+                    postback_ips: None,
+                    postback_signing_secret: None,
+                    fallback_url: None,
+                    caps: None,
                 },
             )?;
             store.put_offer(&offer).await.map_err(|e| e.to_string())?;

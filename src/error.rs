@@ -16,7 +16,7 @@ use crate::domain::DomainError;
 use crate::store::StoreError;
 
 /// An error answer of the public API.
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 #[error("{status} {reason}: {detail}")]
 pub struct ApiError {
     /// HTTP status.

@@ -11,6 +11,7 @@
 //! - [`startup`]: [`startup::Application`] builds the store, cache, metrics and HTTP server.
 //! - [`routes`]: thin HTTP adapters, one module per endpoint group.
 //! - [`click`]: the redirect hot path.
+//! - [`caps`]: daily / monthly / lifetime caps on conversions and payout.
 //! - [`postback`]: conversion crediting, status changes, de-duplication.
 //! - [`stats`]: reports summed from per-day counters.
 //! - [`offers`]: the in-process cache of offers and affiliates.
@@ -21,6 +22,7 @@
 //! - [`state`]: what every handler shares.
 //! - [`demo`]: demo data for the one-command start.
 
+pub mod caps;
 pub mod click;
 pub mod config;
 pub mod demo;

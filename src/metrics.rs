@@ -13,9 +13,11 @@ use prometheus::{
 pub struct Metrics {
     /// The registry `/metrics` renders.
     registry: Registry,
-    /// Clicks by offer and result: `tracked`, `declined` (consent), `store_error`,
-    /// `unknown_offer`, `unknown_affiliate`, `invalid`.
+    /// Clicks by offer and result: `tracked`, `declined` (consent), `bot`,
+    /// `capped`, `store_error`, `unknown_offer`, `unknown_affiliate`, `invalid`.
     pub clicks: IntCounterVec,
+    /// Tracked clicks by offer that repeated a visitor's recent click.
+    pub duplicate_clicks: IntCounterVec,
     /// Postbacks by result: `credited`, `duplicate`, `updated`, `rejected`,
     /// `unknown_click`, `invalid_token`, `invalid`, `store_error`.
     pub postbacks: IntCounterVec,
@@ -40,6 +42,13 @@ impl Metrics {
                 "Clicks on tracking links, by offer and result.",
             ),
             &["offer", "result"],
+        )?;
+        let duplicate_clicks = IntCounterVec::new(
+            Opts::new(
+                "clickback_duplicate_clicks_total",
+                "Tracked clicks that repeat the same visitor's click on the same offer and affiliate within the duplicate window, by offer.",
+            ),
+            &["offer"],
         )?;
         let postbacks = IntCounterVec::new(
             Opts::new(
@@ -81,6 +90,7 @@ impl Metrics {
             &["operation"],
         )?;
         registry.register(Box::new(clicks.clone()))?;
+        registry.register(Box::new(duplicate_clicks.clone()))?;
         registry.register(Box::new(postbacks.clone()))?;
         registry.register(Box::new(conversions.clone()))?;
         registry.register(Box::new(payout.clone()))?;
@@ -89,6 +99,7 @@ impl Metrics {
         Ok(Self {
             registry,
             clicks,
+            duplicate_clicks,
             postbacks,
             conversions,
             payout,

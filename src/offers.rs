@@ -10,6 +10,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
+use crate::caps::CapWatch;
 use crate::domain::{Affiliate, AffiliateId, Offer, OfferId};
 use crate::metrics::Metrics;
 use crate::store::{ConfigData, Store, StoreError};
@@ -121,10 +122,12 @@ impl ConfigCache {
         Ok(true)
     }
 
-    /// Polls for changes every `period` until `shutdown` resolves.
+    /// Polls for changes (and re-reads the cap counters) every `period`
+    /// until `shutdown` resolves.
     pub async fn keep_fresh(
         self: Arc<Self>,
         store: Arc<dyn Store>,
+        caps: Arc<CapWatch>,
         metrics: Metrics,
         period: Duration,
         shutdown: impl std::future::Future<Output = ()>,
@@ -138,7 +141,14 @@ impl ConfigCache {
                 _ = &mut shutdown => return,
                 _ = ticker.tick() => {}
             }
-            match self.refresh_if_changed(store.as_ref()).await {
+            let refreshed = match self.refresh_if_changed(store.as_ref()).await {
+                Ok(changed) => caps
+                    .refresh(store.as_ref(), &self.snapshot())
+                    .await
+                    .map(|()| changed),
+                Err(e) => Err(e),
+            };
+            match refreshed {
                 Ok(changed) => {
                     if changed {
                         log::info!(

@@ -6,11 +6,17 @@
 //! atomically. However many identical postbacks race, the script runs them
 //! one at a time and exactly one of them credits.
 
+use std::net::IpAddr;
+
+use crate::caps;
 use crate::domain::conversion::{ConversionCommand, ConversionOutcome, ConversionRecord};
 use crate::domain::ids::base64url;
 use crate::domain::offer::PayoutRule;
 use crate::domain::query::Params;
-use crate::domain::{ClickId, ConversionStatus, Currency, Day, DomainError, Identity, Money};
+use crate::domain::signature::{self, SignatureError};
+use crate::domain::{
+    unix_now, ClickId, ConversionStatus, Currency, Day, DomainError, Identity, Money, OfferId,
+};
 use crate::state::{constant_time_eq, AppState};
 use crate::store::StoreError;
 
@@ -37,13 +43,17 @@ pub mod names {
     pub const CURRENCY: &[&str] = &["currency"];
     /// approved / pending / rejected.
     pub const STATUS: &[&str] = &["status"];
+    /// Signed postbacks: the signing time and the signature.
+    pub const SIGNATURE: &[&str] = &["ts", "sig"];
 
     /// Every name a postback may carry (JSON bodies refuse anything else).
     pub fn all() -> impl Iterator<Item = &'static str> {
-        [CLICK_ID, TOKEN, TXID, GOAL, AMOUNT, CURRENCY, STATUS]
-            .into_iter()
-            .flatten()
-            .copied()
+        [
+            CLICK_ID, TOKEN, TXID, GOAL, AMOUNT, CURRENCY, STATUS, SIGNATURE,
+        ]
+        .into_iter()
+        .flatten()
+        .copied()
     }
 }
 
@@ -136,6 +146,15 @@ pub enum PostbackError {
         /// What the offer is priced in.
         expected: String,
     },
+    /// The sender's IP is not on the offer's allow-list.
+    #[error("sender IP not allowed")]
+    IpNotAllowed,
+    /// The offer requires signed postbacks and this one's signature is wrong.
+    #[error("invalid signature")]
+    InvalidSignature(SignatureError),
+    /// A signed postback seen before.
+    #[error("replayed signature")]
+    Replayed,
     /// The store failed; nothing was written.
     #[error(transparent)]
     Store(#[from] StoreError),
@@ -178,11 +197,43 @@ impl PostbackAnswer {
     }
 }
 
-/// Credits, updates or de-duplicates one conversion.
+/// What the route knows about the request beyond its parameters.
+#[derive(Debug, Clone, Copy)]
+pub struct PostbackContext<'a> {
+    /// The sender's IP (the advertiser's server), for the offer's allow-list.
+    pub remote_ip: Option<IpAddr>,
+    /// Every parameter received, for signature verification.
+    pub params: &'a Params,
+}
+
+/// A postback's result, with the offer it concerned when that became known
+/// (the troubleshooting log files it under that offer).
+#[derive(Debug)]
+pub struct PostbackOutcome {
+    /// The answer, or why there is none.
+    pub result: Result<PostbackAnswer, PostbackError>,
+    /// The click's offer, once the click or conversion was found.
+    pub offer_id: Option<OfferId>,
+}
+
+/// Credits, updates, de-duplicates or rejects one conversion.
 pub async fn convert(
     state: &AppState,
     request: &PostbackRequest,
+    context: PostbackContext<'_>,
+) -> PostbackOutcome {
+    let mut offer_id = None;
+    let result = convert_inner(state, request, context, &mut offer_id).await;
+    PostbackOutcome { result, offer_id }
+}
+
+async fn convert_inner(
+    state: &AppState,
+    request: &PostbackRequest,
+    context: PostbackContext<'_>,
+    seen_offer: &mut Option<OfferId>,
 ) -> Result<PostbackAnswer, PostbackError> {
+    let mut claimed_signature: Option<String> = None;
     // A status change racing a conversion over UTC midnight asks for a fresh
     // look-up; three attempts are plenty for a window that small.
     for _ in 0..3 {
@@ -195,16 +246,42 @@ pub async fn convert(
             (None, Some(record)) => (record.offer_id.clone(), record.aff_id.clone()),
             (None, None) => return Err(PostbackError::UnknownClick),
         };
+        *seen_offer = Some(offer_id.clone());
         let offer = state
             .cache
             .offer(offer_id.as_str())
             .ok_or(PostbackError::UnknownClick)?;
+
+        if !offer.postback_ips.is_empty()
+            && !context
+                .remote_ip
+                .is_some_and(|ip| offer.postback_ips.iter().any(|net| net.contains(ip)))
+        {
+            return Err(PostbackError::IpNotAllowed);
+        }
         let token_ok = request
             .token
             .as_deref()
             .is_some_and(|t| constant_time_eq(t.as_bytes(), offer.postback_token.as_bytes()));
         if !token_ok {
             return Err(PostbackError::InvalidToken);
+        }
+        if let (Some(secret), None) = (&offer.postback_signing_secret, &claimed_signature) {
+            signature::verify(secret, context.params.pairs(), unix_now())
+                .map_err(PostbackError::InvalidSignature)?;
+            let sig = context
+                .params
+                .get(&["sig"])?
+                .unwrap_or("")
+                .to_ascii_lowercase();
+            if !state
+                .store
+                .claim_signature(&sig, 2 * signature::MAX_SKEW_SECS)
+                .await?
+            {
+                return Err(PostbackError::Replayed);
+            }
+            claimed_signature = Some(sig);
         }
         if let Some(currency) = &request.currency {
             if currency != &offer.currency {
@@ -225,18 +302,66 @@ pub async fn convert(
                 .into())
             }
         };
-        let command = ConversionCommand {
+        let today = Day::today();
+        let mut command = ConversionCommand {
             click_id: request.click_id.clone(),
             identity: request.identity.clone(),
-            offer_id,
-            aff_id,
+            offer_id: offer_id.clone(),
+            aff_id: aff_id.clone(),
             status: request.status,
             payout,
             revenue: offer.revenue.or(request.amount),
             new_conversion_id: base64url(uuid::Uuid::new_v4().as_bytes()),
-            today: Day::today(),
+            today,
             seen_day: lookup.conversion.as_ref().map(|r| r.day),
             retention_secs: offer.attribution_window_secs + CONVERSION_RETENTION_EXTRA_SECS,
+            reason: None,
+        };
+
+        // Offer rules judge new conversions only: a decision, once recorded,
+        // is never revisited by a retry.
+        let mut reserved = Vec::new();
+        if let (Some(click), None) = (&lookup.click, &lookup.conversion) {
+            if request.status != ConversionStatus::Rejected {
+                if unix_now().saturating_sub(click.created_at) < offer.min_ctc_secs {
+                    command.status = ConversionStatus::Rejected;
+                    command.reason = Some(TOO_FAST);
+                } else if !offer.caps.is_empty() {
+                    let entries =
+                        caps::entries(&offer, &aff_id, payout.unwrap_or(Money::ZERO), today);
+                    match state.store.reserve_caps(&offer.id, &entries).await? {
+                        Some(_) => {
+                            command.status = ConversionStatus::Rejected;
+                            command.reason = Some(CAP_REACHED);
+                        }
+                        None => reserved = entries,
+                    }
+                }
+            }
+        }
+
+        let applied = state.store.apply_conversion(&command).await;
+        let outcome = match applied {
+            Ok(ConversionOutcome::Created(record)) => Ok(ConversionOutcome::Created(record)),
+            other => {
+                // The reservation was for a conversion this postback did not create.
+                if !reserved.is_empty() {
+                    if let Err(e) = state.store.release_caps(&offer.id, &reserved).await {
+                        log::warn!("cap reservation of offer {} not released: {e}", offer.id);
+                    }
+                }
+                other
+            }
+        };
+        let outcome = match outcome {
+            Ok(outcome) => outcome,
+            Err(e) => {
+                if let Some(sig) = &claimed_signature {
+                    // Nothing was written: let the advertiser retry the same request.
+                    let _ = state.store.release_signature(sig).await;
+                }
+                return Err(e.into());
+            }
         };
         let answer = |status, record: ConversionRecord, previous| PostbackAnswer {
             status,
@@ -251,14 +376,17 @@ pub async fn convert(
             conversion_status: record.status,
             previous_status: previous,
         };
-        let result = match state.store.apply_conversion(&command).await? {
+        let result = match outcome {
             ConversionOutcome::Retry => continue,
             ConversionOutcome::Created(record) if record.status == ConversionStatus::Rejected => {
+                let (reason, detail) = match record.reason.as_deref() {
+                    Some(TOO_FAST) => (TOO_FAST, "the conversion came sooner after the click than the offer's min_ctc_secs allows"),
+                    Some(CAP_REACHED) => (CAP_REACHED, "a cap of this offer is full; the conversion is recorded as rejected"),
+                    _ => ("rejected_by_advertiser", "the advertiser reported this conversion as rejected; it pays nothing"),
+                };
                 PostbackAnswer {
-                    reason: Some("rejected_by_advertiser"),
-                    detail: Some(
-                        "the advertiser reported this conversion as rejected; it pays nothing",
-                    ),
+                    reason: Some(reason),
+                    detail: Some(detail),
                     ..answer("rejected", record, None)
                 }
             }
@@ -275,3 +403,97 @@ pub async fn convert(
             .into(),
     )
 }
+
+/// One line of an offer's postback log (`GET /api/v1/postbacks`): what came
+/// in and what clickback made of it. Never the token or the signature.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct PostbackLogEntry {
+    /// Unix seconds when it was answered.
+    pub at: u64,
+    /// The sender's IP (the advertiser's server).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub remote_ip: Option<String>,
+    /// The click id, when the postback could be read.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub click_id: Option<String>,
+    /// The transaction id, if given.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub txid: Option<String>,
+    /// The goal, when no txid was given.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub goal: Option<String>,
+    /// The status the advertiser reported.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub requested_status: Option<ConversionStatus>,
+    /// The amount reported.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub amount: Option<Money>,
+    /// HTTP status answered.
+    pub http_status: u16,
+    /// `credited`, `duplicate`, `updated`, `rejected`, or the error reason
+    /// (`unknown_click`, `invalid_token`, `ip_not_allowed`, …).
+    pub outcome: String,
+    /// Why, for rejections and errors.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    /// The human explanation.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub detail: Option<String>,
+    /// The conversion concerned.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub conversion_id: Option<String>,
+    /// Its payout.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub payout: Option<Money>,
+}
+
+impl PostbackLogEntry {
+    /// Describes one answered postback.
+    pub fn new(
+        request: Option<&PostbackRequest>,
+        remote_ip: Option<IpAddr>,
+        outcome: &Result<PostbackAnswer, crate::error::ApiError>,
+    ) -> Self {
+        let (txid, goal) = match request.map(|r| &r.identity) {
+            Some(Identity::Txid(t)) => (Some(t.clone()), None),
+            Some(Identity::Goal(g)) => (None, Some(g.clone())),
+            None => (None, None),
+        };
+        let mut entry = Self {
+            at: unix_now(),
+            remote_ip: remote_ip.map(|ip| ip.to_string()),
+            click_id: request.map(|r| r.click_id.as_str().to_owned()),
+            txid,
+            goal,
+            requested_status: request.map(|r| r.status),
+            amount: request.and_then(|r| r.amount),
+            http_status: 200,
+            outcome: String::new(),
+            reason: None,
+            detail: None,
+            conversion_id: None,
+            payout: None,
+        };
+        match outcome {
+            Ok(answer) => {
+                entry.outcome = answer.status.to_owned();
+                entry.reason = answer.reason.map(str::to_owned);
+                entry.detail = answer.detail.map(str::to_owned);
+                entry.conversion_id = Some(answer.conversion_id.clone());
+                entry.payout = Some(answer.payout);
+            }
+            Err(error) => {
+                entry.http_status = error.status.as_u16();
+                entry.outcome = error.reason.to_owned();
+                entry.reason = Some(error.reason.to_owned());
+                entry.detail = Some(error.detail.clone());
+            }
+        }
+        entry
+    }
+}
+
+/// Reason of a conversion faster than the offer's minimum click-to-conversion time.
+pub const TOO_FAST: &str = "too_fast";
+/// Reason of a conversion over one of the offer's caps.
+pub const CAP_REACHED: &str = "cap_reached";

@@ -10,6 +10,7 @@ use actix_web::middleware::ErrorHandlers;
 use actix_web::{web, App, HttpServer};
 use tokio::sync::watch;
 
+use crate::caps::CapWatch;
 use crate::config::Settings;
 use crate::domain::ids::base64url;
 use crate::domain::visitor::VisitorHasher;
@@ -94,6 +95,7 @@ impl Application {
             metrics.store_errors.with_label_values(&[operation]);
         }
         let cache = Arc::new(ConfigCache::new());
+        let caps = Arc::new(CapWatch::new());
         if let Err(e) = cache.reload(store.as_ref()).await {
             log::warn!("starting without configuration, will keep retrying: {e}");
         }
@@ -126,6 +128,10 @@ impl Application {
             hasher: VisitorHasher::new(salt),
             admin_token: settings.admin_token.clone(),
             trusted_proxies: settings.trusted_proxies.clone(),
+            caps: Arc::clone(&caps),
+            unique_click_window_secs: settings.unique_click_window_secs,
+            fallback_url: settings.fallback_url.clone(),
+            postback_log_size: settings.postback_log_size,
         });
 
         let server_state = state.clone();
@@ -165,6 +171,7 @@ impl Application {
         let (shutdown, mut stopped) = watch::channel(false);
         let refresher = tokio::spawn(Arc::clone(&cache).keep_fresh(
             store,
+            caps,
             metrics,
             settings.config_refresh,
             async move {

@@ -3,6 +3,7 @@
 use std::net::IpAddr;
 use std::sync::Arc;
 
+use crate::caps::CapWatch;
 use crate::domain::net::IpNet;
 use crate::domain::visitor::VisitorHasher;
 use crate::metrics::Metrics;
@@ -23,6 +24,14 @@ pub struct AppState {
     pub admin_token: Option<String>,
     /// Proxies allowed to name the visitor's IP in `X-Forwarded-For`.
     pub trusted_proxies: Vec<IpNet>,
+    /// Which caps are full, so capped clicks go to the fallback without asking Redis.
+    pub caps: Arc<CapWatch>,
+    /// Duplicate-click window, seconds (0: off).
+    pub unique_click_window_secs: u64,
+    /// Global landing page while a cap is full.
+    pub fallback_url: Option<String>,
+    /// Postbacks kept per offer in the troubleshooting log.
+    pub postback_log_size: usize,
 }
 
 impl AppState {
@@ -71,6 +80,10 @@ mod tests {
             hasher: VisitorHasher::new("s"),
             admin_token: None,
             trusted_proxies: proxies.iter().map(|p| p.parse().expect("net")).collect(),
+            caps: Arc::new(CapWatch::new()),
+            unique_click_window_secs: 0,
+            fallback_url: None,
+            postback_log_size: 10,
         }
     }
 

@@ -132,6 +132,11 @@ pub struct StatsRow {
     pub rejected_conversions: i64,
     /// Clicks of visitors who declined tracking (counted, nothing stored).
     pub declined_clicks: i64,
+    /// Tracked clicks that were the visitor's first on this offer and
+    /// affiliate within the duplicate-click window.
+    pub unique_clicks: i64,
+    /// Clicks sent to the fallback URL because a cap was full.
+    pub capped_clicks: i64,
 }
 
 impl StatsRow {
@@ -140,6 +145,8 @@ impl StatsRow {
         match metric {
             counter::CLICKS => self.clicks += value,
             counter::DECLINED => self.declined_clicks += value,
+            counter::UNIQUE_CLICKS => self.unique_clicks += value,
+            counter::CAPPED => self.capped_clicks += value,
             counter::CONVERSIONS => self.conversions += value,
             counter::PAYOUT => money(&mut self.payout),
             counter::REVENUE => money(&mut self.revenue),

@@ -77,9 +77,11 @@ fn aff_id() -> AffiliateId {
     AffiliateId::parse("a1").expect("id")
 }
 
+/// A click of the standard test visitor; its id is in the visitor's shard,
+/// as `click::track` mints them.
 fn click_at(created_at: u64) -> Click {
     Click {
-        id: ClickId::generate(),
+        id: ClickId::generate_in_shard('a'),
         offer_id: offer_id(),
         aff_id: aff_id(),
         subs: [
@@ -92,6 +94,15 @@ fn click_at(created_at: u64) -> Click {
         source: "newsletter".into(),
         created_at,
         visitor: "abcdefghijk".into(),
+        unique: true,
+    }
+}
+
+fn visitor_click(visitor: &str) -> Click {
+    Click {
+        id: ClickId::generate_in_shard(visitor.chars().next().unwrap_or('A')),
+        visitor: visitor.to_owned(),
+        ..click_at(now())
     }
 }
 
@@ -117,6 +128,7 @@ fn command(
         today: Day::today(),
         seen_day: None,
         retention_secs: 3600,
+        reason: None,
     }
 }
 
@@ -143,7 +155,7 @@ conformance!(a_recorded_click_reads_back_whole, |store: Arc<
     dyn Store,
 >| async move {
     let click = click_at(now());
-    store.record_click(&click, 60).await.expect("recorded");
+    store.record_click(&click, 60, 0).await.expect("recorded");
     let found = store
         .lookup_conversion(&click.id, &goal("default"))
         .await
@@ -167,7 +179,7 @@ conformance!(
     a_click_expires_with_its_ttl,
     |store: Arc<dyn Store>| async move {
         let click = click_at(now());
-        store.record_click(&click, 1).await.expect("recorded");
+        store.record_click(&click, 1, 0).await.expect("recorded");
         tokio::time::sleep(Duration::from_millis(2100)).await;
         let found = store
             .lookup_conversion(&click.id, &goal("default"))
@@ -182,17 +194,17 @@ conformance!(
     |store: Arc<dyn Store>| async move {
         for _ in 0..3 {
             store
-                .record_click(&click_at(now()), 60)
+                .record_click(&click_at(now()), 60, 0)
                 .await
                 .expect("recorded");
         }
         store
-            .count_declined_click(&offer_id(), &aff_id(), Day::today())
+            .count_untracked_click(&offer_id(), &aff_id(), Day::today(), counter::DECLINED)
             .await
             .expect("counted");
         let yesterday = Day::today().minus(1);
         store
-            .record_click(&click_at(now() - 86_400), 60)
+            .record_click(&click_at(now() - 86_400), 60, 0)
             .await
             .expect("recorded");
 
@@ -210,7 +222,7 @@ conformance!(
     a_conversion_is_created_once_and_then_duplicate,
     |store: Arc<dyn Store>| async move {
         let click = click_at(now());
-        store.record_click(&click, 60).await.expect("recorded");
+        store.record_click(&click, 60, 0).await.expect("recorded");
         let first = store
             .apply_conversion(&command(
                 &click,
@@ -251,7 +263,7 @@ conformance!(
     racing_identical_conversions_credit_exactly_once,
     |store: Arc<dyn Store>| async move {
         let click = click_at(now());
-        store.record_click(&click, 60).await.expect("recorded");
+        store.record_click(&click, 60, 0).await.expect("recorded");
         let tasks: Vec<_> = (0..64)
             .map(|_| {
                 let store = Arc::clone(&store);
@@ -459,3 +471,181 @@ conformance!(
         store.ping().await.expect("pong");
     }
 );
+
+conformance!(
+    a_repeat_visitor_within_the_window_is_not_unique,
+    |store: Arc<dyn Store>| async move {
+        let first = click_at(now());
+        let again = click_at(now());
+        let other_visitor = visitor_click("zyxwvutsrqp");
+
+        assert!(store
+            .record_click(&first, 60, 3600)
+            .await
+            .expect("recorded"));
+        assert!(!store
+            .record_click(&again, 60, 3600)
+            .await
+            .expect("recorded"));
+        assert!(store
+            .record_click(&other_visitor, 60, 3600)
+            .await
+            .expect("recorded"));
+
+        let stored = store
+            .lookup_conversion(&again.id, &goal("default"))
+            .await
+            .expect("lookup");
+        assert_eq!(stored.click.map(|c| c.unique), Some(false));
+        let counters = counters_today(store.as_ref()).await;
+        assert_eq!(count(&counters, counter::CLICKS), 3);
+        assert_eq!(count(&counters, counter::UNIQUE_CLICKS), 2);
+    }
+);
+
+conformance!(
+    duplicate_detection_forgets_after_its_window,
+    |store: Arc<dyn Store>| async move {
+        let first = click_at(now());
+        let later = click_at(now());
+        assert!(store.record_click(&first, 60, 1).await.expect("recorded"));
+        tokio::time::sleep(Duration::from_millis(2100)).await;
+        assert!(store.record_click(&later, 60, 1).await.expect("recorded"));
+    }
+);
+
+fn cap_entry(field: &str, increment: i64, limit: i64) -> clickback::store::CapEntry {
+    clickback::store::CapEntry {
+        period_id: "d20261123".into(),
+        field: field.into(),
+        increment,
+        limit,
+        ttl_secs: Some(600),
+    }
+}
+
+conformance!(caps_reserve_all_or_nothing_and_release, |store: Arc<
+    dyn Store,
+>| async move {
+    let offer = offer_id();
+    let entries = vec![
+        cap_entry("o:cv", 1, 2),
+        cap_entry("a:py:a1", 3_000_000, 5_000_000),
+    ];
+    assert_eq!(
+        store
+            .reserve_caps(&offer, &entries)
+            .await
+            .expect("reserved"),
+        None
+    );
+    // The payout cap (3 + 3 > 5) is full; the conversions cap must not move either.
+    assert_eq!(
+        store.reserve_caps(&offer, &entries).await.expect("refused"),
+        Some(1)
+    );
+    let read = store
+        .read_caps(&offer, &["d20261123".to_owned()])
+        .await
+        .expect("read");
+    assert_eq!(read[0].get("o:cv"), Some(&1));
+    assert_eq!(read[0].get("a:py:a1"), Some(&3_000_000));
+
+    store
+        .release_caps(&offer, &entries)
+        .await
+        .expect("released");
+    let read = store
+        .read_caps(&offer, &["d20261123".to_owned()])
+        .await
+        .expect("read");
+    assert_eq!(read[0].get("o:cv").copied().unwrap_or(0), 0);
+});
+
+conformance!(racing_reservations_never_exceed_a_cap, |store: Arc<
+    dyn Store,
+>| async move {
+    let tasks: Vec<_> = (0..40)
+        .map(|_| {
+            let store = Arc::clone(&store);
+            tokio::spawn(async move {
+                let entries = vec![cap_entry("o:cv", 1, 7)];
+                store.reserve_caps(&offer_id(), &entries).await
+            })
+        })
+        .collect();
+    let mut granted = 0;
+    for task in tasks {
+        if task.await.expect("joined").expect("answered").is_none() {
+            granted += 1;
+        }
+    }
+    assert_eq!(granted, 7);
+});
+
+conformance!(a_signature_is_claimed_once_until_released, |store: Arc<
+    dyn Store,
+>| async move {
+    let sig = "ab".repeat(32);
+    assert!(store.claim_signature(&sig, 60).await.expect("claimed"));
+    assert!(!store.claim_signature(&sig, 60).await.expect("answered"));
+    store.release_signature(&sig).await.expect("released");
+    assert!(store
+        .claim_signature(&sig, 60)
+        .await
+        .expect("claimed again"));
+});
+
+conformance!(
+    the_postback_log_keeps_the_newest_entries_per_offer,
+    |store: Arc<dyn Store>| async move {
+        let offer = offer_id();
+        for i in 0..5 {
+            store
+                .append_postback_log(Some(&offer), format!("{{\"n\":{i}}}"), 3)
+                .await
+                .expect("logged");
+        }
+        store
+            .append_postback_log(None, "{\"n\":\"x\"}".into(), 3)
+            .await
+            .expect("logged");
+        let log = store
+            .read_postback_log(Some(&offer), 10)
+            .await
+            .expect("read");
+        assert_eq!(log, vec!["{\"n\":4}", "{\"n\":3}", "{\"n\":2}"]);
+        assert_eq!(
+            store
+                .read_postback_log(Some(&offer), 1)
+                .await
+                .expect("read")
+                .len(),
+            1
+        );
+        assert_eq!(
+            store.read_postback_log(None, 10).await.expect("read"),
+            vec!["{\"n\":\"x\"}"]
+        );
+    }
+);
+
+conformance!(a_rule_rejection_keeps_its_reason, |store: Arc<
+    dyn Store,
+>| async move {
+    let click = click_at(now());
+    let mut rejection = command(&click, goal("g"), ConversionStatus::Rejected, "2");
+    rejection.reason = Some("too_fast");
+    let ConversionOutcome::Created(record) =
+        store.apply_conversion(&rejection).await.expect("applied")
+    else {
+        panic!("not created")
+    };
+    assert_eq!(record.reason.as_deref(), Some("too_fast"));
+    let approve = command(&click, goal("g"), ConversionStatus::Approved, "2");
+    let outcome = store.apply_conversion(&approve).await.expect("applied");
+    assert!(
+        matches!(outcome, ConversionOutcome::Duplicate(ref r) if r.reason.as_deref() == Some("too_fast")),
+        "{outcome:?}"
+    );
+});

@@ -22,6 +22,9 @@ pub struct Click {
     pub created_at: u64,
     /// Salted hash of IP + user agent: recognises a repeat visitor, reveals no IP.
     pub visitor: String,
+    /// False when the same visitor already clicked this offer and affiliate
+    /// within the duplicate-click window (decided by the store, atomically).
+    pub unique: bool,
 }
 
 /// Separator of the stored form. NUL can never occur in a field: the query
@@ -34,8 +37,16 @@ impl Click {
     /// The stored form: one string of NUL-separated fields, the most compact
     /// shape Redis keeps as a single allocation (see docs/architecture.md).
     pub fn encode(&self) -> String {
+        let mut out = self.encode_without_unique_flag();
+        out.push(if self.unique { '1' } else { '0' });
+        out
+    }
+
+    /// The stored form up to and including the separator before the last
+    /// field, the unique flag, which the click script appends once it knows it.
+    pub fn encode_without_unique_flag(&self) -> String {
         let mut out = String::with_capacity(64 + self.subs.iter().map(String::len).sum::<usize>());
-        for (i, field) in [
+        for field in [
             VERSION,
             &self.created_at.to_string(),
             self.offer_id.as_str(),
@@ -47,14 +58,9 @@ impl Click {
             &self.subs[4],
             &self.source,
             &self.visitor,
-        ]
-        .iter()
-        .enumerate()
-        {
-            if i > 0 {
-                out.push(SEP);
-            }
+        ] {
             out.push_str(field);
+            out.push(SEP);
         }
         out
     }
@@ -63,7 +69,7 @@ impl Click {
     pub fn decode(id: ClickId, stored: &str) -> Result<Self, DomainError> {
         let fields: Vec<&str> = stored.split(SEP).collect();
         let corrupt = || DomainError::invalid("stored click record is corrupt");
-        if fields.len() != 11 || fields[0] != VERSION {
+        if fields.len() != 12 || fields[0] != VERSION {
             return Err(corrupt());
         }
         Ok(Self {
@@ -80,6 +86,11 @@ impl Click {
             ],
             source: fields[9].to_owned(),
             visitor: fields[10].to_owned(),
+            unique: match fields[11] {
+                "1" => true,
+                "0" => false,
+                _ => return Err(corrupt()),
+            },
         })
     }
 }
@@ -97,6 +108,7 @@ mod tests {
             source: "fb".into(),
             created_at: 1_795_305_600,
             visitor: "h4sh".into(),
+            unique: true,
         }
     }
 
@@ -112,8 +124,14 @@ mod tests {
         let mut click = sample();
         click.subs = Default::default();
         click.source.clear();
-        // version, time, ids, hash and ten separators: no field names, no JSON.
-        assert!(click.encode().len() <= 40, "{:?}", click.encode());
+        // version, time, ids, hash, flag and eleven separators: no field names, no JSON.
+        assert!(click.encode().len() <= 42, "{:?}", click.encode());
+        assert!(click.encode().ends_with("\u{0}1"));
+        click.unique = false;
+        assert_eq!(
+            Click::decode(click.id.clone(), &click.encode()).map(|c| c.unique),
+            Ok(false)
+        );
     }
 
     #[test]
@@ -124,7 +142,8 @@ mod tests {
             "1",
             "2\x001\0o\0a\0\0\0\0\0\0\0h",
             "1\0x\0o\0a\0\0\0\0\0\0\0h",
-            "1\x001\0o o\0a\0\0\0\0\0\0\0h",
+            "1\x001\0o o\0a\0\0\0\0\0\0\0h\x001",
+            "1\x001\0o\0a\0\0\0\0\0\0\0h\x002",
         ] {
             assert!(Click::decode(id.clone(), bad).is_err(), "{bad:?} accepted");
         }

@@ -99,6 +99,8 @@ pub struct ConversionRecord {
     pub offer_id: OfferId,
     /// The affiliate it credits.
     pub aff_id: AffiliateId,
+    /// Why clickback rejected it (`too_fast`, `cap_reached`), if it did.
+    pub reason: Option<String>,
 }
 
 /// What a postback asks the store to do, computed from the click and offer.
@@ -128,6 +130,8 @@ pub struct ConversionCommand {
     pub seen_day: Option<Day>,
     /// How long the conversion record is kept, to recognise late duplicates.
     pub retention_secs: u64,
+    /// Why a new conversion is rejected by an offer rule (with status rejected).
+    pub reason: Option<&'static str>,
 }
 
 /// What the store did with a [`ConversionCommand`].

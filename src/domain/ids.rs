@@ -128,6 +128,17 @@ impl ClickId {
         Self(base64url(uuid::Uuid::new_v4().as_bytes()))
     }
 
+    /// Mints a fresh random click id in a given shard (the first character of
+    /// a visitor hash, so that one visitor's clicks and their duplicate marker
+    /// share a hash tag). 116 random bits remain.
+    pub fn generate_in_shard(shard: char) -> Self {
+        let mut id = base64url(uuid::Uuid::new_v4().as_bytes());
+        if BASE64URL.contains(&(shard as u8)) && shard.is_ascii() {
+            id.replace_range(0..1, shard.encode_utf8(&mut [0; 4]));
+        }
+        Self(id)
+    }
+
     /// Accepts exactly the shape [`ClickId::generate`] produces.
     pub fn parse(raw: &str) -> Result<Self, DomainError> {
         if raw.len() == CLICK_ID_LEN && raw.bytes().all(|b| BASE64URL.contains(&b)) {
@@ -198,6 +209,14 @@ mod tests {
         let shards: std::collections::HashSet<char> =
             (0..5000).map(|_| ClickId::generate().shard()).collect();
         assert_eq!(shards.len(), SHARD_COUNT);
+    }
+
+    #[test]
+    fn click_ids_can_be_minted_in_a_chosen_shard() {
+        let id = ClickId::generate_in_shard('Q');
+        assert_eq!(id.shard(), 'Q');
+        assert_eq!(ClickId::parse(id.as_str()), Ok(id));
+        assert_eq!(ClickId::generate_in_shard('%').as_str().len(), CLICK_ID_LEN);
     }
 
     #[test]

@@ -3,6 +3,8 @@
 //! Requests become these types at the edge (parse, don't validate); the store
 //! and the routes only ever see values that are already known to be valid.
 
+pub mod bots;
+pub mod cap;
 pub mod click;
 pub mod conversion;
 pub mod day;
@@ -12,6 +14,7 @@ pub mod net;
 pub mod offer;
 pub mod query;
 pub mod redirect;
+pub mod signature;
 pub mod visitor;
 
 pub use click::Click;

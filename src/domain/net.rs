@@ -45,6 +45,17 @@ fn masked(bits: u128, prefix: u8, width: u8) -> u128 {
     }
 }
 
+impl std::fmt::Display for IpNet {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let width = if self.addr.is_ipv4() { 32 } else { 128 };
+        if self.prefix == width {
+            write!(f, "{}", self.addr)
+        } else {
+            write!(f, "{}/{}", self.addr, self.prefix)
+        }
+    }
+}
+
 impl FromStr for IpNet {
     type Err = DomainError;
 

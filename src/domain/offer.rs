@@ -4,6 +4,8 @@
 
 use serde::{Deserialize, Serialize};
 
+use super::cap::Cap;
+use super::net::IpNet;
 use super::redirect::RedirectTemplate;
 use super::{AffiliateId, Currency, DomainError, Money, OfferId};
 
@@ -61,6 +63,21 @@ pub struct OfferInput {
     /// Active or paused.
     #[serde(default)]
     pub status: Status,
+    /// Conversions sooner than this after their click are rejected `too_fast`.
+    #[serde(default)]
+    pub min_ctc_secs: Option<u64>,
+    /// IPs / CIDR blocks allowed to send postbacks; empty allows any.
+    #[serde(default)]
+    pub postback_ips: Option<Vec<String>>,
+    /// When set, postbacks must be signed with HMAC-SHA256 under this secret.
+    #[serde(default)]
+    pub postback_signing_secret: Option<String>,
+    /// Where clicks go while a cap is full (else the global fallback).
+    #[serde(default)]
+    pub fallback_url: Option<String>,
+    /// Daily / monthly / lifetime limits on conversions or payout.
+    #[serde(default)]
+    pub caps: Option<Vec<Cap>>,
 }
 
 /// How an offer pays its affiliates.
@@ -95,6 +112,16 @@ pub struct Offer {
     pub postback_token: String,
     /// Active or paused.
     pub status: Status,
+    /// Minimum click-to-conversion time, seconds (0: none).
+    pub min_ctc_secs: u64,
+    /// Who may send postbacks; empty allows anyone with the token.
+    pub postback_ips: Vec<IpNet>,
+    /// HMAC key of signed postbacks, if they are required.
+    pub postback_signing_secret: Option<String>,
+    /// Landing page while a cap is full.
+    pub fallback_url: Option<String>,
+    /// The offer's caps.
+    pub caps: Vec<Cap>,
 }
 
 /// The JSON form of an offer, as the admin API answers it and as it is stored.
@@ -122,6 +149,21 @@ pub struct OfferView {
     pub postback_token: String,
     /// Active or paused.
     pub status: Status,
+    /// Minimum click-to-conversion time, seconds.
+    #[serde(default)]
+    pub min_ctc_secs: u64,
+    /// Postback IP allow-list.
+    #[serde(default)]
+    pub postback_ips: Vec<String>,
+    /// Secret of signed postbacks, or `null`.
+    #[serde(default)]
+    pub postback_signing_secret: Option<String>,
+    /// Landing page while a cap is full, or `null`.
+    #[serde(default)]
+    pub fallback_url: Option<String>,
+    /// Caps.
+    #[serde(default)]
+    pub caps: Vec<Cap>,
 }
 
 impl Offer {
@@ -181,6 +223,49 @@ impl Offer {
             Some(c) => c,
             None => Currency::parse("USD")?,
         };
+        let min_ctc_secs = input.min_ctc_secs.unwrap_or(0);
+        if min_ctc_secs >= window {
+            return Err(DomainError::invalid(
+                "min_ctc_secs must be shorter than attribution_window_secs",
+            ));
+        }
+        let postback_ips = input
+            .postback_ips
+            .unwrap_or_default()
+            .iter()
+            .map(|raw| raw.parse::<IpNet>().map_err(|e| e.in_field("postback_ips")))
+            .collect::<Result<Vec<_>, _>>()?;
+        if let Some(secret) = &input.postback_signing_secret {
+            if secret.len() < 16
+                || secret.len() > 256
+                || !secret.bytes().all(|b| b.is_ascii_graphic())
+            {
+                return Err(DomainError::invalid(
+                    "postback_signing_secret must be 16-256 printable ASCII characters",
+                ));
+            }
+        }
+        if let Some(url) = &input.fallback_url {
+            RedirectTemplate::parse(url, "click_id")
+                .map_err(|e| DomainError::invalid(format!("fallback_{}", e.detail)))?;
+        }
+        let caps = input.caps.unwrap_or_default();
+        for cap in &caps {
+            cap.validate()?;
+        }
+        for (i, cap) in caps.iter().enumerate() {
+            if caps[..i]
+                .iter()
+                .any(|c| (c.scope, c.period, c.metric) == (cap.scope, cap.period, cap.metric))
+            {
+                return Err(DomainError::invalid(
+                    "two caps with the same scope, period and metric",
+                ));
+            }
+        }
+        if caps.len() > 12 {
+            return Err(DomainError::invalid("at most 12 caps per offer"));
+        }
         Ok(Self {
             id,
             name: input.name,
@@ -192,6 +277,11 @@ impl Offer {
             attribution_window_secs: window,
             postback_token,
             status: input.status,
+            min_ctc_secs,
+            postback_ips,
+            postback_signing_secret: input.postback_signing_secret,
+            fallback_url: input.fallback_url,
+            caps,
         })
     }
 
@@ -213,6 +303,11 @@ impl Offer {
             attribution_window_secs: self.attribution_window_secs,
             postback_token: self.postback_token.clone(),
             status: self.status,
+            min_ctc_secs: self.min_ctc_secs,
+            postback_ips: self.postback_ips.iter().map(ToString::to_string).collect(),
+            postback_signing_secret: self.postback_signing_secret.clone(),
+            fallback_url: self.fallback_url.clone(),
+            caps: self.caps.clone(),
         }
     }
 
@@ -233,6 +328,11 @@ impl Offer {
                 attribution_window_secs: Some(view.attribution_window_secs),
                 postback_token: Some(view.postback_token),
                 status: view.status,
+                min_ctc_secs: Some(view.min_ctc_secs),
+                postback_ips: Some(view.postback_ips),
+                postback_signing_secret: view.postback_signing_secret,
+                fallback_url: view.fallback_url,
+                caps: Some(view.caps),
             },
         )
     }
@@ -319,6 +419,21 @@ mod tests {
     }
 
     #[test]
+    fn traffic_rules_round_trip() {
+        let offer = input(
+            r#"{"url":"https://shop.example/","min_ctc_secs":30,"postback_ips":["203.0.113.7","10.0.0.0/8","2001:db8::/32"],
+            "postback_signing_secret":"0123456789abcdef","fallback_url":"https://other.example/",
+            "caps":[{"scope":"affiliate","period":"month","metric":"payout","limit":"100"}]}"#,
+        )
+        .expect("valid");
+        assert_eq!(
+            offer.view().postback_ips,
+            vec!["203.0.113.7", "10.0.0.0/8", "2001:db8::/32"]
+        );
+        assert_eq!(Offer::from_view(offer.view()).expect("round trip"), offer);
+    }
+
+    #[test]
     fn defaults_fill_what_the_operator_left_out() {
         let offer = input(r#"{"url":"https://shop.example/"}"#).expect("valid");
         assert_eq!(offer.click_id_param, "click_id");
@@ -344,6 +459,11 @@ mod tests {
             r#"{"url":"https://a.example/","surprise":true}"#,
             r#"{"url":"https://a.example/","id":"other"}"#,
             r#"{"url":"mailto:x@a.example"}"#,
+            r#"{"url":"https://a.example/","min_ctc_secs":10,"attribution_window_secs":10}"#,
+            r#"{"url":"https://a.example/","postback_ips":["10.0.0.0/33"]}"#,
+            r#"{"url":"https://a.example/","postback_signing_secret":"short"}"#,
+            r#"{"url":"https://a.example/","fallback_url":"/relative"}"#,
+            r#"{"url":"https://a.example/","caps":[{"scope":"offer","period":"day","metric":"conversions","limit":"0.5"}]}"#,
         ] {
             assert!(input(bad).is_err(), "{bad} accepted");
         }

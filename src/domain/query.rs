@@ -46,6 +46,16 @@ impl Params {
         Self { pairs }
     }
 
+    /// Every decoded pair, in order (what a signature covers).
+    pub fn pairs(&self) -> impl Iterator<Item = (&str, &str)> + Clone {
+        self.pairs.iter().map(|(n, v)| (n.as_str(), v.as_str()))
+    }
+
+    /// Appends the pairs of `other` (query and body of one POST).
+    pub fn extend(&mut self, other: Params) {
+        self.pairs.extend(other.pairs);
+    }
+
     /// The value of a parameter known by any of `names` (the canonical name
     /// first, then aliases). A parameter given twice with different values is
     /// refused: guessing which one the sender meant could credit the wrong click.

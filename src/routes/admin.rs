@@ -7,6 +7,7 @@ use actix_web::{web, FromRequest, HttpRequest, HttpResponse};
 use serde::de::DeserializeOwned;
 
 use crate::domain::offer::{AffiliateInput, OfferInput};
+use crate::domain::query::Params;
 use crate::domain::{Affiliate, AffiliateId, Offer, OfferId};
 use crate::error::ApiError;
 use crate::state::{constant_time_eq, AppState};
@@ -147,4 +148,53 @@ pub async fn get_affiliate(
         .affiliate(path_id(&req, "aff_id"))
         .ok_or_else(|| ApiError::not_found("unknown_affiliate", "no affiliate with this id"))?;
     Ok(HttpResponse::Ok().json(affiliate.as_ref()))
+}
+
+/// `{"offer_id":..,"postbacks":[..]}`, newest first.
+#[derive(serde::Serialize)]
+struct PostbackLog {
+    offer_id: Option<String>,
+    postbacks: Vec<Box<serde_json::value::RawValue>>,
+}
+
+/// `GET /api/v1/postbacks?offer_id=..&limit=..`: the latest postbacks of an
+/// offer with their outcome and reason, for troubleshooting an advertiser's
+/// integration. Without `offer_id`: postbacks whose offer could not be
+/// determined (unknown click ids, unreadable requests).
+pub async fn postback_log(
+    _: Admin,
+    req: HttpRequest,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    let params = Params::parse(req.query_string().as_bytes())?;
+    let offer = params
+        .get_nonempty(&["offer_id"])?
+        .map(OfferId::parse)
+        .transpose()?;
+    let limit = match params.get_nonempty(&["limit"])? {
+        None => 100,
+        Some(raw) => raw
+            .parse::<usize>()
+            .ok()
+            .filter(|n| (1..=state.postback_log_size.max(1)).contains(n))
+            .ok_or_else(|| {
+                ApiError::invalid(format!(
+                    "limit must be a whole number from 1 to {}",
+                    state.postback_log_size
+                ))
+            })?,
+    };
+    let entries = state
+        .store
+        .read_postback_log(offer.as_ref(), limit)
+        .await
+        .inspect_err(|_| state.metrics.store_error("read_postback_log"))?;
+    let postbacks = entries
+        .into_iter()
+        .filter_map(|entry| serde_json::value::RawValue::from_string(entry).ok())
+        .collect();
+    Ok(HttpResponse::Ok().json(PostbackLog {
+        offer_id: offer.map(|o| o.as_str().to_owned()),
+        postbacks,
+    }))
 }

@@ -3,7 +3,7 @@
 use actix_web::http::{header, StatusCode};
 use actix_web::{web, HttpRequest, HttpResponse};
 
-use crate::click::{track, ClickError, Visitor};
+use crate::click::{track, ClickError, ClickResult, Visitor};
 use crate::error::ApiError;
 use crate::state::AppState;
 
@@ -27,6 +27,13 @@ pub async fn click(req: HttpRequest, state: web::Data<AppState>) -> Result<HttpR
                 .clicks
                 .with_label_values(&[redirect.offer.id.as_str(), redirect.result.label()])
                 .inc();
+            if redirect.result == ClickResult::Duplicate {
+                state
+                    .metrics
+                    .duplicate_clicks
+                    .with_label_values(&[redirect.offer.id.as_str()])
+                    .inc();
+            }
             Ok(HttpResponse::build(StatusCode::FOUND)
                 .insert_header((header::LOCATION, redirect.location))
                 .insert_header((header::CACHE_CONTROL, "no-store"))

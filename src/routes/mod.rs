@@ -31,7 +31,8 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                 .route("/affiliates", web::get().to(admin::list_affiliates))
                 .route("/affiliates/{aff_id}", web::get().to(admin::get_affiliate))
                 .route("/affiliates/{aff_id}", web::put().to(admin::put_affiliate))
-                .route("/stats", web::get().to(stats::stats)),
+                .route("/stats", web::get().to(stats::stats))
+                .route("/postbacks", web::get().to(admin::postback_log)),
         )
         .default_service(web::to(not_found));
 }

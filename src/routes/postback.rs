@@ -4,8 +4,13 @@ use actix_web::http::header;
 use actix_web::{web, HttpRequest, HttpResponse};
 
 use crate::domain::query::{Params, MAX_PARAMS_LEN};
+use crate::domain::signature::SignatureError;
+use crate::domain::OfferId;
 use crate::error::ApiError;
-use crate::postback::{convert, names, PostbackError, PostbackRequest};
+use crate::postback::{
+    convert, names, PostbackContext, PostbackError, PostbackLogEntry, PostbackOutcome,
+    PostbackRequest,
+};
 use crate::state::AppState;
 
 /// The postback as a query string.
@@ -14,7 +19,7 @@ pub async fn postback_get(
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
     let params = Params::parse(req.query_string().as_bytes());
-    respond(&state, params.map_err(ApiError::from)).await
+    respond(&req, &state, params.map_err(ApiError::from)).await
 }
 
 /// The postback as a form or JSON body (query parameters count too, so a
@@ -25,7 +30,7 @@ pub async fn postback_post(
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
     let params = read_body(&req, &body);
-    respond(&state, params).await
+    respond(&req, &state, params).await
 }
 
 fn read_body(req: &HttpRequest, body: &[u8]) -> Result<Params, ApiError> {
@@ -34,8 +39,7 @@ fn read_body(req: &HttpRequest, body: &[u8]) -> Result<Params, ApiError> {
             "body is longer than {MAX_PARAMS_LEN} bytes"
         )));
     }
-    let mut pairs = Vec::new();
-    let query = Params::parse(req.query_string().as_bytes())?;
+    let mut params = Params::parse(req.query_string().as_bytes())?;
     let content_type = req
         .headers()
         .get(header::CONTENT_TYPE)
@@ -55,14 +59,8 @@ fn read_body(req: &HttpRequest, body: &[u8]) -> Result<Params, ApiError> {
             "send application/x-www-form-urlencoded or application/json",
         ));
     };
-    for name in names::all() {
-        for source in [&query, &body_params] {
-            if let Some(value) = source.get(&[name])? {
-                pairs.push((name.to_owned(), value.to_owned()));
-            }
-        }
-    }
-    Ok(Params::from_pairs(pairs))
+    params.extend(body_params);
+    Ok(params)
 }
 
 /// A JSON object of strings or numbers; anything else, including unknown
@@ -129,16 +127,33 @@ impl<'de: 'a, 'a> serde::Deserialize<'de> for RawMembers<'a> {
 }
 
 async fn respond(
+    req: &HttpRequest,
     state: &AppState,
     params: Result<Params, ApiError>,
 ) -> Result<HttpResponse, ApiError> {
-    let outcome =
-        match params.and_then(|p| PostbackRequest::from_params(&p).map_err(ApiError::from)) {
-            Ok(request) => convert(state, &request)
-                .await
-                .map_err(|e| to_api_error(state, e)),
-            Err(e) => Err(e),
-        };
+    let remote_ip = state.client_ip(
+        req.peer_addr().map(|a| a.ip()),
+        req.headers()
+            .get("x-forwarded-for")
+            .and_then(|v| v.to_str().ok()),
+    );
+    let parsed = params.and_then(|p| {
+        let request = PostbackRequest::from_params(&p).map_err(ApiError::from)?;
+        Ok((p, request))
+    });
+    let (outcome, offer_id, request) = match &parsed {
+        Ok((params, request)) => {
+            let context = PostbackContext { remote_ip, params };
+            let PostbackOutcome { result, offer_id } = convert(state, request, context).await;
+            (
+                result.map_err(|e| to_api_error(state, e)),
+                offer_id,
+                Some(request),
+            )
+        }
+        Err(e) => (Err(e.clone()), None, None),
+    };
+    log_postback(state, offer_id, request, remote_ip, &outcome);
     match outcome {
         Ok(answer) => {
             state
@@ -178,7 +193,34 @@ async fn respond(
     }
 }
 
+/// Files the postback in its offer's troubleshooting log, in the background:
+/// the advertiser's answer never waits for it, and losing an entry while
+/// Redis is down costs nothing but the entry.
+fn log_postback(
+    state: &AppState,
+    offer_id: Option<OfferId>,
+    request: Option<&PostbackRequest>,
+    remote_ip: Option<std::net::IpAddr>,
+    outcome: &Result<crate::postback::PostbackAnswer, ApiError>,
+) {
+    let entry = PostbackLogEntry::new(request, remote_ip, outcome);
+    let Ok(entry) = serde_json::to_string(&entry) else {
+        return;
+    };
+    let store = std::sync::Arc::clone(&state.store);
+    let keep = state.postback_log_size;
+    tokio::spawn(async move {
+        if let Err(e) = store
+            .append_postback_log(offer_id.as_ref(), entry, keep)
+            .await
+        {
+            log::debug!("postback log entry lost: {e}");
+        }
+    });
+}
+
 fn to_api_error(state: &AppState, error: PostbackError) -> ApiError {
+    use actix_web::http::StatusCode;
     match error {
         PostbackError::Invalid(e) => ApiError::from(e),
         PostbackError::InvalidToken => ApiError::invalid_token(),
@@ -187,9 +229,28 @@ fn to_api_error(state: &AppState, error: PostbackError) -> ApiError {
             "no click with this id, or its attribution window is over",
         ),
         PostbackError::CurrencyMismatch { given, expected } => ApiError::new(
-            actix_web::http::StatusCode::BAD_REQUEST,
+            StatusCode::BAD_REQUEST,
             "currency_mismatch",
             format!("currency {given} differs from the offer's currency {expected}"),
+        ),
+        PostbackError::IpNotAllowed => ApiError::new(
+            StatusCode::FORBIDDEN,
+            "ip_not_allowed",
+            "this offer accepts postbacks only from its allow-listed IPs; ask the network to add yours",
+        ),
+        PostbackError::InvalidSignature(why) => ApiError::new(
+            StatusCode::FORBIDDEN,
+            "invalid_signature",
+            match why {
+                SignatureError::Missing => "this offer requires signed postbacks: send ts and sig (see the signing guide)",
+                SignatureError::Expired => "ts is more than 5 minutes away from the server's clock; sign each request afresh",
+                SignatureError::Mismatch => "sig does not match the request's parameters",
+            },
+        ),
+        PostbackError::Replayed => ApiError::new(
+            StatusCode::FORBIDDEN,
+            "replayed",
+            "this signature was already used; sign each request afresh with a new ts",
         ),
         PostbackError::Store(e) => {
             if matches!(e, crate::store::StoreError::Unavailable(_)) {

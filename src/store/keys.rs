@@ -7,6 +7,10 @@
 //! | `cb:{S}:c:<click_id>`       | string | the click record                        | attribution window    |
 //! | `cb:{S}:v:<click_id>:t:<txid>` / `…:g:<goal>` | hash | one conversion              | window + 90 days      |
 //! | `cb:{S}:st:<YYYYMMDD>`      | hash   | that shard's counters for one UTC day   | none                  |
+//! | `cb:{S}:u:<offer>\|<aff>\|<visitor>` | string | the visitor clicked recently  | duplicate-click window |
+//! | `cb:{cap:<offer>}:<period>` | hash   | cap counters of one offer and period    | period + margin       |
+//! | `cb:{sig:<xx>}:<signature>` | string | a signed postback was seen              | 10 minutes            |
+//! | `cb:{log:<offer>}:postbacks`| list   | the latest postbacks and their outcome  | none (trimmed)        |
 //! | `cb:{cfg}:offers`           | hash   | offer id → offer JSON                   | none                  |
 //! | `cb:{cfg}:affiliates`       | hash   | affiliate id → affiliate JSON           | none                  |
 //! | `cb:{cfg}:version`          | string | bumped on every config write            | none                  |
@@ -54,6 +58,27 @@ impl Keys {
         )
     }
 
+    /// Marks that a visitor clicked an offer via an affiliate (duplicate-click window).
+    pub fn unique_visitor(&self, shard: char, offer: &str, aff: &str, visitor: &str) -> String {
+        format!("{}:{{{shard}}}:u:{offer}|{aff}|{visitor}", self.prefix)
+    }
+
+    /// The cap counters of one offer for one period (`d20261123`, `m202611`, `l`).
+    pub fn caps(&self, offer: &str, period_id: &str) -> String {
+        format!("{}:{{cap:{offer}}}:{period_id}", self.prefix)
+    }
+
+    /// Marks a postback signature as used (replay protection).
+    pub fn signature(&self, signature: &str) -> String {
+        let tag = signature.get(..2).unwrap_or("");
+        format!("{}:{{sig:{tag}}}:{signature}", self.prefix)
+    }
+
+    /// The latest postbacks of an offer (`-` for postbacks without a known offer).
+    pub fn postback_log(&self, offer: Option<&str>) -> String {
+        format!("{}:{{log:{}}}:postbacks", self.prefix, offer.unwrap_or("-"))
+    }
+
     /// A shard's counters for one day.
     pub fn stats(&self, shard: char, day: Day) -> String {
         format!("{}:{{{}}}:st:{}", self.prefix, shard, day.compact())
@@ -85,6 +110,10 @@ impl Keys {
 pub mod counter {
     /// Tracked clicks.
     pub const CLICKS: &str = "clk";
+    /// Tracked clicks that were the visitor's first within the duplicate window.
+    pub const UNIQUE_CLICKS: &str = "uclk";
+    /// Clicks sent to the fallback URL because a cap was full.
+    pub const CAPPED: &str = "cap";
     /// Clicks of visitors who declined tracking (nothing else about them is stored).
     pub const DECLINED: &str = "nc";
     /// Approved conversions.

@@ -5,23 +5,30 @@
 //! crediting under concurrency, per-day counters) and passes the same
 //! conformance suite; a single mutex makes each operation atomic.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use super::keys::counter;
-use super::{ConfigData, ConversionLookup, DayCounters, Store, StoreError, StoreFuture};
+use super::{CapEntry, ConfigData, ConversionLookup, DayCounters, Store, StoreError, StoreFuture};
 use crate::domain::conversion::{ConversionCommand, ConversionOutcome, ConversionRecord};
 use crate::domain::{Affiliate, AffiliateId, Click, ClickId, Day, Identity, Money, Offer, OfferId};
 
 /// Expired entries are swept after this many writes, bounding memory in a long demo.
 const SWEEP_EVERY: u64 = 4096;
 
+/// One offer's cap counters for one period, and when they expire.
+type CapCounters = (HashMap<String, i64>, Option<Instant>);
+
 #[derive(Default)]
 struct Inner {
     clicks: HashMap<ClickId, (Click, Instant)>,
     conversions: HashMap<(ClickId, Identity), (ConversionRecord, Instant)>,
     counters: HashMap<Day, DayCounters>,
+    unique_visitors: HashMap<String, Instant>,
+    caps: HashMap<(OfferId, String), CapCounters>,
+    signatures: HashMap<String, Instant>,
+    postback_logs: HashMap<Option<OfferId>, VecDeque<String>>,
     offers: BTreeMap<OfferId, Offer>,
     affiliates: BTreeMap<AffiliateId, Affiliate>,
     version: u64,
@@ -80,6 +87,10 @@ impl Inner {
             let now = Instant::now();
             self.clicks.retain(|_, (_, expires)| *expires > now);
             self.conversions.retain(|_, (_, expires)| *expires > now);
+            self.unique_visitors.retain(|_, expires| *expires > now);
+            self.signatures.retain(|_, expires| *expires > now);
+            self.caps
+                .retain(|_, (_, expires)| expires.is_none_or(|e| e > now));
         }
     }
 }
@@ -109,32 +120,56 @@ fn ready<'a, T: Send + 'a>(result: Result<T, StoreError>) -> StoreFuture<'a, T> 
 }
 
 impl Store for MemoryStore {
-    fn record_click<'a>(&'a self, click: &'a Click, ttl_secs: u64) -> StoreFuture<'a, ()> {
+    fn record_click<'a>(
+        &'a self,
+        click: &'a Click,
+        ttl_secs: u64,
+        unique_window_secs: u64,
+    ) -> StoreFuture<'a, bool> {
         ready(self.lock().map(|mut inner| {
-            let expires = Instant::now() + Duration::from_secs(ttl_secs);
-            inner
-                .clicks
-                .insert(click.id.clone(), (click.clone(), expires));
-            inner.bump(
-                Day::from_unix(click.created_at),
-                &click.offer_id,
-                &click.aff_id,
-                counter::CLICKS,
-                1,
-            );
+            let now = Instant::now();
+            let marker = format!("{}|{}|{}", click.offer_id, click.aff_id, click.visitor);
+            let unique = unique_window_secs == 0
+                || match inner.unique_visitors.get(&marker) {
+                    Some(expires) if *expires > now => false,
+                    _ => {
+                        let expires = now + Duration::from_secs(unique_window_secs);
+                        inner.unique_visitors.insert(marker, expires);
+                        true
+                    }
+                };
+            let stored = Click {
+                unique,
+                ..click.clone()
+            };
+            let expires = now + Duration::from_secs(ttl_secs);
+            inner.clicks.insert(click.id.clone(), (stored, expires));
+            let day = Day::from_unix(click.created_at);
+            inner.bump(day, &click.offer_id, &click.aff_id, counter::CLICKS, 1);
+            if unique {
+                inner.bump(
+                    day,
+                    &click.offer_id,
+                    &click.aff_id,
+                    counter::UNIQUE_CLICKS,
+                    1,
+                );
+            }
             inner.sweep_now_and_then();
+            unique
         }))
     }
 
-    fn count_declined_click<'a>(
+    fn count_untracked_click<'a>(
         &'a self,
         offer: &'a OfferId,
         aff: &'a AffiliateId,
         day: Day,
+        metric: &'static str,
     ) -> StoreFuture<'a, ()> {
         ready(
             self.lock()
-                .map(|mut inner| inner.bump(day, offer, aff, counter::DECLINED, 1)),
+                .map(|mut inner| inner.bump(day, offer, aff, metric, 1)),
         )
     }
 
@@ -181,6 +216,7 @@ impl Store for MemoryStore {
                     day: command.today,
                     offer_id: command.offer_id.clone(),
                     aff_id: command.aff_id.clone(),
+                    reason: command.reason.map(str::to_owned),
                 };
                 inner.count(&record, 1);
                 let expires = now + Duration::from_secs(command.retention_secs);
@@ -209,6 +245,129 @@ impl Store for MemoryStore {
                 record: new,
                 previous: old.status,
             }
+        }))
+    }
+
+    fn reserve_caps<'a>(
+        &'a self,
+        offer: &'a OfferId,
+        entries: &'a [CapEntry],
+    ) -> StoreFuture<'a, Option<usize>> {
+        ready(self.lock().map(|mut inner| {
+            let now = Instant::now();
+            let current = |inner: &Inner, entry: &CapEntry| {
+                inner
+                    .caps
+                    .get(&(offer.clone(), entry.period_id.clone()))
+                    .filter(|(_, expires)| expires.is_none_or(|e| e > now))
+                    .and_then(|(fields, _)| fields.get(&entry.field).copied())
+                    .unwrap_or(0)
+            };
+            if let Some(full) = entries
+                .iter()
+                .position(|e| current(&inner, e) + e.increment > e.limit)
+            {
+                return Some(full);
+            }
+            for entry in entries {
+                let expires = entry.ttl_secs.map(|t| now + Duration::from_secs(t));
+                let slot = inner
+                    .caps
+                    .entry((offer.clone(), entry.period_id.clone()))
+                    .or_insert_with(|| (HashMap::new(), expires));
+                if slot.1.is_some_and(|e| e <= now) {
+                    *slot = (HashMap::new(), expires);
+                }
+                slot.1 = expires;
+                *slot.0.entry(entry.field.clone()).or_insert(0) += entry.increment;
+            }
+            None
+        }))
+    }
+
+    fn release_caps<'a>(
+        &'a self,
+        offer: &'a OfferId,
+        entries: &'a [CapEntry],
+    ) -> StoreFuture<'a, ()> {
+        ready(self.lock().map(|mut inner| {
+            for entry in entries {
+                if let Some((fields, _)) = inner
+                    .caps
+                    .get_mut(&(offer.clone(), entry.period_id.clone()))
+                {
+                    *fields.entry(entry.field.clone()).or_insert(0) -= entry.increment;
+                }
+            }
+        }))
+    }
+
+    fn read_caps<'a>(
+        &'a self,
+        offer: &'a OfferId,
+        period_ids: &'a [String],
+    ) -> StoreFuture<'a, Vec<HashMap<String, i64>>> {
+        ready(self.lock().map(|inner| {
+            let now = Instant::now();
+            period_ids
+                .iter()
+                .map(|period| {
+                    inner
+                        .caps
+                        .get(&(offer.clone(), period.clone()))
+                        .filter(|(_, expires)| expires.is_none_or(|e| e > now))
+                        .map(|(fields, _)| fields.clone())
+                        .unwrap_or_default()
+                })
+                .collect()
+        }))
+    }
+
+    fn claim_signature<'a>(&'a self, signature: &'a str, ttl_secs: u64) -> StoreFuture<'a, bool> {
+        ready(self.lock().map(|mut inner| {
+            let now = Instant::now();
+            match inner.signatures.get(signature) {
+                Some(expires) if *expires > now => false,
+                _ => {
+                    inner
+                        .signatures
+                        .insert(signature.to_owned(), now + Duration::from_secs(ttl_secs));
+                    true
+                }
+            }
+        }))
+    }
+
+    fn release_signature<'a>(&'a self, signature: &'a str) -> StoreFuture<'a, ()> {
+        ready(self.lock().map(|mut inner| {
+            inner.signatures.remove(signature);
+        }))
+    }
+
+    fn append_postback_log<'a>(
+        &'a self,
+        offer: Option<&'a OfferId>,
+        entry: String,
+        keep: usize,
+    ) -> StoreFuture<'a, ()> {
+        ready(self.lock().map(|mut inner| {
+            let log = inner.postback_logs.entry(offer.cloned()).or_default();
+            log.push_front(entry);
+            log.truncate(keep);
+        }))
+    }
+
+    fn read_postback_log<'a>(
+        &'a self,
+        offer: Option<&'a OfferId>,
+        limit: usize,
+    ) -> StoreFuture<'a, Vec<String>> {
+        ready(self.lock().map(|inner| {
+            inner
+                .postback_logs
+                .get(&offer.cloned())
+                .map(|log| log.iter().take(limit).cloned().collect())
+                .unwrap_or_default()
         }))
     }
 

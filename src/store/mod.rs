@@ -56,17 +56,45 @@ pub struct ConversionLookup {
 /// One day's counters summed over all shards: field `offer|aff|metric` → value.
 pub type DayCounters = HashMap<String, i64>;
 
+/// One counter a new conversion moves under a cap.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CapEntry {
+    /// `d20261123`, `m202611` or `l`.
+    pub period_id: String,
+    /// Field in the period's cap hash: `o:cv`, `a:py:<aff>`, …
+    pub field: String,
+    /// What this conversion adds (1, or its payout in micro-units).
+    pub increment: i64,
+    /// The cap.
+    pub limit: i64,
+    /// Lifetime of the period's hash, if it expires.
+    pub ttl_secs: Option<u64>,
+}
+
 /// Persistence for clicks, conversions, counters and configuration.
 pub trait Store: Send + Sync + 'static {
-    /// Stores a click with a TTL and counts it, in one round trip, atomically.
-    fn record_click<'a>(&'a self, click: &'a Click, ttl_secs: u64) -> StoreFuture<'a, ()>;
+    /// Stores a click with a TTL and counts it, in one round trip,
+    /// atomically. Decides whether the visitor already clicked this offer and
+    /// affiliate within `unique_window_secs` (0: never a duplicate) and answers
+    /// whether the click was unique. The click id's shard must be the first
+    /// character of the visitor hash (as `click::track` mints it), so that the
+    /// visitor's duplicate marker shares the click's hash slot.
+    fn record_click<'a>(
+        &'a self,
+        click: &'a Click,
+        ttl_secs: u64,
+        unique_window_secs: u64,
+    ) -> StoreFuture<'a, bool>;
 
-    /// Counts a click whose visitor declined tracking; stores nothing about them.
-    fn count_declined_click<'a>(
+    /// Counts a click that was not tracked (`metric` is
+    /// [`keys::counter::DECLINED`] or [`keys::counter::CAPPED`]); stores
+    /// nothing about the visitor.
+    fn count_untracked_click<'a>(
         &'a self,
         offer: &'a OfferId,
         aff: &'a AffiliateId,
         day: Day,
+        metric: &'static str,
     ) -> StoreFuture<'a, ()>;
 
     /// Reads the click and the conversion a postback refers to, in one round trip.
@@ -82,6 +110,50 @@ pub trait Store: Send + Sync + 'static {
         &'a self,
         command: &'a ConversionCommand,
     ) -> StoreFuture<'a, ConversionOutcome>;
+
+    /// Moves every cap counter of a new conversion, or none when one of them
+    /// would go over its limit: `Some(i)` names the first full entry.
+    fn reserve_caps<'a>(
+        &'a self,
+        offer: &'a OfferId,
+        entries: &'a [CapEntry],
+    ) -> StoreFuture<'a, Option<usize>>;
+
+    /// Gives back a reservation whose conversion turned out to exist already.
+    fn release_caps<'a>(
+        &'a self,
+        offer: &'a OfferId,
+        entries: &'a [CapEntry],
+    ) -> StoreFuture<'a, ()>;
+
+    /// The cap counters of an offer for each period id given.
+    fn read_caps<'a>(
+        &'a self,
+        offer: &'a OfferId,
+        period_ids: &'a [String],
+    ) -> StoreFuture<'a, Vec<HashMap<String, i64>>>;
+
+    /// Records a postback signature; `false` if it was already used
+    /// (a replay). Kept for `ttl_secs`, longer than the accepted clock skew.
+    fn claim_signature<'a>(&'a self, signature: &'a str, ttl_secs: u64) -> StoreFuture<'a, bool>;
+
+    /// Forgets a signature whose postback failed, so the sender may retry it.
+    fn release_signature<'a>(&'a self, signature: &'a str) -> StoreFuture<'a, ()>;
+
+    /// Prepends one entry to an offer's postback log, keeping the newest `keep`.
+    fn append_postback_log<'a>(
+        &'a self,
+        offer: Option<&'a OfferId>,
+        entry: String,
+        keep: usize,
+    ) -> StoreFuture<'a, ()>;
+
+    /// The newest `limit` entries of an offer's postback log, newest first.
+    fn read_postback_log<'a>(
+        &'a self,
+        offer: Option<&'a OfferId>,
+        limit: usize,
+    ) -> StoreFuture<'a, Vec<String>>;
 
     /// Creates or replaces an offer and bumps the config version.
     fn put_offer<'a>(&'a self, offer: &'a Offer) -> StoreFuture<'a, ()>;

@@ -12,16 +12,22 @@ use deadpool_redis::{Config, Pool, PoolConfig, Runtime, Timeouts};
 use redis::AsyncCommands;
 
 use super::keys::{counter, Keys};
-use super::{ConfigData, ConversionLookup, DayCounters, Store, StoreError, StoreFuture};
+use super::{CapEntry, ConfigData, ConversionLookup, DayCounters, Store, StoreError, StoreFuture};
 use crate::domain::conversion::{
     ConversionCommand, ConversionOutcome, ConversionRecord, ConversionStatus,
 };
 use crate::domain::offer::OfferView;
 use crate::domain::{Affiliate, AffiliateId, Click, ClickId, Day, Identity, Money, Offer, OfferId};
 
-/// The credit script, loaded once per connection by EVALSHA (falls back to EVAL).
+/// The credit script, run by EVALSHA (falling back to EVAL after a Redis restart).
 static CREDIT_SCRIPT: LazyLock<redis::Script> =
     LazyLock::new(|| redis::Script::new(include_str!("scripts/credit.lua")));
+/// The click script: store, de-duplicate and count in one step.
+static CLICK_SCRIPT: LazyLock<redis::Script> =
+    LazyLock::new(|| redis::Script::new(include_str!("scripts/record_click.lua")));
+/// The cap reservation script: every cap moves, or none.
+static CAPS_SCRIPT: LazyLock<redis::Script> =
+    LazyLock::new(|| redis::Script::new(include_str!("scripts/reserve_caps.lua")));
 
 /// Redis-backed [`Store`].
 #[derive(Clone)]
@@ -104,7 +110,7 @@ fn conversion_from_fields(
         return Ok(None);
     }
     let get = |name: &str| fields.get(name).map(String::as_str).unwrap_or("");
-    record_from_parts(
+    record_from_parts([
         get("s"),
         get("p"),
         get("r"),
@@ -112,19 +118,15 @@ fn conversion_from_fields(
         get("d"),
         get("o"),
         get("a"),
-    )
+        get("x"),
+    ])
     .map(Some)
 }
 
-fn record_from_parts(
-    status: &str,
-    payout: &str,
-    revenue: &str,
-    id: &str,
-    day: &str,
-    offer: &str,
-    aff: &str,
-) -> Result<ConversionRecord, StoreError> {
+/// Builds a record from its stored fields: status, payout, revenue, id, day,
+/// offer, affiliate, reason (the credit script's reply order).
+fn record_from_parts(parts: [&str; 8]) -> Result<ConversionRecord, StoreError> {
+    let [status, payout, revenue, id, day, offer, aff, reason] = parts;
     let micros = |s: &str| {
         s.parse::<i64>()
             .map(Money::from_micros)
@@ -138,46 +140,47 @@ fn record_from_parts(
         day: Day::parse_compact(day).map_err(|_| corrupt("conversion day"))?,
         offer_id: OfferId::parse(offer).map_err(|_| corrupt("conversion offer"))?,
         aff_id: AffiliateId::parse(aff).map_err(|_| corrupt("conversion affiliate"))?,
+        reason: (!reason.is_empty()).then(|| reason.to_owned()),
     })
 }
 
 impl Store for RedisStore {
-    fn record_click<'a>(&'a self, click: &'a Click, ttl_secs: u64) -> StoreFuture<'a, ()> {
-        let click_key = self.keys.click(&click.id);
-        let stats_key = self
-            .keys
-            .stats(click.id.shard(), Day::from_unix(click.created_at));
-        let field = counter::field(
-            click.offer_id.as_str(),
-            click.aff_id.as_str(),
-            counter::CLICKS,
-        );
-        let value = click.encode();
+    fn record_click<'a>(
+        &'a self,
+        click: &'a Click,
+        ttl_secs: u64,
+        unique_window_secs: u64,
+    ) -> StoreFuture<'a, bool> {
+        let shard = click.id.shard();
+        let (offer, aff) = (click.offer_id.as_str(), click.aff_id.as_str());
+        let mut invocation = CLICK_SCRIPT.prepare_invoke();
+        invocation
+            .key(self.keys.click(&click.id))
+            .key(self.keys.stats(shard, Day::from_unix(click.created_at)))
+            .key(self.keys.unique_visitor(shard, offer, aff, &click.visitor))
+            .arg(click.encode_without_unique_flag())
+            .arg(ttl_secs)
+            .arg(counter::field(offer, aff, ""))
+            .arg(unique_window_secs);
         Box::pin(self.with_conn(move |conn| {
             Box::pin(async move {
-                redis::pipe()
-                    .atomic()
-                    .set_ex(&click_key, value, ttl_secs)
-                    .ignore()
-                    .hincr(&stats_key, field, 1)
-                    .ignore()
-                    .query_async::<()>(conn)
-                    .await
-                    .map_err(unavailable)
+                let unique: i64 = invocation.invoke_async(conn).await.map_err(unavailable)?;
+                Ok(unique == 1)
             })
         }))
     }
 
-    fn count_declined_click<'a>(
+    fn count_untracked_click<'a>(
         &'a self,
         offer: &'a OfferId,
         aff: &'a AffiliateId,
         day: Day,
+        metric: &'static str,
     ) -> StoreFuture<'a, ()> {
         // Any shard will do: nothing ties this count to a visitor.
         let shard = ClickId::generate().shard();
         let stats_key = self.keys.stats(shard, day);
-        let field = counter::field(offer.as_str(), aff.as_str(), counter::DECLINED);
+        let field = counter::field(offer.as_str(), aff.as_str(), metric);
         Box::pin(self.with_conn(move |conn| {
             Box::pin(async move {
                 conn.hincr::<_, _, _, ()>(&stats_key, field, 1)
@@ -247,14 +250,15 @@ impl Store for RedisStore {
             .arg(command.offer_id.as_str())
             .arg(command.aff_id.as_str())
             .arg(command.retention_secs)
-            .arg(crate::domain::unix_now());
+            .arg(crate::domain::unix_now())
+            .arg(command.reason.unwrap_or(""));
         Box::pin(self.with_conn(move |conn| {
             Box::pin(async move {
                 let reply: Vec<Option<String>> =
                     invocation.invoke_async(conn).await.map_err(unavailable)?;
                 let part = |i: usize| reply.get(i).and_then(|v| v.as_deref()).unwrap_or("");
                 let record = || {
-                    record_from_parts(
+                    record_from_parts([
                         part(1),
                         part(2),
                         part(3),
@@ -262,7 +266,8 @@ impl Store for RedisStore {
                         part(5),
                         part(6),
                         part(7),
-                    )
+                        part(9),
+                    ])
                 };
                 match part(0) {
                     "created" => Ok(ConversionOutcome::Created(record()?)),
@@ -275,6 +280,122 @@ impl Store for RedisStore {
                     "retry" => Ok(ConversionOutcome::Retry),
                     other => Err(corrupt(format!("credit script answered {other:?}"))),
                 }
+            })
+        }))
+    }
+
+    fn reserve_caps<'a>(
+        &'a self,
+        offer: &'a OfferId,
+        entries: &'a [CapEntry],
+    ) -> StoreFuture<'a, Option<usize>> {
+        let mut invocation = CAPS_SCRIPT.prepare_invoke();
+        for entry in entries {
+            invocation
+                .key(self.keys.caps(offer.as_str(), &entry.period_id))
+                .arg(&entry.field)
+                .arg(entry.increment)
+                .arg(entry.limit)
+                .arg(entry.ttl_secs.unwrap_or(0));
+        }
+        Box::pin(self.with_conn(move |conn| {
+            Box::pin(async move {
+                let full: usize = invocation.invoke_async(conn).await.map_err(unavailable)?;
+                Ok(full.checked_sub(1))
+            })
+        }))
+    }
+
+    fn release_caps<'a>(
+        &'a self,
+        offer: &'a OfferId,
+        entries: &'a [CapEntry],
+    ) -> StoreFuture<'a, ()> {
+        let mut pipe = redis::pipe();
+        for entry in entries {
+            pipe.hincr(
+                self.keys.caps(offer.as_str(), &entry.period_id),
+                &entry.field,
+                -entry.increment,
+            )
+            .ignore();
+        }
+        Box::pin(self.with_conn(move |conn| {
+            Box::pin(async move { pipe.query_async::<()>(conn).await.map_err(unavailable) })
+        }))
+    }
+
+    fn read_caps<'a>(
+        &'a self,
+        offer: &'a OfferId,
+        period_ids: &'a [String],
+    ) -> StoreFuture<'a, Vec<HashMap<String, i64>>> {
+        let mut pipe = redis::pipe();
+        for period in period_ids {
+            pipe.hgetall(self.keys.caps(offer.as_str(), period));
+        }
+        Box::pin(self.with_conn(move |conn| {
+            Box::pin(async move { pipe.query_async(conn).await.map_err(unavailable) })
+        }))
+    }
+
+    fn claim_signature<'a>(&'a self, signature: &'a str, ttl_secs: u64) -> StoreFuture<'a, bool> {
+        let key = self.keys.signature(signature);
+        Box::pin(self.with_conn(move |conn| {
+            Box::pin(async move {
+                let fresh: Option<String> = redis::cmd("SET")
+                    .arg(&key)
+                    .arg(1)
+                    .arg("NX")
+                    .arg("EX")
+                    .arg(ttl_secs)
+                    .query_async(conn)
+                    .await
+                    .map_err(unavailable)?;
+                Ok(fresh.is_some())
+            })
+        }))
+    }
+
+    fn release_signature<'a>(&'a self, signature: &'a str) -> StoreFuture<'a, ()> {
+        let key = self.keys.signature(signature);
+        Box::pin(self.with_conn(move |conn| {
+            Box::pin(async move { conn.del::<_, ()>(&key).await.map_err(unavailable) })
+        }))
+    }
+
+    fn append_postback_log<'a>(
+        &'a self,
+        offer: Option<&'a OfferId>,
+        entry: String,
+        keep: usize,
+    ) -> StoreFuture<'a, ()> {
+        let key = self.keys.postback_log(offer.map(OfferId::as_str));
+        Box::pin(self.with_conn(move |conn| {
+            Box::pin(async move {
+                redis::pipe()
+                    .lpush(&key, entry)
+                    .ignore()
+                    .ltrim(&key, 0, keep.saturating_sub(1) as isize)
+                    .ignore()
+                    .query_async::<()>(conn)
+                    .await
+                    .map_err(unavailable)
+            })
+        }))
+    }
+
+    fn read_postback_log<'a>(
+        &'a self,
+        offer: Option<&'a OfferId>,
+        limit: usize,
+    ) -> StoreFuture<'a, Vec<String>> {
+        let key = self.keys.postback_log(offer.map(OfferId::as_str));
+        Box::pin(self.with_conn(move |conn| {
+            Box::pin(async move {
+                conn.lrange(&key, 0, limit.saturating_sub(1) as isize)
+                    .await
+                    .map_err(unavailable)
             })
         }))
     }

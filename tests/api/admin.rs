@@ -198,7 +198,9 @@ async fn putting_the_api_md_example_offer_answers_the_stored_offer() {
         "id": "shop1", "name": "Shop", "url": "https://shop.example/",
         "click_id_param": "click_id", "payout": "2.5", "payout_percent": null,
         "revenue": null, "currency": "EUR", "attribution_window_secs": 2592000,
-        "postback_token": "s3cr3t-token", "status": "active"
+        "postback_token": "s3cr3t-token", "status": "active",
+        "min_ctc_secs": 0, "postback_ips": [], "postback_signing_secret": null,
+        "fallback_url": null, "caps": []
     });
 
     // Act

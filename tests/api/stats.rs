@@ -82,7 +82,8 @@ async fn an_ungrouped_query_without_data_answers_one_zero_row() {
         json!({"rows": [{
             "clicks": 0, "conversions": 0, "payout": "0", "revenue": "0",
             "pending_conversions": 0, "pending_payout": "0",
-            "rejected_conversions": 0, "declined_clicks": 0
+            "rejected_conversions": 0, "declined_clicks": 0,
+            "unique_clicks": 0, "capped_clicks": 0
         }]})
     );
 }

@@ -12,8 +12,9 @@
 -- ARGV[7]  offer id        ARGV[8]  affiliate id
 -- ARGV[9]  retention of the conversion record, seconds
 -- ARGV[10] now, unix seconds
+-- ARGV[11] why a new conversion is rejected (too_fast, cap_reached) or ''
 --
--- Returns {outcome, status, payout, revenue, conversion_id, day, offer, aff, previous}
+-- Returns {outcome, status, payout, revenue, conversion_id, day, offer, aff, previous, reason}
 -- with outcome one of created, duplicate, updated, or {'retry'}.
 --
 -- Money stays a decimal string here: Lua numbers are doubles and would lose
@@ -41,8 +42,8 @@ local function count(stats, prefix, status, payout, revenue, undo)
 end
 
 local function reply(outcome, previous)
-  local r = redis.call('HMGET', KEYS[1], 's', 'p', 'r', 'id', 'd', 'o', 'a')
-  return {outcome, r[1], r[2], r[3], r[4], r[5], r[6], r[7], previous or ''}
+  local r = redis.call('HMGET', KEYS[1], 's', 'p', 'r', 'id', 'd', 'o', 'a', 'x')
+  return {outcome, r[1], r[2], r[3], r[4], r[5], r[6], r[7], previous or '', r[8] or ''}
 end
 
 local cur = redis.call('HMGET', KEYS[1], 's', 'p', 'r', 'd', 'o', 'a')
@@ -52,7 +53,7 @@ if not cur[1] then
   local payout = ARGV[2] ~= '' and ARGV[2] or '0'
   local revenue = ARGV[3] ~= '' and ARGV[3] or '0'
   redis.call('HSET', KEYS[1], 's', new, 'p', payout, 'r', revenue, 'id', ARGV[4],
-    'd', ARGV[5], 'o', ARGV[7], 'a', ARGV[8], 't', ARGV[10])
+    'd', ARGV[5], 'o', ARGV[7], 'a', ARGV[8], 't', ARGV[10], 'x', ARGV[11])
   redis.call('EXPIRE', KEYS[1], ARGV[9])
   count(KEYS[2], ARGV[7] .. '|' .. ARGV[8] .. '|', new, payout, revenue, false)
   return reply('created')
