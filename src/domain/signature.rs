@@ -138,6 +138,21 @@ mod tests {
     }
 
     #[test]
+    fn reserved_and_non_ascii_characters_sign_like_the_documented_php_node_and_python_signers() {
+        // docs/signed-postbacks.md's Node and Python signers give this signature.
+        let pairs = [
+            ("click_id", "abc"),
+            ("txid", "a b!'()*é"),
+            ("amount", "12.5"),
+            ("ts", "1700000000"),
+        ];
+        assert_eq!(
+            sign(SECRET, &canonical(pairs)),
+            "c8fa6d6b65e09eff2b2822d4a7010ff14af13cf8a041bd8442f0d7e058bf78bb"
+        );
+    }
+
+    #[test]
     fn a_fresh_correct_signature_passes_in_any_parameter_order() {
         let pairs = signed(&[("click_id", "abc"), ("ts", "1000"), ("txid", "o-1")]);
         assert_eq!(check(&pairs, 1000), Ok(()));

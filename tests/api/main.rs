@@ -4,6 +4,7 @@
 mod admin;
 mod bad_input;
 mod click;
+mod fault;
 mod health_metrics;
 mod helpers;
 mod outage;

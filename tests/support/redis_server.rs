@@ -16,6 +16,9 @@ use std::time::{Duration, Instant};
 /// A `redis-server` child process owned by the test.
 pub struct RedisServer {
     port: u16,
+    /// With persistence: the data directory, kept across [`RedisServer::restart`]
+    /// (an append-only file fsynced on every write, as a durable deployment runs).
+    data_dir: Option<std::path::PathBuf>,
     /// A shell that holds redis-server and kills it when its stdin closes,
     /// so not even a panicking or aborted test leaves a server behind.
     watchdog: Mutex<Option<Child>>,
@@ -37,6 +40,22 @@ impl RedisServer {
     pub fn start() -> Self {
         let server = Self {
             port: free_port(),
+            data_dir: None,
+            watchdog: Mutex::new(None),
+        };
+        server.launch();
+        server
+    }
+
+    /// Starts a server that persists every write (`appendfsync always`), so
+    /// that a kill and restart keeps every acknowledged write.
+    pub fn start_persistent() -> Self {
+        let dir =
+            std::env::temp_dir().join(format!("clickback-redis-{}", uuid::Uuid::new_v4().simple()));
+        std::fs::create_dir_all(&dir).expect("redis data dir");
+        let server = Self {
+            port: free_port(),
+            data_dir: Some(dir),
             watchdog: Mutex::new(None),
         };
         server.launch();
@@ -44,8 +63,15 @@ impl RedisServer {
     }
 
     fn launch(&self) {
+        let persistence = match &self.data_dir {
+            Some(dir) => format!(
+                "--dir '{}' --appendonly yes --appendfsync always --save ''",
+                dir.display()
+            ),
+            None => "--save '' --appendonly no".to_owned(),
+        };
         let script = format!(
-            "{} --port {} --bind 127.0.0.1 --save '' --appendonly no --daemonize no --loglevel warning & pid=$!; read _; kill -9 $pid; wait $pid 2>/dev/null",
+            "{} --port {} --bind 127.0.0.1 {persistence} --daemonize no --loglevel warning & pid=$!; read _; kill -9 $pid; wait $pid 2>/dev/null",
             binary(),
             self.port
         );
@@ -83,7 +109,7 @@ impl RedisServer {
         self.wait_until(false);
     }
 
-    /// Starts the server again on the same port, empty.
+    /// Starts the server again on the same port: empty, or with its data when persistent.
     pub fn restart(&self) {
         self.stop();
         self.launch();
@@ -118,6 +144,9 @@ impl RedisServer {
 impl Drop for RedisServer {
     fn drop(&mut self) {
         self.stop();
+        if let Some(dir) = &self.data_dir {
+            let _ = std::fs::remove_dir_all(dir);
+        }
     }
 }
 
