@@ -49,6 +49,10 @@ impl From<ConfigData> for Snapshot {
 pub struct ConfigCache {
     /// The current snapshot, swapped whole on reload so readers never see half a config.
     current: RwLock<Arc<Snapshot>>,
+    /// One reload at a time: otherwise a background reload that read the
+    /// store just before an admin write could land just after the admin's
+    /// own reload and put the old configuration back (read-your-writes).
+    reloading: tokio::sync::Mutex<()>,
 }
 
 impl ConfigCache {
@@ -85,6 +89,7 @@ impl ConfigCache {
 
     /// Reloads from the store now (after an admin write, and at startup).
     pub async fn reload(&self, store: &dyn Store) -> Result<(), StoreError> {
+        let _one_at_a_time = self.reloading.lock().await;
         let data = store.load_config().await?;
         self.replace(Snapshot::from(data));
         Ok(())
@@ -100,6 +105,13 @@ impl ConfigCache {
     pub async fn refresh_if_changed(&self, store: &dyn Store) -> Result<bool, StoreError> {
         let version = store.config_version().await?;
         let current = self.snapshot();
+        // Read twice: a reload of this instance's own admin write may have
+        // landed between the first read and the snapshot.
+        let version = if version < current.version {
+            store.config_version().await?
+        } else {
+            version
+        };
         if version < current.version
             && !(current.offers.is_empty() && current.affiliates.is_empty())
         {

@@ -236,7 +236,10 @@ async fn convert_inner(
     let mut claimed_signature: Option<String> = None;
     // A status change racing a conversion over UTC midnight asks for a fresh
     // look-up; three attempts are plenty for a window that small.
-    for _ in 0..3 {
+    let mut retries = 0;
+    // Waits for an identical postback that is deciding a capped conversion.
+    let mut waits = 0;
+    while retries < 3 {
         let lookup = state
             .store
             .lookup_conversion(&request.click_id, &request.identity)
@@ -276,7 +279,7 @@ async fn convert_inner(
                 .to_ascii_lowercase();
             if !state
                 .store
-                .claim_signature(&sig, 2 * signature::MAX_SKEW_SECS)
+                .claim(&sig, 2 * signature::MAX_SKEW_SECS)
                 .await?
             {
                 return Err(PostbackError::Replayed);
@@ -321,20 +324,52 @@ async fn convert_inner(
         // Offer rules judge new conversions only: a decision, once recorded,
         // is never revisited by a retry.
         let mut reserved = Vec::new();
+        let mut decision_claim: Option<String> = None;
         if let (Some(click), None) = (&lookup.click, &lookup.conversion) {
             if request.status != ConversionStatus::Rejected {
                 if unix_now().saturating_sub(click.created_at) < offer.min_ctc_secs {
                     command.status = ConversionStatus::Rejected;
                     command.reason = Some(TOO_FAST);
                 } else if !offer.caps.is_empty() {
+                    // Identical postbacks racing here would each reserve cap
+                    // room, and one that found the cap full of the others'
+                    // reservations could record the conversion as cap_reached
+                    // although the cap has room. One of them decides; the
+                    // others wait for its conversion and answer duplicate.
+                    let claim = format!(
+                        "{}|{}",
+                        request.click_id.as_str(),
+                        request.identity.key_suffix()
+                    );
+                    if !state.store.claim(&claim, DECISION_CLAIM_TTL_SECS).await? {
+                        waits += 1;
+                        if waits > MAX_DECISION_WAITS {
+                            if let Some(sig) = &claimed_signature {
+                                let _ = state.store.release_claim(sig).await;
+                            }
+                            return Err(StoreError::Unavailable(
+                                "an identical postback is still being processed".into(),
+                            )
+                            .into());
+                        }
+                        tokio::time::sleep(DECISION_WAIT).await;
+                        continue;
+                    }
+                    decision_claim = Some(claim);
                     let entries =
                         caps::entries(&offer, &aff_id, payout.unwrap_or(Money::ZERO), today);
-                    match state.store.reserve_caps(&offer.id, &entries).await? {
-                        Some(_) => {
+                    match state.store.reserve_caps(&offer.id, &entries).await {
+                        Ok(Some(_)) => {
                             command.status = ConversionStatus::Rejected;
                             command.reason = Some(CAP_REACHED);
                         }
-                        None => reserved = entries,
+                        Ok(None) => reserved = entries,
+                        Err(e) => {
+                            if let Some(claim) = &decision_claim {
+                                let _ = state.store.release_claim(claim).await;
+                            }
+                            return Err(e.into());
+                        }
                     }
                 }
             }
@@ -353,12 +388,18 @@ async fn convert_inner(
                 other
             }
         };
+        if let Some(claim) = &decision_claim {
+            // Decided (and any reservation given back): from now on a look-up
+            // finds the conversion, or after a failure the next postback
+            // decides afresh.
+            let _ = state.store.release_claim(claim).await;
+        }
         let outcome = match outcome {
             Ok(outcome) => outcome,
             Err(e) => {
                 if let Some(sig) = &claimed_signature {
                     // Nothing was written: let the advertiser retry the same request.
-                    let _ = state.store.release_signature(sig).await;
+                    let _ = state.store.release_claim(sig).await;
                 }
                 return Err(e.into());
             }
@@ -377,7 +418,10 @@ async fn convert_inner(
             previous_status: previous,
         };
         let result = match outcome {
-            ConversionOutcome::Retry => continue,
+            ConversionOutcome::Retry => {
+                retries += 1;
+                continue;
+            }
             ConversionOutcome::Created(record) if record.status == ConversionStatus::Rejected => {
                 let (reason, detail) = match record.reason.as_deref() {
                     Some(TOO_FAST) => (TOO_FAST, "the conversion came sooner after the click than the offer's min_ctc_secs allows"),
@@ -492,6 +536,14 @@ impl PostbackLogEntry {
         entry
     }
 }
+
+/// How long the claim of one postback deciding a new capped conversion lasts
+/// if its holder dies before releasing it.
+const DECISION_CLAIM_TTL_SECS: u64 = 30;
+/// Pause between looks while an identical postback decides a capped conversion.
+const DECISION_WAIT: std::time::Duration = std::time::Duration::from_millis(10);
+/// Looks before giving up with 503 (about two seconds): the sender retries.
+const MAX_DECISION_WAITS: u32 = 200;
 
 /// Reason of a conversion faster than the offer's minimum click-to-conversion time.
 pub const TOO_FAST: &str = "too_fast";

@@ -587,13 +587,10 @@ conformance!(a_signature_is_claimed_once_until_released, |store: Arc<
     dyn Store,
 >| async move {
     let sig = "ab".repeat(32);
-    assert!(store.claim_signature(&sig, 60).await.expect("claimed"));
-    assert!(!store.claim_signature(&sig, 60).await.expect("answered"));
-    store.release_signature(&sig).await.expect("released");
-    assert!(store
-        .claim_signature(&sig, 60)
-        .await
-        .expect("claimed again"));
+    assert!(store.claim(&sig, 60).await.expect("claimed"));
+    assert!(!store.claim(&sig, 60).await.expect("answered"));
+    store.release_claim(&sig).await.expect("released");
+    assert!(store.claim(&sig, 60).await.expect("claimed again"));
 });
 
 conformance!(

@@ -9,7 +9,7 @@
 //! | `cb:{S}:st:<YYYYMMDD>`      | hash   | that shard's counters for one UTC day   | none                  |
 //! | `cb:{S}:u:<offer>\|<aff>\|<visitor>` | string | the visitor clicked recently  | duplicate-click window |
 //! | `cb:{cap:<offer>}:<period>` | hash   | cap counters of one offer and period    | period + margin       |
-//! | `cb:{sig:<xx>}:<signature>` | string | a signed postback was seen              | 10 minutes            |
+//! | `cb:{claim:<xx>}:<token>`   | string | a used signature / an identity being decided | 10 min / 30 s    |
 //! | `cb:{log:<offer>}:postbacks`| list   | the latest postbacks and their outcome  | none (trimmed)        |
 //! | `cb:{cfg}:offers`           | hash   | offer id → offer JSON                   | none                  |
 //! | `cb:{cfg}:affiliates`       | hash   | affiliate id → affiliate JSON           | none                  |
@@ -68,10 +68,10 @@ impl Keys {
         format!("{}:{{cap:{offer}}}:{period_id}", self.prefix)
     }
 
-    /// Marks a postback signature as used (replay protection).
-    pub fn signature(&self, signature: &str) -> String {
-        let tag = signature.get(..2).unwrap_or("");
-        format!("{}:{{sig:{tag}}}:{signature}", self.prefix)
+    /// A one-time claim: a used postback signature, or an identity being decided.
+    pub fn claim(&self, token: &str) -> String {
+        let tag = token.get(..2).unwrap_or("");
+        format!("{}:{{claim:{tag}}}:{token}", self.prefix)
     }
 
     /// The latest postbacks of an offer (`-` for postbacks without a known offer).

@@ -27,7 +27,7 @@ struct Inner {
     counters: HashMap<Day, DayCounters>,
     unique_visitors: HashMap<String, Instant>,
     caps: HashMap<(OfferId, String), CapCounters>,
-    signatures: HashMap<String, Instant>,
+    claims: HashMap<String, Instant>,
     postback_logs: HashMap<Option<OfferId>, VecDeque<String>>,
     offers: BTreeMap<OfferId, Offer>,
     affiliates: BTreeMap<AffiliateId, Affiliate>,
@@ -88,7 +88,7 @@ impl Inner {
             self.clicks.retain(|_, (_, expires)| *expires > now);
             self.conversions.retain(|_, (_, expires)| *expires > now);
             self.unique_visitors.retain(|_, expires| *expires > now);
-            self.signatures.retain(|_, expires| *expires > now);
+            self.claims.retain(|_, expires| *expires > now);
             self.caps
                 .retain(|_, (_, expires)| expires.is_none_or(|e| e > now));
         }
@@ -323,24 +323,24 @@ impl Store for MemoryStore {
         }))
     }
 
-    fn claim_signature<'a>(&'a self, signature: &'a str, ttl_secs: u64) -> StoreFuture<'a, bool> {
+    fn claim<'a>(&'a self, token: &'a str, ttl_secs: u64) -> StoreFuture<'a, bool> {
         ready(self.lock().map(|mut inner| {
             let now = Instant::now();
-            match inner.signatures.get(signature) {
+            match inner.claims.get(token) {
                 Some(expires) if *expires > now => false,
                 _ => {
                     inner
-                        .signatures
-                        .insert(signature.to_owned(), now + Duration::from_secs(ttl_secs));
+                        .claims
+                        .insert(token.to_owned(), now + Duration::from_secs(ttl_secs));
                     true
                 }
             }
         }))
     }
 
-    fn release_signature<'a>(&'a self, signature: &'a str) -> StoreFuture<'a, ()> {
+    fn release_claim<'a>(&'a self, token: &'a str) -> StoreFuture<'a, ()> {
         ready(self.lock().map(|mut inner| {
-            inner.signatures.remove(signature);
+            inner.claims.remove(token);
         }))
     }
 

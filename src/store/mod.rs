@@ -133,12 +133,13 @@ pub trait Store: Send + Sync + 'static {
         period_ids: &'a [String],
     ) -> StoreFuture<'a, Vec<HashMap<String, i64>>>;
 
-    /// Records a postback signature; `false` if it was already used
-    /// (a replay). Kept for `ttl_secs`, longer than the accepted clock skew.
-    fn claim_signature<'a>(&'a self, signature: &'a str, ttl_secs: u64) -> StoreFuture<'a, bool>;
+    /// Claims a one-time token for `ttl_secs`; `false` if someone holds it.
+    /// Used for postback signatures (a second use is a replay) and to let one
+    /// of several identical postbacks decide a capped conversion alone.
+    fn claim<'a>(&'a self, token: &'a str, ttl_secs: u64) -> StoreFuture<'a, bool>;
 
-    /// Forgets a signature whose postback failed, so the sender may retry it.
-    fn release_signature<'a>(&'a self, signature: &'a str) -> StoreFuture<'a, ()>;
+    /// Gives a claim back (the postback failed, or its decision is written).
+    fn release_claim<'a>(&'a self, token: &'a str) -> StoreFuture<'a, ()>;
 
     /// Prepends one entry to an offer's postback log, keeping the newest `keep`.
     fn append_postback_log<'a>(

@@ -339,8 +339,8 @@ impl Store for RedisStore {
         }))
     }
 
-    fn claim_signature<'a>(&'a self, signature: &'a str, ttl_secs: u64) -> StoreFuture<'a, bool> {
-        let key = self.keys.signature(signature);
+    fn claim<'a>(&'a self, token: &'a str, ttl_secs: u64) -> StoreFuture<'a, bool> {
+        let key = self.keys.claim(token);
         Box::pin(self.with_conn(move |conn| {
             Box::pin(async move {
                 let fresh: Option<String> = redis::cmd("SET")
@@ -357,8 +357,8 @@ impl Store for RedisStore {
         }))
     }
 
-    fn release_signature<'a>(&'a self, signature: &'a str) -> StoreFuture<'a, ()> {
-        let key = self.keys.signature(signature);
+    fn release_claim<'a>(&'a self, token: &'a str) -> StoreFuture<'a, ()> {
+        let key = self.keys.claim(token);
         Box::pin(self.with_conn(move |conn| {
             Box::pin(async move { conn.del::<_, ()>(&key).await.map_err(unavailable) })
         }))
