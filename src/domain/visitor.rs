@@ -6,6 +6,8 @@
 //! holding the database can follow a person across days or reverse the hash
 //! by enumerating the IPv4 space without the salt.
 
+use std::sync::RwLock;
+
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
 
@@ -13,10 +15,12 @@ use super::{ids::base64url, Day};
 
 type HmacSha256 = Hmac<Sha256>;
 
-/// Hashes visitors; holds the secret salt.
-#[derive(Clone)]
+/// Hashes visitors; holds the secret salt and the current day's key.
 pub struct VisitorHasher {
     salt: Vec<u8>,
+    /// The key of the last day hashed for, so the hot path derives a day key
+    /// once a day instead of once a click.
+    day_key: RwLock<(i64, [u8; 32])>,
 }
 
 impl std::fmt::Debug for VisitorHasher {
@@ -28,21 +32,44 @@ impl std::fmt::Debug for VisitorHasher {
 impl VisitorHasher {
     /// A hasher with the operator's salt (`CLICKBACK_HASH_SALT`).
     pub fn new(salt: impl Into<Vec<u8>>) -> Self {
-        Self { salt: salt.into() }
+        let salt = salt.into();
+        let first = Day::today();
+        let key = derive_day_key(&salt, first);
+        Self {
+            salt,
+            day_key: RwLock::new((first.index(), key)),
+        }
+    }
+
+    fn key_for(&self, day: Day) -> [u8; 32] {
+        if let Ok(cached) = self.day_key.read() {
+            if cached.0 == day.index() {
+                return cached.1;
+            }
+        }
+        let key = derive_day_key(&self.salt, day);
+        if let Ok(mut cached) = self.day_key.write() {
+            *cached = (day.index(), key);
+        }
+        key
     }
 
     /// 64 bits of HMAC-SHA256(day key, ip ‖ 0 ‖ user agent), base64url (11 chars).
     pub fn hash(&self, day: Day, ip: &str, user_agent: &str) -> String {
-        let mut day_key =
-            HmacSha256::new_from_slice(&self.salt).expect("HMAC accepts any key length");
-        day_key.update(&day.index().to_be_bytes());
-        let key = day_key.finalize().into_bytes();
+        let key = self.key_for(day);
         let mut mac = HmacSha256::new_from_slice(&key).expect("HMAC accepts any key length");
         mac.update(ip.as_bytes());
         mac.update(&[0]);
         mac.update(user_agent.as_bytes());
         base64url(&mac.finalize().into_bytes()[..8])
     }
+}
+
+/// HMAC-SHA256(salt, day): the key that makes hashes of different days unlinkable.
+fn derive_day_key(salt: &[u8], day: Day) -> [u8; 32] {
+    let mut mac = HmacSha256::new_from_slice(salt).expect("HMAC accepts any key length");
+    mac.update(&day.index().to_be_bytes());
+    mac.finalize().into_bytes().into()
 }
 
 #[cfg(test)]
@@ -72,5 +99,7 @@ mod tests {
         assert_ne!(a, h.hash(day, "203.0.113.8", "UA"));
         assert_ne!(a, h.hash(day, "203.0.113.7", "UA2"));
         assert_ne!(h.hash(day, "1.2.3.4", "5"), h.hash(day, "1.2.3.45", ""));
+        // Back to the first day after the cache moved on: the same hash again.
+        assert_eq!(a, h.hash(day, "203.0.113.7", "UA"));
     }
 }
