@@ -140,12 +140,12 @@ impl RedirectTemplate {
                 Some(i) => (&url[..i], &url[i..]),
                 None => (url, ""),
             };
-            let joiner = if !base.contains('?') {
-                "?"
-            } else if base.ends_with('?') || base.ends_with('&') {
-                ""
-            } else {
-                "&"
+            // Only the first `?` starts the query; a later one is part of it
+            // (`?q=why?`), so the new parameter still needs its `&`.
+            let joiner = match base.split_once('?') {
+                None => "?",
+                Some((_, query)) if query.is_empty() || query.ends_with('&') => "",
+                Some(_) => "&",
             };
             Shape::Append {
                 base: base.to_owned(),
@@ -304,6 +304,24 @@ mod tests {
         assert_eq!(
             build("https://shop.example/#/spa/route?q=1", Some("CID")),
             "https://shop.example/?click_id=CID#/spa/route?q=1"
+        );
+    }
+
+    #[test]
+    fn a_question_mark_inside_the_query_does_not_swallow_the_click_id() {
+        // Found by the `redirect` fuzz target: the trailing `?` is part of the
+        // query, so without a `&` the advertiser read q="why?click_id=CID".
+        assert_eq!(
+            build("https://shop.example/search?q=why?", Some("CID")),
+            "https://shop.example/search?q=why?&click_id=CID"
+        );
+        assert_eq!(
+            build("https://shop.example/landing??=?", Some("CID")),
+            "https://shop.example/landing??=?&click_id=CID"
+        );
+        assert_eq!(
+            build("https://shop.example/p??#top", Some("CID")),
+            "https://shop.example/p??&click_id=CID#top"
         );
     }
 
