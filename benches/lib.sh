@@ -1,0 +1,185 @@
+# Shared helpers of the benchmark scripts (sourced, not run).
+# Everything these helpers start is recorded in BENCH_PIDS and stopped by
+# bench_cleanup, which every script installs as its EXIT trap.
+
+BENCH_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+BENCH_PIDS=()
+BENCH_TMP="$(mktemp -d /tmp/clickback-bench.XXXXXX)"
+
+log() { printf '[%s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
+die() { log "ERROR: $*"; exit 1; }
+
+bench_cleanup() {
+    local pid
+    for pid in "${BENCH_PIDS[@]}"; do
+        kill "$pid" 2>/dev/null || true
+    done
+    for pid in "${BENCH_PIDS[@]}"; do
+        # Give each process 5 s to exit, then insist.
+        for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+        kill -9 "$pid" 2>/dev/null || true
+    done
+    if [[ -n "${KEEP_TMP:-}" ]]; then
+        log "kept $BENCH_TMP"
+    else
+        rm -rf "$BENCH_TMP"
+    fi
+}
+
+# install_missing CMD:PACKAGE ...: apt-get installs the packages of missing
+# commands (one `apt-get update` first).
+install_missing() {
+    local missing=() pair
+    for pair in "$@"; do
+        command -v "${pair%%:*}" >/dev/null 2>&1 || missing+=("${pair#*:}")
+    done
+    ((${#missing[@]} == 0)) && return 0
+    log "installing ${missing[*]} with apt-get"
+    local sudo=""
+    [[ $(id -u) -ne 0 ]] && sudo="sudo"
+    $sudo apt-get update -qq || die "apt-get update failed"
+    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends \
+        "${missing[@]}" >/dev/null || die "apt-get install ${missing[*]} failed"
+}
+
+# free_port: a TCP port nobody listens on.
+free_port() {
+    local port
+    for _ in $(seq 200); do
+        port=$((20000 + RANDOM % 40000))
+        if ! (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
+            echo "$port"
+            return 0
+        fi
+    done
+    die "no free port found"
+}
+
+# wait_for what command...: retries the command for 15 s.
+wait_for() {
+    local what="$1"
+    shift
+    for _ in $(seq 150); do
+        "$@" >/dev/null 2>&1 && return 0
+        sleep 0.1
+    done
+    die "$what did not come up (see $BENCH_TMP)"
+}
+
+# start_redis: a private, non-persistent redis-server; sets REDIS_PORT, REDIS_URL.
+start_redis() {
+    REDIS_PORT="$(free_port)"
+    mkdir -p "$BENCH_TMP/redis"
+    redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --save '' --appendonly no \
+        --dir "$BENCH_TMP/redis" --logfile "$BENCH_TMP/redis/redis.log" \
+        --daemonize no "$@" &
+    REDIS_PID=$!
+    BENCH_PIDS+=($REDIS_PID)
+    REDIS_URL="redis://127.0.0.1:$REDIS_PORT"
+    wait_for "redis-server" redis-cli -p "$REDIS_PORT" ping
+    log "redis-server $(redis-server --version | awk '{print $3}') on port $REDIS_PORT (pid $REDIS_PID)"
+}
+
+rcli() { redis-cli -p "$REDIS_PORT" "$@"; }
+
+# cargo_build ARGS...: builds in the repository (never two builds at once:
+# waits for a cargo lock held by someone else like any cargo invocation does).
+cargo_build() {
+    (cd "$BENCH_ROOT" && cargo "$@") || die "cargo $* failed"
+}
+
+target_dir() {
+    echo "${CARGO_TARGET_DIR:-$BENCH_ROOT/target}"
+}
+
+# cpu_busy_pct [SECS]: how busy all CPUs were over SECS (default 1) seconds,
+# in percent, from /proc/stat. Used to flag runs disturbed by other work.
+cpu_busy_pct() {
+    local secs="${1:-1}" a b
+    a=($(head -1 /proc/stat))
+    sleep "$secs"
+    b=($(head -1 /proc/stat))
+    awk -v u1="${a[1]}" -v n1="${a[2]}" -v s1="${a[3]}" -v i1="${a[4]}" -v w1="${a[5]}" \
+        -v q1="${a[6]}" -v r1="${a[7]}" -v t1="${a[8]}" \
+        -v u2="${b[1]}" -v n2="${b[2]}" -v s2="${b[3]}" -v i2="${b[4]}" -v w2="${b[5]}" \
+        -v q2="${b[6]}" -v r2="${b[7]}" -v t2="${b[8]}" 'BEGIN {
+            busy = (u2 - u1) + (n2 - n1) + (s2 - s1) + (q2 - q1) + (r2 - r1) + (t2 - t1)
+            idle = (i2 - i1) + (w2 - w1)
+            printf "%d", (busy + idle > 0) ? 100 * busy / (busy + idle) : 0 }'
+}
+
+# check_quiet: measures how busy the machine is before a benchmark starts;
+# with WAIT_QUIET=<seconds>, waits up to that long for it to drop below 15 %.
+# Sets BUSY_BEFORE (percent).
+check_quiet() {
+    local deadline=$((SECONDS + ${WAIT_QUIET:-0}))
+    while :; do
+        BUSY_BEFORE="$(cpu_busy_pct 1)"
+        ((BUSY_BEFORE < 15 || SECONDS >= deadline)) && break
+        log "machine ${BUSY_BEFORE}% busy with other work; waiting (WAIT_QUIET)"
+        sleep 4
+    done
+    if ((BUSY_BEFORE >= 15)); then
+        log "WARNING: the CPUs were ${BUSY_BEFORE}% busy with other work before the start: numbers will be low and noisy"
+    fi
+}
+
+# --- CPU accounting of a measured phase ------------------------------------------
+# Other sessions may compile or test on the same machine. A phase records how
+# much of the machine's CPU time went to processes that are not ours (this
+# script's children, e.g. wrk, and BENCH_PIDS with their threads and child
+# processes), so that a disturbed run can be told from a clean one.
+CLK_TCK="$(getconf CLK_TCK 2>/dev/null || echo 100)"
+
+# Jiffies of the given processes (all threads), utime + stime.
+pid_ticks() {
+    local sum=0 p t
+    for p in "$@"; do
+        [[ -r "/proc/$p/stat" ]] || continue
+        t="$(sed 's/^.*) //' "/proc/$p/stat" | awk '{ print $12 + $13 }')" || continue
+        sum=$((sum + ${t:-0}))
+    done
+    echo "$sum"
+}
+
+# OUR_TICKS := jiffies of BENCH_PIDS, their direct children (nginx workers)
+# and of the waited-for children of this shell (wrk, redis-cli, curl...).
+# Must run in the main shell, not in $(...): `times` of a subshell is empty.
+our_ticks() {
+    local pids=("${BENCH_PIDS[@]}") p kids
+    for p in "${BENCH_PIDS[@]}"; do
+        kids="$(pgrep -P "$p" 2>/dev/null || true)"
+        [[ -n "$kids" ]] && pids+=($kids)
+    done
+    times >"$BENCH_TMP/times.out"
+    local children
+    children="$(awk -v hz="$CLK_TCK" 'NR == 2 {
+        n = 0
+        for (i = 1; i <= 2; i++) { split($i, a, /[ms]/); n += (a[1] * 60 + a[2]) * hz }
+        printf "%d", n }' "$BENCH_TMP/times.out")"
+    OUR_TICKS=$(($(pid_ticks "${pids[@]}") + children))
+}
+
+# busy and total jiffies of all CPUs.
+cpu_jiffies() { awk '/^cpu / { b = $2 + $3 + $4 + $7 + $8 + $9; print b, b + $5 + $6 }' /proc/stat; }
+
+phase_start() {
+    our_ticks
+    PHASE_OURS="$OUR_TICKS"
+    PHASE_CPU=($(cpu_jiffies))
+}
+
+# phase_end: sets OTHER_PCT, the share of all CPUs used by other work during
+# the phase (0-100).
+phase_end() {
+    local now ours busy total mine
+    now=($(cpu_jiffies))
+    our_ticks
+    ours="$OUR_TICKS"
+    busy=$((now[0] - PHASE_CPU[0]))
+    total=$((now[1] - PHASE_CPU[1]))
+    mine=$((ours - PHASE_OURS))
+    OTHER_PCT=$(((busy - mine) * 100 / (total > 0 ? total : 1)))
+    ((OTHER_PCT < 0)) && OTHER_PCT=0
+    return 0
+}

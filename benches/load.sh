@@ -1,0 +1,337 @@
+#!/usr/bin/env bash
+# End-to-end load test of issue #3, in one run on one machine:
+#   nginx ceiling (1 worker, access_log off, fixed `return 302`)
+#   vs clickback click redirects (GET /c/{offer}) with a 0-lost-clicks check
+#   vs clickback postbacks, each crediting a distinct fresh click
+#   plus redis-benchmark's SET ceiling of the same Redis.
+# All of wrk, nginx, redis-server and clickback share this machine.
+#
+#   benches/load.sh                          # 10 s per phase
+#   DURATION=3s benches/load.sh              # quick check
+#   CLICKBACK_WORKERS=2 SKIP_BUILD=1 benches/load.sh
+#
+# Env:
+#   DURATION            wrk duration of each measured phase (10s)
+#   CONNECTIONS         wrk -c (64); THREADS wrk -t (1)
+#   WARMUP              unmeasured warm-up of nginx and clickback (2s; 0 = none)
+#   SEED                unmeasured extra clicks made before the postback phase
+#                       so there is a fresh click for every postback (DURATION)
+#   CLICKBACK_WORKERS   actix worker threads (1)
+#   CLICKBACK_REDIS_POOL_SIZE  (server default when unset)
+#   SKIP_BUILD=1        use the existing target/release/clickback
+#   SKIP_REDIS_BENCHMARK=1
+#   STRICT=1            exit 1 when a target of issue #3 is missed
+#   KEEP_TMP=1          keep the temp dir (logs, configs, wrk output)
+#   WAIT_QUIET=SECS     wait up to SECS for other work on the machine to stop
+#   PERF=1              sample clickback with `perf record` during the click and
+#                       postback phases and print its hottest symbols (perf
+#                       costs a little throughput in that run)
+set -euo pipefail
+source "$(dirname "$0")/lib.sh"
+trap bench_cleanup EXIT
+trap 'exit 130' INT TERM
+
+DURATION="${DURATION:-10s}"
+CONNECTIONS="${CONNECTIONS:-64}"
+THREADS="${THREADS:-1}"
+WARMUP="${WARMUP:-2s}"
+SEED="${SEED:-$DURATION}"
+export CLICKBACK_WORKERS="${CLICKBACK_WORKERS:-1}"
+
+OFFER="bench-offer"
+AFF="bench-aff"
+TOKEN="bench-token-123"
+ADMIN_TOKEN="bench-admin-$RANDOM$RANDOM"
+PREFIX="bench$(date +%s)"
+CLICK_PATH="/c/$OFFER?aff_id=$AFF&sub1=120210456789&sub2=ad7f3k2q&source=fb"
+
+install_missing wrk:wrk nginx:nginx redis-server:redis-server redis-cli:redis-tools \
+    redis-benchmark:redis-tools curl:curl
+if [[ -n "${PERF:-}" ]] && ! command -v perf >/dev/null 2>&1; then
+    install_missing perf:linux-perf
+fi
+
+# --- build -------------------------------------------------------------------
+BIN="$(target_dir)/release/clickback"
+if [[ -z "${SKIP_BUILD:-}" ]]; then
+    log "cargo build --release"
+    cargo_build build --release -q --bin clickback
+fi
+[[ -x "$BIN" ]] || die "$BIN not found (build it, or unset SKIP_BUILD)"
+check_quiet
+
+# --- processes ---------------------------------------------------------------
+start_redis
+
+CB_PORT="$(free_port)"
+log "clickback on port $CB_PORT (workers $CLICKBACK_WORKERS, prefix $PREFIX)"
+REDIS_URL="$REDIS_URL" CLICKBACK_LISTEN="127.0.0.1:$CB_PORT" \
+    CLICKBACK_ADMIN_TOKEN="$ADMIN_TOKEN" CLICKBACK_KEY_PREFIX="$PREFIX" \
+    CLICKBACK_HASH_SALT="bench-salt" CLICKBACK_DEMO=0 RUST_LOG="${RUST_LOG:-warn}" \
+    "$BIN" >"$BENCH_TMP/clickback.log" 2>&1 &
+CB_PID=$!
+BENCH_PIDS+=($CB_PID)
+wait_for clickback curl -fsS "http://127.0.0.1:$CB_PORT/readyz"
+
+NG_PORT="$(free_port)"
+NG_DIR="$BENCH_TMP/nginx"
+mkdir -p "$NG_DIR/tmp"
+cat >"$NG_DIR/nginx.conf" <<EOF
+worker_processes 1;
+pid $NG_DIR/nginx.pid;
+error_log $NG_DIR/error.log warn;
+events { worker_connections 4096; }
+http {
+    access_log off;
+    # No per-connection request limit, like clickback: the ceiling must not
+    # pay for reconnects the measured server does not pay for.
+    keepalive_requests 100000000;
+    client_body_temp_path $NG_DIR/tmp/body;
+    proxy_temp_path $NG_DIR/tmp/proxy;
+    fastcgi_temp_path $NG_DIR/tmp/fastcgi;
+    uwsgi_temp_path $NG_DIR/tmp/uwsgi;
+    scgi_temp_path $NG_DIR/tmp/scgi;
+    server {
+        listen 127.0.0.1:$NG_PORT;
+        location / { return 302 https://shop.example/landing?x=1; }
+    }
+}
+EOF
+nginx -p "$NG_DIR" -e "$NG_DIR/error.log" -c "$NG_DIR/nginx.conf" -g 'daemon off;' \
+    >"$NG_DIR/stdout.log" 2>&1 &
+BENCH_PIDS+=($!)
+wait_for nginx curl -fsS -o /dev/null "http://127.0.0.1:$NG_PORT/"
+log "nginx $(nginx -v 2>&1 | cut -d/ -f2) on port $NG_PORT (1 worker, access_log off)"
+
+# --- seed --------------------------------------------------------------------
+admin_put() {
+    local code
+    code="$(curl -sS -o "$BENCH_TMP/admin.out" -w '%{http_code}' -X PUT \
+        -H "Authorization: Bearer $ADMIN_TOKEN" -H 'Content-Type: application/json' \
+        --data "$2" "http://127.0.0.1:$CB_PORT/api/v1/$1")"
+    [[ "$code" == 2* ]] || die "PUT /api/v1/$1 answered $code: $(cat "$BENCH_TMP/admin.out")"
+}
+admin_put "offers/$OFFER" "{\"url\":\"https://shop.example/landing?x=1\",\"payout\":\"2.50\",\"currency\":\"EUR\",\"postback_token\":\"$TOKEN\",\"attribution_window_secs\":2592000}"
+admin_put "affiliates/$AFF" '{"name":"a"}'
+
+probe="$(curl -sS -o /dev/null -w '%{http_code} %{redirect_url}' "http://127.0.0.1:$CB_PORT$CLICK_PATH")"
+[[ "$probe" == "302 "*click_id=* ]] || die "a test click answered '$probe', expected a 302 with click_id"
+log "test click: $probe"
+
+# --- helpers -----------------------------------------------------------------
+# Sum of one metric over every counter hash of this prefix (all shards, all days).
+sum_metric() {
+    local metric="$1" key total=0 part
+    while read -r key; do
+        [[ -z "$key" ]] && continue
+        part="$(rcli hgetall "$key" | awk -v m="|$metric" '
+            NR % 2 == 1 { f = $0; next }
+            length(f) > length(m) && substr(f, length(f) - length(m) + 1) == m { s += $0 }
+            END { printf "%d", s }')"
+        total=$((total + part))
+    done < <(rcli --scan --pattern "$PREFIX:{*}:st:*")
+    echo "$total"
+}
+count_clicks() { rcli --scan --pattern "$PREFIX:{*}:c:*" | wc -l; }
+# clickback_postbacks_total{result="..."} from /metrics (0 when absent).
+postback_metric() {
+    curl -fsS "http://127.0.0.1:$CB_PORT/metrics" |
+        awk -v r="result=\"$1\"" '/^clickback_postbacks_total\{/ && index($0, r) { s += $NF } END { printf "%d", s }'
+}
+
+# run_wrk NAME URL [wrk args...]: runs wrk, keeps its output in $BENCH_TMP/wrk.NAME
+# and the CPU share of other work during it in OTHER[NAME].
+declare -A OTHER
+run_wrk() {
+    local name="$1" url="$2"
+    shift 2
+    log "wrk -t$THREADS -c$CONNECTIONS -d$DURATION --latency${*:+ $*} $url"
+    local perf_pid=""
+    if [[ -n "${PERF:-}" && "$name" != nginx ]]; then
+        perf record -e cpu-clock -F 999 -p "$CB_PID" -o "$BENCH_TMP/perf.$name.data" \
+            >"$BENCH_TMP/perf.$name.log" 2>&1 &
+        perf_pid=$!
+        BENCH_PIDS+=($perf_pid)
+    fi
+    phase_start
+    wrk -t"$THREADS" -c"$CONNECTIONS" -d"$DURATION" --latency "$@" "$url" >"$BENCH_TMP/wrk.$name" 2>&1 ||
+        die "wrk failed: $(cat "$BENCH_TMP/wrk.$name")"
+    phase_end
+    OTHER[$name]="$OTHER_PCT"
+    if [[ -n "$perf_pid" ]]; then
+        kill -INT "$perf_pid" 2>/dev/null || true
+        wait "$perf_pid" 2>/dev/null || true
+        perf report -i "$BENCH_TMP/perf.$name.data" --stdio --no-children --sort dso,symbol \
+            --percent-limit 0.7 2>/dev/null | grep -v '^#' | grep -v '^$' |
+            sed -E 's/[[:space:]]+-[[:space:]]+-[[:space:]]*$//' | cut -c1-140 | head -30 >"$BENCH_TMP/perf.$name.txt" || true
+        perf report -i "$BENCH_TMP/perf.$name.data" --stdio --no-children --sort dso 2>/dev/null |
+            awk '!/^#/ && NF >= 2 { printf "%s %s, ", $2, $1 }' | sed 's/, $//' >"$BENCH_TMP/perf.$name.dso" || true
+    fi
+    sed 's/^/    /' "$BENCH_TMP/wrk.$name" >&2
+    log "other work on the machine during this phase: ${OTHER_PCT}% of all CPUs"
+}
+warm() {
+    [[ "$WARMUP" == 0 || "$WARMUP" == 0s ]] && return 0
+    wrk -t"$THREADS" -c"$CONNECTIONS" -d"$WARMUP" "$1" >/dev/null 2>&1 || true
+}
+
+# wrk_field NAME FIELD: rps | total | bad (non-2xx/3xx) | errors (socket) | p50 | p90 | p99 (ms)
+wrk_field() {
+    local f="$BENCH_TMP/wrk.$1"
+    case "$2" in
+    rps) awk '/^Requests\/sec:/ { printf "%.0f", $2 }' "$f" ;;
+    total) awk '/ requests in / { print $1 }' "$f" ;;
+    bad) awk '/Non-2xx or 3xx responses:/ { n = $NF } END { printf "%d", n }' "$f" ;;
+    errors) awk '/Socket errors:/ { gsub(",", ""); n = $4 + $6 + $8 + $10 } END { printf "%d", n }' "$f" ;;
+    p50 | p90 | p99)
+        awk -v p="${2#p}%" '
+            /Latency Distribution/ { in_dist = 1; next }
+            in_dist && $1 == p {
+                v = $2; unit = v; sub(/[0-9.]+/, "", unit); sub(/[a-z]+$/, "", v)
+                if (unit == "us") v /= 1000; else if (unit == "s") v *= 1000; else if (unit == "m") v *= 60000
+                printf "%.2f", v; exit
+            }' "$f"
+        ;;
+    esac
+}
+
+# --- 1. nginx ceiling ----------------------------------------------------------
+warm "http://127.0.0.1:$NG_PORT$CLICK_PATH"
+run_wrk nginx "http://127.0.0.1:$NG_PORT$CLICK_PATH"
+
+# --- 2. clicks -----------------------------------------------------------------
+warm "http://127.0.0.1:$CB_PORT$CLICK_PATH"
+sleep 0.5
+keys_before="$(count_clicks)"
+clk_before="$(sum_metric clk)"
+run_wrk click "http://127.0.0.1:$CB_PORT$CLICK_PATH"
+sleep 0.5
+keys_after="$(count_clicks)"
+clk_after="$(sum_metric clk)"
+click_total="$(wrk_field click total)"
+click_bad="$(wrk_field click bad)"
+click_302=$((click_total - click_bad))
+stored_keys=$((keys_after - keys_before))
+stored_clk=$((clk_after - clk_before))
+stored=$((stored_keys < stored_clk ? stored_keys : stored_clk))
+lost=$((click_302 > stored ? click_302 - stored : 0))
+# wrk stops counting at the deadline; requests still in flight then were
+# stored but never counted (at most one per connection).
+in_flight=$((stored > click_302 ? stored - click_302 : 0))
+log "clicks: wrk counted $click_302 302s ($click_bad non-2xx/3xx); stored: $stored_keys click keys, $stored_clk on the clk counters; lost $lost"
+
+# --- 3. postbacks, each crediting a distinct fresh click -------------------------
+if [[ "$SEED" != 0 && "$SEED" != 0s ]]; then
+    log "seeding fresh clicks for the postbacks (unmeasured, $SEED)"
+    wrk -t"$THREADS" -c"$CONNECTIONS" -d"$SEED" "http://127.0.0.1:$CB_PORT$CLICK_PATH" >/dev/null 2>&1 || true
+fi
+ids="$BENCH_TMP/click_ids.txt"
+rcli --scan --pattern "$PREFIX:{*}:c:*" | sed 's/.*:c://' >"$ids"
+ids_available="$(wc -l <"$ids")"
+# One stored click, to compare with the shape benches/memory.sh writes.
+sample_key="$PREFIX:{$(head -1 "$ids" | cut -c1)}:c:$(head -1 "$ids")"
+sample_len="$(rcli strlen "$sample_key")"
+sample_mem="$(rcli memory usage "$sample_key")"
+sample_ttl="$(rcli ttl "$sample_key")"
+log "$ids_available never-converted click ids for the postback phase"
+cat >"$BENCH_TMP/postback.lua" <<'LUA'
+-- Every request credits a different click, with its own txid. Click ids are
+-- read from a file (one per line) made from the click keys in Redis.
+local ids, n, i = {}, 0, 0
+local token
+function init(args)
+  for line in io.lines(os.getenv("CLICK_IDS")) do
+    n = n + 1
+    ids[n] = line
+  end
+  token = os.getenv("POSTBACK_TOKEN")
+end
+function request()
+  i = i + 1
+  -- Past the end ids repeat: those postbacks answer "duplicate" and the
+  -- script reports the shortfall; SEED makes more ids.
+  local id = ids[(i - 1) % n + 1]
+  return wrk.format("GET", "/postback?click_id=" .. id .. "&token=" .. token .. "&txid=t" .. i)
+end
+LUA
+cv_before="$(sum_metric cv)"
+credited_before="$(postback_metric credited)"
+export CLICK_IDS="$ids" POSTBACK_TOKEN="$TOKEN"
+run_wrk postback "http://127.0.0.1:$CB_PORT/" -s "$BENCH_TMP/postback.lua"
+sleep 0.5
+cv_after="$(sum_metric cv)"
+credited_after="$(postback_metric credited)"
+pb_total="$(wrk_field postback total)"
+pb_bad="$(wrk_field postback bad)"
+credited=$((cv_after - cv_before))
+credited_metric=$((credited_after - credited_before))
+reused=$((pb_total > ids_available ? pb_total - ids_available : 0))
+
+# --- 4. Redis ceiling ------------------------------------------------------------
+redis_rps="skipped"
+if [[ -z "${SKIP_REDIS_BENCHMARK:-}" ]]; then
+    log "redis-benchmark -q -t set -P 1 -c 64 -n 200000"
+    redis-benchmark -p "$REDIS_PORT" -q -t set -P 1 -c 64 -n 200000 2>&1 | tr '\r' '\n' |
+        grep -E '^SET: [0-9.]+ requests per second' | tail -1 >"$BENCH_TMP/redis-benchmark.txt" || true
+    redis_rps="$(awk '{ printf "%.0f", $2 }' "$BENCH_TMP/redis-benchmark.txt")"
+    [[ -n "$redis_rps" ]] || redis_rps="failed"
+fi
+
+# --- report ------------------------------------------------------------------------
+ng_rps="$(wrk_field nginx rps)"
+cl_rps="$(wrk_field click rps)"
+pb_rps="$(wrk_field postback rps)"
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "n/a" }'; }
+click_ratio="$(ratio "$cl_rps" "$ng_rps")"
+pb_ratio="$(ratio "$pb_rps" "$ng_rps")"
+verdict() { awk -v v="$1" -v op="$2" -v t="$3" 'BEGIN { ok = (op == ">=") ? (v >= t) : (v <= t); print ok ? "ok" : "MISSED" }'; }
+
+cat <<EOF
+
+clickback load test: wrk -t$THREADS -c$CONNECTIONS -d$DURATION, CLICKBACK_WORKERS=$CLICKBACK_WORKERS, $(nproc) CPUs, everything on this machine
+(other work on the machine: ${BUSY_BEFORE}% of all CPUs just before the start; during the nginx /
+click / postback phases ${OTHER[nginx]}% / ${OTHER[click]}% / ${OTHER[postback]}%; $(date -u +%Y-%m-%dT%H:%MZ))
+| metric                         | value      | target       |
+|--------------------------------|------------|--------------|
+| nginx fixed 302 (ceiling) rps  | $(printf '%-10s' "$ng_rps") |              |
+| nginx p50 / p99 ms             | $(printf '%-10s' "$(wrk_field nginx p50) / $(wrk_field nginx p99)") |              |
+| click rps                      | $(printf '%-10s' "$cl_rps") |              |
+| click / nginx                  | $(printf '%-10s' "$click_ratio") | >= 0.6 $(verdict "$click_ratio" ">=" 0.6) |
+| click p50 / p90 / p99 ms       | $(printf '%-10s' "$(wrk_field click p50) / $(wrk_field click p90) / $(wrk_field click p99)") | p99 <= 2 $(verdict "$(wrk_field click p99)" "<=" 2) |
+| clicks: 302s counted by wrk    | $(printf '%-10s' "$click_302") |              |
+| clicks: stored (keys / clk)    | $(printf '%-10s' "$stored_keys / $stored_clk") |              |
+| lost clicks                    | $(printf '%-10s' "$lost") | 0 $(verdict "$lost" "<=" 0) |
+| postback rps                   | $(printf '%-10s' "$pb_rps") |              |
+| postback / nginx               | $(printf '%-10s' "$pb_ratio") | >= 0.4 $(verdict "$pb_ratio" ">=" 0.4) |
+| postback p50 / p99 ms          | $(printf '%-10s' "$(wrk_field postback p50) / $(wrk_field postback p99)") |              |
+| postbacks: answered / credited | $(printf '%-10s' "$pb_total / $credited") | all credited $(verdict "$((pb_total - credited))" "<=" 0) |
+| redis-benchmark SET rps        | $(printf '%-10s' "$redis_rps") |              |
+EOF
+echo
+echo "details: click non-2xx/3xx $click_bad, socket errors $(wrk_field click errors); stored but not counted (in flight at wrk's stop) $in_flight"
+echo "         a stored click: key $((${#sample_key})) bytes, value $sample_len bytes, MEMORY USAGE $sample_mem bytes, TTL $sample_ttl s (before its postback)"
+echo "         postback non-2xx/3xx $pb_bad, socket errors $(wrk_field postback errors); credited per /metrics $credited_metric; click ids available $ids_available, reused $reused"
+max_other=0
+for phase in nginx click postback; do ((OTHER[$phase] > max_other)) && max_other=${OTHER[$phase]}; done
+if ((max_other >= 10)); then
+    echo "WARNING: other work used up to ${max_other}% of the CPUs during a phase: these numbers understate clickback; re-run on a quiet machine" >&2
+fi
+if ((reused > 0)); then
+    echo "WARNING: $reused postbacks reused a click id (ran out of fresh clicks); raise SEED" >&2
+fi
+
+if [[ -n "${PERF:-}" ]]; then
+    for phase in click postback; do
+        echo
+        echo "perf: clickback's CPU time during the $phase phase by object: $(cat "$BENCH_TMP/perf.$phase.dso" 2>/dev/null)"
+        echo "perf: clickback's hottest symbols during the $phase phase (cpu-clock samples, >= 0.7 %)"
+        cat "$BENCH_TMP/perf.$phase.txt" 2>/dev/null || echo "(no profile)"
+    done
+fi
+
+if [[ -n "${STRICT:-}" ]]; then
+    for check in "$(verdict "$click_ratio" ">=" 0.6)" "$(verdict "$(wrk_field click p99)" "<=" 2)" \
+        "$(verdict "$lost" "<=" 0)" "$(verdict "$pb_ratio" ">=" 0.4)" "$(verdict "$((pb_total - credited))" "<=" 0)"; do
+        [[ "$check" == ok ]] || exit 1
+    done
+fi

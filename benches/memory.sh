@@ -1,0 +1,143 @@
+#!/usr/bin/env bash
+# Redis memory per stored click, for the encoding the server writes and for
+# the alternatives of issue #3. Each encoding is loaded into an empty private
+# redis-server with `redis-cli --pipe` (N clicks, default 1,000,000) and the
+# `used_memory` delta of `INFO memory` is divided by N.
+#
+#   benches/memory.sh                    # 1 M clicks per encoding
+#   N=200000 ONLY=string,bucket benches/memory.sh
+#
+# The generator imitates `Click::encode` (src/domain/click.rs) byte for byte:
+# key   <prefix>:{S}:c:<22-char base64url id>   (S = first char of the id,
+#       which the server takes from the visitor hash)
+# value 1\0<unix ts>\0<offer>\0<aff>\0<sub1>\0<sub2>\0<sub3>\0<sub4>\0<sub5>\0<source>\0<visitor>\0<unique 1|0>
+# with sub1 = a 12-digit campaign id, sub2 = an 8-char ad id, sub3-5 empty,
+# source = "fb", visitor = an 11-char base64url hash, every click a distinct
+# visitor; TTL 30 days (attribution_window_secs 2592000). ~75-byte values.
+#
+# Encodings (ONLY= picks some, comma-separated):
+#   string       one string per click with TTL: SET key value EX ttl (what the server writes)
+#   string_dedup the string plus the duplicate-click marker the server also writes for
+#                each distinct visitor: <prefix>:{S}:u:<offer>|<aff>|<visitor> "1" EX 86400
+#                (CLICKBACK_UNIQUE_CLICK_WINDOW_SECS; it expires after a day, the click after 30)
+#   hash         one small hash per click, short field names, empty subs left out, EXPIRE:
+#                HSET key t <ts> o <offer> a <aff> 1 <sub1> 2 <sub2> s <source> v <visitor> u 1
+#   bucket       hour buckets <prefix>:{S}:c:<hour> holding id -> value, the bucket expiring as a
+#                whole, with Redis defaults (hash-max-listpack-entries 128, -value 64)
+#   bucket_lp    buckets small enough to stay listpacks: <prefix>:{S}:c:<hour>:<2nd id char>,
+#                with hash-max-listpack-entries 512 and hash-max-listpack-value 128
+#
+# Env: N, ONLY, CLICKS_PER_HOUR (how many of the N clicks share one hour
+# bucket; default 3,600,000 = 1,000 clicks/s, so 1 M clicks fill one hour).
+set -euo pipefail
+source "$(dirname "$0")/lib.sh"
+trap bench_cleanup EXIT
+trap 'exit 130' INT TERM
+
+N="${N:-1000000}"
+ONLY="${ONLY:-string,string_dedup,hash,bucket,bucket_lp}"
+CLICKS_PER_HOUR="${CLICKS_PER_HOUR:-3600000}"
+
+install_missing redis-server:redis-server redis-cli:redis-tools python3:python3
+start_redis
+
+gen="$BENCH_TMP/gen.py"
+cat >"$gen" <<'PY'
+import os, sys, random
+
+mode, n, per_hour = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+rng = random.Random(42)
+B64 = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
+TTL = b"2592000"
+PREFIX = b"cb"
+T0 = 1763900000
+out = sys.stdout.buffer
+
+def resp(*args):
+    parts = [b"*%d\r\n" % len(args)]
+    for a in args:
+        parts.append(b"$%d\r\n%s\r\n" % (len(a), a))
+    return b"".join(parts)
+
+def b64(k):
+    bits = rng.getrandbits(6 * k)
+    return bytes(B64[(bits >> (6 * i)) & 63] for i in range(k))
+
+offers = [b"summer-sale", b"o_1042", b"vpn-trial-de", b"casino-ca-2"]
+affs = [b"aff_%d" % i for i in range(1, 200)]
+buf = []
+expired_buckets = set()
+for i in range(n):
+    visitor = b64(11)
+    cid = visitor[:1] + b64(21)
+    shard = cid[:1]
+    ts = T0 + i * 3600 // per_hour
+    offer = offers[i % len(offers)]
+    aff = affs[rng.randrange(len(affs))]
+    sub1 = b"%012d" % rng.randrange(10**11, 10**12)
+    sub2 = b64(8)
+    value = b"\0".join([b"1", b"%d" % ts, offer, aff, sub1, sub2, b"", b"", b"", b"fb", visitor, b"1"])
+    key = PREFIX + b":{" + shard + b"}:c:" + cid
+    if mode == "string":
+        buf.append(resp(b"SET", key, value, b"EX", TTL))
+    elif mode == "string_dedup":
+        buf.append(resp(b"SET", key, value, b"EX", TTL))
+        marker = PREFIX + b":{" + shard + b"}:u:" + offer + b"|" + aff + b"|" + visitor
+        buf.append(resp(b"SET", marker, b"1", b"NX", b"EX", b"86400"))
+    elif mode == "hash":
+        buf.append(resp(b"HSET", key, b"t", b"%d" % ts, b"o", offer, b"a", aff,
+                        b"1", sub1, b"2", sub2, b"s", b"fb", b"v", visitor, b"u", b"1"))
+        buf.append(resp(b"EXPIRE", key, TTL))
+    elif mode in ("bucket", "bucket_lp"):
+        hour = b"%d" % (ts // 3600)
+        bucket = PREFIX + b":{" + shard + b"}:c:" + hour
+        if mode == "bucket_lp":
+            bucket += b":" + cid[1:2]
+        buf.append(resp(b"HSET", bucket, cid, value))
+        if bucket not in expired_buckets:
+            # Once per bucket (the server would EXPIRE ... NX on every write).
+            expired_buckets.add(bucket)
+            buf.append(resp(b"EXPIRE", bucket, TTL))
+    else:
+        sys.exit("unknown mode " + mode)
+    if len(buf) >= 4096:
+        out.write(b"".join(buf))
+        buf.clear()
+out.write(b"".join(buf))
+PY
+
+used_memory() { rcli info memory | tr -d '\r' | awk -F: '$1=="used_memory"{print $2}'; }
+
+declare -A RESULT DETAIL
+IFS=',' read -ra modes <<<"$ONLY"
+for mode in "${modes[@]}"; do
+    rcli flushall >/dev/null
+    rcli config set hash-max-listpack-entries 128 >/dev/null
+    rcli config set hash-max-listpack-value 64 >/dev/null
+    if [[ "$mode" == bucket_lp ]]; then
+        rcli config set hash-max-listpack-entries 512 >/dev/null
+        rcli config set hash-max-listpack-value 128 >/dev/null
+    fi
+    sleep 0.2
+    before="$(used_memory)"
+    log "$mode: loading $N clicks"
+    python3 "$gen" "$mode" "$N" "$CLICKS_PER_HOUR" | rcli --pipe >"$BENCH_TMP/pipe.$mode.log" 2>&1 ||
+        die "redis-cli --pipe failed for $mode: $(tail -3 "$BENCH_TMP/pipe.$mode.log")"
+    grep -q 'errors: 0' "$BENCH_TMP/pipe.$mode.log" ||
+        die "$mode: Redis refused commands: $(tail -2 "$BENCH_TMP/pipe.$mode.log")"
+    after="$(used_memory)"
+    keys="$(rcli dbsize)"
+    # The encoding Redis chose for one of the keys written.
+    sample="$(rcli randomkey)"
+    enc="$(rcli object encoding "$sample")"
+    RESULT[$mode]=$(((after - before) / N))
+    DETAIL[$mode]="keys=$keys, encoding=$enc, used_memory $(numfmt --to=iec "$before") -> $(numfmt --to=iec "$after")"
+    log "$mode: $((RESULT[$mode])) bytes/click (${DETAIL[$mode]})"
+done
+
+echo
+echo "Redis memory per click, $N clicks with realistic sub-IDs (redis $(redis-server --version | awk '{print $3}' | cut -d= -f2))"
+printf '%-13s %12s  %s\n' encoding bytes/click details
+for mode in "${modes[@]}"; do
+    printf '%-13s %12s  %s\n' "$mode" "${RESULT[$mode]}" "${DETAIL[$mode]}"
+done
