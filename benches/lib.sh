@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # Shared helpers of the benchmark scripts (sourced, not run).
 # Everything these helpers start is recorded in BENCH_PIDS and stopped by
 # bench_cleanup, which every script installs as its EXIT trap.
@@ -74,7 +75,8 @@ start_redis() {
         --dir "$BENCH_TMP/redis" --logfile "$BENCH_TMP/redis/redis.log" \
         --daemonize no "$@" &
     REDIS_PID=$!
-    BENCH_PIDS+=($REDIS_PID)
+    BENCH_PIDS+=("$REDIS_PID")
+    # shellcheck disable=SC2034 # read by the scripts that source this file
     REDIS_URL="redis://127.0.0.1:$REDIS_PORT"
     wait_for "redis-server" redis-cli -p "$REDIS_PORT" ping
     log "redis-server $(redis-server --version | awk '{print $3}') on port $REDIS_PORT (pid $REDIS_PID)"
@@ -96,9 +98,9 @@ target_dir() {
 # in percent, from /proc/stat. Used to flag runs disturbed by other work.
 cpu_busy_pct() {
     local secs="${1:-1}" a b
-    a=($(head -1 /proc/stat))
+    read -ra a </proc/stat
     sleep "$secs"
-    b=($(head -1 /proc/stat))
+    read -ra b </proc/stat
     awk -v u1="${a[1]}" -v n1="${a[2]}" -v s1="${a[3]}" -v i1="${a[4]}" -v w1="${a[5]}" \
         -v q1="${a[6]}" -v r1="${a[7]}" -v t1="${a[8]}" \
         -v u2="${b[1]}" -v n2="${b[2]}" -v s2="${b[3]}" -v i2="${b[4]}" -v w2="${b[5]}" \
@@ -148,8 +150,8 @@ pid_ticks() {
 our_ticks() {
     local pids=("${BENCH_PIDS[@]}") p kids
     for p in "${BENCH_PIDS[@]}"; do
-        kids="$(pgrep -P "$p" 2>/dev/null || true)"
-        [[ -n "$kids" ]] && pids+=($kids)
+        mapfile -t kids < <(pgrep -P "$p" 2>/dev/null || true)
+        pids+=("${kids[@]}")
     done
     times >"$BENCH_TMP/times.out"
     local children
@@ -166,14 +168,14 @@ cpu_jiffies() { awk '/^cpu / { b = $2 + $3 + $4 + $7 + $8 + $9; print b, b + $5 
 phase_start() {
     our_ticks
     PHASE_OURS="$OUR_TICKS"
-    PHASE_CPU=($(cpu_jiffies))
+    read -ra PHASE_CPU < <(cpu_jiffies)
 }
 
 # phase_end: sets OTHER_PCT, the share of all CPUs used by other work during
 # the phase (0-100).
 phase_end() {
     local now ours busy total mine
-    now=($(cpu_jiffies))
+    read -ra now < <(cpu_jiffies)
     our_ticks
     ours="$OUR_TICKS"
     busy=$((now[0] - PHASE_CPU[0]))

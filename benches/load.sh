@@ -70,7 +70,7 @@ REDIS_URL="$REDIS_URL" CLICKBACK_LISTEN="127.0.0.1:$CB_PORT" \
     CLICKBACK_HASH_SALT="bench-salt" CLICKBACK_DEMO=0 RUST_LOG="${RUST_LOG:-warn}" \
     "$BIN" >"$BENCH_TMP/clickback.log" 2>&1 &
 CB_PID=$!
-BENCH_PIDS+=($CB_PID)
+BENCH_PIDS+=("$CB_PID")
 wait_for clickback curl -fsS "http://127.0.0.1:$CB_PORT/readyz"
 
 NG_PORT="$(free_port)"
@@ -141,7 +141,7 @@ postback_metric() {
 
 # run_wrk NAME URL [wrk args...]: runs wrk, keeps its output in $BENCH_TMP/wrk.NAME
 # and the CPU share of other work during it in OTHER[NAME].
-declare -A OTHER
+declare -A OTHER CB_CORES REDIS_CORES
 run_wrk() {
     local name="$1" url="$2"
     shift 2
@@ -151,13 +151,23 @@ run_wrk() {
         perf record -e cpu-clock -F 999 -p "$CB_PID" -o "$BENCH_TMP/perf.$name.data" \
             >"$BENCH_TMP/perf.$name.log" 2>&1 &
         perf_pid=$!
-        BENCH_PIDS+=($perf_pid)
+        BENCH_PIDS+=("$perf_pid")
     fi
+    local cb0 rd0 t0 t1
+    cb0="$(pid_ticks "$CB_PID")"
+    rd0="$(pid_ticks "$REDIS_PID")"
+    t0="$(date +%s%N)"
     phase_start
     wrk -t"$THREADS" -c"$CONNECTIONS" -d"$DURATION" --latency "$@" "$url" >"$BENCH_TMP/wrk.$name" 2>&1 ||
         die "wrk failed: $(cat "$BENCH_TMP/wrk.$name")"
     phase_end
+    t1="$(date +%s%N)"
     OTHER[$name]="$OTHER_PCT"
+    # CPU used by clickback and by Redis during the phase, in cores.
+    CB_CORES[$name]="$(awk -v j="$(($(pid_ticks "$CB_PID") - cb0))" -v hz="$CLK_TCK" -v ns="$((t1 - t0))" \
+        'BEGIN { printf "%.2f", j / hz / (ns / 1e9) }')"
+    REDIS_CORES[$name]="$(awk -v j="$(($(pid_ticks "$REDIS_PID") - rd0))" -v hz="$CLK_TCK" -v ns="$((t1 - t0))" \
+        'BEGIN { printf "%.2f", j / hz / (ns / 1e9) }')"
     if [[ -n "$perf_pid" ]]; then
         kill -INT "$perf_pid" 2>/dev/null || true
         wait "$perf_pid" 2>/dev/null || true
@@ -309,6 +319,11 @@ click / postback phases ${OTHER[nginx]}% / ${OTHER[click]}% / ${OTHER[postback]}
 EOF
 echo
 echo "details: click non-2xx/3xx $click_bad, socket errors $(wrk_field click errors); stored but not counted (in flight at wrk's stop) $in_flight"
+per_core() { awk -v r="$1" -v c="$2" 'BEGIN { if (c > 0) printf "%.0f", r / c; else print "n/a" }'; }
+echo "         CPU during clicks: clickback ${CB_CORES[click]} cores, redis ${REDIS_CORES[click]} cores" \
+    "= $(per_core "$cl_rps" "${CB_CORES[click]}") clicks/s per clickback core, $(per_core "$cl_rps" "${REDIS_CORES[click]}") per redis core"
+echo "         CPU during postbacks: clickback ${CB_CORES[postback]} cores, redis ${REDIS_CORES[postback]} cores" \
+    "= $(per_core "$pb_rps" "${CB_CORES[postback]}") postbacks/s per clickback core, $(per_core "$pb_rps" "${REDIS_CORES[postback]}") per redis core"
 echo "         a stored click: key $((${#sample_key})) bytes, value $sample_len bytes, MEMORY USAGE $sample_mem bytes, TTL $sample_ttl s (before its postback)"
 echo "         postback non-2xx/3xx $pb_bad, socket errors $(wrk_field postback errors); credited per /metrics $credited_metric; click ids available $ids_available, reused $reused"
 max_other=0

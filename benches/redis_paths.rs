@@ -522,10 +522,15 @@ async fn bench(url: String) {
         for (v, name) in selected.iter().enumerate() {
             let r = &mut rates[v];
             r.sort_by(f64::total_cmp);
+            let median = if r.len() % 2 == 1 {
+                r[r.len() / 2]
+            } else {
+                (r[r.len() / 2 - 1] + r[r.len() / 2]) / 2.0
+            };
             println!(
                 "{:<14} {:>11.0}   ({:.0}..{:.0})",
                 name,
-                r[r.len() / 2],
+                median,
                 r[0],
                 r[r.len() - 1]
             );

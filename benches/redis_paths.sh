@@ -25,7 +25,10 @@ if [[ -z "${SKIP_BUILD:-}" ]]; then
         die "cargo bench --bench redis_paths --no-run failed"
 else
     # The newest redis_paths executable cargo produced.
-    bin="$(ls -t "$(target_dir)"/release/deps/redis_paths-* 2>/dev/null | grep -v '\.d$' | head -1)"
+    bin=""
+    for f in "$(target_dir)"/release/deps/redis_paths-*; do
+        [[ -x "$f" && "$f" != *.d && ( -z "$bin" || "$f" -nt "$bin" ) ]] && bin="$f"
+    done
 fi
 [[ -n "$bin" && -x "$bin" ]] || die "redis_paths executable not found (under $(target_dir)/release/deps)"
 
