@@ -54,22 +54,9 @@ redis.call('HINCRBY', KEYS[2], ARGV[3], 1)
 return 1
 ";
 
-/// The same click plus a duplicate-visitor marker (`SET NX EX`) and a
-/// unique-click counter: the shape of the duplicate-click detection being
-/// added to the server (src/store/scripts/record_click.lua), copied here so
-/// that the comparison does not depend on that work having landed.
-static LUA_CLICK_DEDUP: &str = r"
-local unique = '1'
-if not redis.call('SET', KEYS[3], '1', 'NX', 'EX', ARGV[4]) then
-  unique = '0'
-end
-redis.call('SET', KEYS[1], ARGV[1] .. unique, 'EX', ARGV[2])
-redis.call('HINCRBY', KEYS[2], ARGV[3] .. 'clk', 1)
-if unique == '1' then
-  redis.call('HINCRBY', KEYS[2], ARGV[3] .. 'uclk', 1)
-end
-return tonumber(unique)
-";
+/// The server's own click script: the click plus a duplicate-visitor marker
+/// (`SET NX EX`) and a unique-click counter.
+static LUA_CLICK_DEDUP: &str = include_str!("../src/store/scripts/record_click.lua");
 /// Duplicate-click window of the dedup variants.
 const DEDUP_WINDOW_SECS: u64 = 86_400;
 
