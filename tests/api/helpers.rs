@@ -299,10 +299,11 @@ pub fn metric_value(metrics: &str, series: &str) -> f64 {
         .unwrap_or(0.0)
 }
 
-/// Asserts an error answer with API.md's JSON body
-/// `{"status":"rejected","reason":..,"detail":..}` and returns the body.
-pub async fn assert_rejected(response: reqwest::Response, status: u16, reason: &str) -> Value {
-    let got = response.status().as_u16();
+/// Reads an error answer and asserts API.md's JSON body
+/// `{"status":"rejected","reason":"<snake_case>","detail":"<text>"}`;
+/// returns the HTTP status, the body and its raw text. `what` names the case.
+pub async fn error_body(response: reqwest::Response, what: &str) -> (u16, Value, String) {
+    let status = response.status().as_u16();
     let content_type = response
         .headers()
         .get("content-type")
@@ -310,18 +311,31 @@ pub async fn assert_rejected(response: reqwest::Response, status: u16, reason: &
         .unwrap_or("")
         .to_owned();
     let text = response.text().await.expect("error body");
-    assert_eq!(got, status, "status; body {text}");
     assert!(
         content_type.starts_with("application/json"),
-        "JSON error body, got {content_type:?}: {text}"
+        "{what}: JSON error body, got {status} {content_type:?}: {text}"
     );
     let body: Value = serde_json::from_str(&text).expect("JSON error body");
-    assert_eq!(body["status"], "rejected", "{body}");
-    assert_eq!(body["reason"], reason, "{body}");
+    assert_eq!(body["status"], "rejected", "{what}: {body}");
+    assert!(
+        body["reason"].as_str().is_some_and(
+            |r| !r.is_empty() && r.bytes().all(|b| b.is_ascii_lowercase() || b == b'_')
+        ),
+        "{what}: snake_case reason in {body}"
+    );
     assert!(
         body["detail"].as_str().is_some_and(|d| !d.is_empty()),
-        "a human detail in {body}"
+        "{what}: a human detail in {body}"
     );
+    (status, body, text)
+}
+
+/// Asserts an error answer with this status and reason and API.md's JSON
+/// body, and returns the body.
+pub async fn assert_rejected(response: reqwest::Response, status: u16, reason: &str) -> Value {
+    let (got, body, text) = error_body(response, reason).await;
+    assert_eq!(got, status, "status; body {text}");
+    assert_eq!(body["reason"], reason, "{body}");
     body
 }
 
