@@ -155,15 +155,19 @@ pub async fn track(
     visitor: Visitor<'_>,
 ) -> Result<Redirect, ClickError> {
     let params = Params::parse(query)?;
-    let offer = state
-        .cache
-        .offer(offer_id)
+    // One snapshot for both look-ups: one lock, and offer and affiliate from
+    // the same configuration version.
+    let config = state.cache.snapshot();
+    let offer = config
+        .offers
+        .get(offer_id)
         .filter(|o| o.status == Status::Active)
+        .cloned()
         .ok_or(ClickError::UnknownOffer)?;
     let link = read_link(&params)?;
-    state
-        .cache
-        .affiliate(link.aff_id.as_str())
+    config
+        .affiliates
+        .get(link.aff_id.as_str())
         .filter(|a| a.status == Status::Active)
         .ok_or(ClickError::UnknownAffiliate)?;
 
