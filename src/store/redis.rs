@@ -1,12 +1,14 @@
-//! The production store: Redis through one multiplexed connection (hot path)
-//! and a deadpool connection pool (bulk reads).
+//! The production store: Redis through one multiplexed connection per
+//! runtime thread (hot path) and a deadpool connection pool (bulk reads).
 //!
 //! Every operation is one round trip (a pipeline, a MULTI/EXEC or a script)
 //! and is bounded by a timeout, so a stalled Redis degrades requests quickly
 //! instead of piling them up.
 
+use std::cell::RefCell;
 use std::collections::HashMap;
-use std::sync::LazyLock;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, LazyLock, Weak};
 use std::time::Duration;
 
 use deadpool_redis::{Config, Pool, PoolConfig, Runtime, Timeouts};
@@ -34,11 +36,12 @@ static CAPS_SCRIPT: LazyLock<redis::Script> =
 /// Redis-backed [`Store`].
 #[derive(Clone)]
 pub struct RedisStore {
-    /// One multiplexed connection shared by every request: concurrent
-    /// commands are pipelined onto it automatically. Measured 3-4x the
-    /// throughput of a pool of 16 or 64 connections for the click write
-    /// (docs/PERFORMANCE.md). It reconnects by itself after a Redis restart.
-    shared: ConnectionManager,
+    /// Multiplexed connections, one per runtime (one per actix worker):
+    /// concurrent commands are pipelined onto each automatically. Measured
+    /// 3-4x the throughput of a pool of 16 or 64 connections for the click
+    /// write (docs/PERFORMANCE.md). Each reconnects by itself after a Redis
+    /// restart.
+    hot: PerRuntimeConnections,
     /// Pooled connections for bulk reads (a year of stats is ~23,000
     /// commands): on the shared connection they would queue clicks behind
     /// them. A broken pooled connection is replaced on the next checkout.
@@ -78,10 +81,9 @@ impl RedisStore {
             .set_number_of_retries(1)
             .set_min_delay(Duration::from_millis(10))
             .set_max_delay(Duration::from_millis(250));
-        let shared = ConnectionManager::new_lazy_with_config(client, manager_config)
-            .map_err(|e| StoreError::Unavailable(format!("cannot set up Redis: {e}")))?;
+        let hot = PerRuntimeConnections::new(client, manager_config);
         Ok(Self {
-            shared,
+            hot,
             pool,
             keys,
             timeout,
@@ -93,12 +95,12 @@ impl RedisStore {
         &self.keys
     }
 
-    /// Runs `op` on the shared multiplexed connection within the timeout.
+    /// Runs `op` on this runtime's multiplexed connection within the timeout.
     async fn with_conn<T, F>(&self, op: F) -> Result<T, StoreError>
     where
         F: for<'c> FnOnce(&'c mut ConnectionManager) -> StoreFuture<'c, T>,
     {
-        let mut conn = self.shared.clone();
+        let mut conn = self.hot.current()?;
         tokio::time::timeout(self.timeout, op(&mut conn))
             .await
             .map_err(|_| StoreError::Unavailable(format!("no answer within {:?}", self.timeout)))?
@@ -120,6 +122,87 @@ impl RedisStore {
         tokio::time::timeout(self.timeout, work)
             .await
             .map_err(|_| StoreError::Unavailable(format!("no answer within {:?}", self.timeout)))?
+    }
+}
+
+/// Hands out one lazily connected [`ConnectionManager`] per tokio runtime.
+///
+/// A multiplexed connection reads and writes its socket from a task on the
+/// runtime that created it. One connection shared by all actix workers put
+/// every click's Redis I/O on the main thread: each click crossed threads
+/// twice and the main thread burned a core doing it (measured with
+/// `top -H` under `benches/load.sh`). One connection per runtime keeps the
+/// request, its Redis write and the response on the same worker thread.
+struct PerRuntimeConnections {
+    client: redis::Client,
+    config: ConnectionManagerConfig,
+    /// Tells this store's cached connections apart from other stores' on the same thread.
+    store_id: u64,
+    /// Dropped with the store, so threads can drop its cached connections.
+    alive: Arc<()>,
+}
+
+/// One cached connection of [`PerRuntimeConnections`].
+struct CachedConnection {
+    store_id: u64,
+    runtime: tokio::runtime::Id,
+    alive: Weak<()>,
+    conn: ConnectionManager,
+}
+
+thread_local! {
+    /// The connections this thread's runtime uses, at most one per live store.
+    static CONNECTIONS: RefCell<Vec<CachedConnection>> = const { RefCell::new(Vec::new()) };
+}
+
+impl PerRuntimeConnections {
+    fn new(client: redis::Client, config: ConnectionManagerConfig) -> Self {
+        static NEXT_STORE_ID: AtomicU64 = AtomicU64::new(0);
+        Self {
+            client,
+            config,
+            store_id: NEXT_STORE_ID.fetch_add(1, Ordering::Relaxed),
+            alive: Arc::new(()),
+        }
+    }
+
+    /// The connection of the calling runtime, created on first use.
+    fn current(&self) -> Result<ConnectionManager, StoreError> {
+        let runtime = tokio::runtime::Handle::try_current()
+            .map_err(|e| StoreError::Unavailable(format!("no async runtime: {e}")))?
+            .id();
+        CONNECTIONS.with_borrow_mut(|cached| {
+            if let Some(found) = cached
+                .iter()
+                .find(|c| c.store_id == self.store_id && c.runtime == runtime)
+            {
+                return Ok(found.conn.clone());
+            }
+            // Connections of a finished runtime or a dropped store are dead weight.
+            cached.retain(|c| c.runtime == runtime && c.alive.strong_count() > 0);
+            let conn =
+                ConnectionManager::new_lazy_with_config(self.client.clone(), self.config.clone())
+                    .map_err(|e| StoreError::Unavailable(format!("cannot set up Redis: {e}")))?;
+            cached.push(CachedConnection {
+                store_id: self.store_id,
+                runtime,
+                alive: Arc::downgrade(&self.alive),
+                conn: conn.clone(),
+            });
+            Ok(conn)
+        })
+    }
+}
+
+impl Clone for PerRuntimeConnections {
+    /// A clone is the same store: it shares the cached connections.
+    fn clone(&self) -> Self {
+        Self {
+            client: self.client.clone(),
+            config: self.config.clone(),
+            store_id: self.store_id,
+            alive: Arc::clone(&self.alive),
+        }
     }
 }
 
