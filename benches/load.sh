@@ -19,6 +19,7 @@
 #   CLICKBACK_WORKERS   actix worker threads (1)
 #   CLICKBACK_REDIS_POOL_SIZE  (server default when unset)
 #   SKIP_BUILD=1        use the existing target/release/clickback
+#   CLICKBACK_BIN=path  run this binary instead (A/B comparisons; implies no build)
 #   SKIP_REDIS_BENCHMARK=1
 #   STRICT=1            exit 1 when a target of issue #3 is missed
 #   KEEP_TMP=1          keep the temp dir (logs, configs, wrk output)
@@ -52,8 +53,8 @@ if [[ -n "${PERF:-}" ]] && ! command -v perf >/dev/null 2>&1; then
 fi
 
 # --- build -------------------------------------------------------------------
-BIN="$(target_dir)/release/clickback"
-if [[ -z "${SKIP_BUILD:-}" ]]; then
+BIN="${CLICKBACK_BIN:-$(target_dir)/release/clickback}"
+if [[ -z "${SKIP_BUILD:-}" && -z "${CLICKBACK_BIN:-}" ]]; then
     log "cargo build --release"
     cargo_build build --release -q --bin clickback
 fi
