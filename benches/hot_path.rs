@@ -43,9 +43,11 @@ const STORED_BASE: &str =
 fn sample_click() -> Click {
     let id = ClickId::generate();
     // Newer records end with a unique-visitor flag; older ones do not.
-    Click::decode(id.clone(), &format!("{STORED_BASE}\x001"))
+    let mut click = Click::decode(id.clone(), &format!("{STORED_BASE}\x001"))
         .or_else(|_| Click::decode(id, STORED_BASE))
-        .expect("the sample click decodes")
+        .expect("the sample click decodes");
+    click.expires_at = click.created_at + 30 * 86_400;
+    click
 }
 
 fn redirect(c: &mut Criterion) {

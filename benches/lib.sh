@@ -67,11 +67,13 @@ wait_for() {
     die "$what did not come up (see $BENCH_TMP)"
 }
 
-# start_redis: a private, non-persistent redis-server; sets REDIS_PORT, REDIS_URL.
+# start_redis: a private, non-persistent redis-server with the listpack limits
+# of deploy/redis.conf (extra arguments override them); sets REDIS_PORT, REDIS_URL.
 start_redis() {
     REDIS_PORT="$(free_port)"
     mkdir -p "$BENCH_TMP/redis"
     redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --save '' --appendonly no \
+        --hash-max-listpack-entries 512 --hash-max-listpack-value 128 \
         --dir "$BENCH_TMP/redis" --logfile "$BENCH_TMP/redis/redis.log" \
         --daemonize no "$@" &
     REDIS_PID=$!

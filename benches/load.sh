@@ -24,6 +24,8 @@
 #   STRICT=1            exit 1 when a target of issue #3 is missed
 #   KEEP_TMP=1          keep the temp dir (logs, configs, wrk output)
 #   WAIT_QUIET=SECS     wait up to SECS for other work on the machine to stop
+#   VISITORS=one        every click from the same visitor (default: a distinct
+#                       User-Agent, so a distinct visitor, per request)
 #   PERF=1              sample clickback with `perf record` during the click and
 #                       postback phases and print its hottest symbols (perf
 #                       costs a little throughput in that run)
@@ -133,7 +135,29 @@ sum_metric() {
     done < <(rcli --scan --pattern "$PREFIX:{*}:st:*")
     echo "$total"
 }
-count_clicks() { rcli --scan --pattern "$PREFIX:{*}:c:*" | wc -l; }
+# Clicks are fields of hour-bucket hashes (cb:{S}:c:<hour><bucket>): count the
+# fields, or list the click ids (shard + bucket + field), with one script.
+count_clicks() {
+    rcli eval "local n, cursor = 0, '0'
+        repeat
+            local r = redis.call('SCAN', cursor, 'MATCH', ARGV[1], 'COUNT', 1000)
+            cursor = r[1]
+            for _, k in ipairs(r[2]) do n = n + redis.call('HLEN', k) end
+        until cursor == '0'
+        return n" 0 "$PREFIX:{*}:c:*"
+}
+list_click_ids() {
+    rcli eval "local out, cursor = {}, '0'
+        repeat
+            local r = redis.call('SCAN', cursor, 'MATCH', ARGV[1], 'COUNT', 1000)
+            cursor = r[1]
+            for _, k in ipairs(r[2]) do
+                local id = string.match(k, '{(.)}') .. string.match(k, ':c:(.+)$')
+                for _, f in ipairs(redis.call('HKEYS', k)) do out[#out + 1] = id .. f end
+            end
+        until cursor == '0'
+        return out" 0 "$PREFIX:{*}:c:*"
+}
 # clickback_postbacks_total{result="..."} from /metrics (0 when absent).
 postback_metric() {
     curl -fsS "http://127.0.0.1:$CB_PORT/metrics" |
@@ -213,9 +237,29 @@ run_wrk nginx "http://127.0.0.1:$NG_PORT$CLICK_PATH"
 # --- 2. clicks -----------------------------------------------------------------
 warm "http://127.0.0.1:$CB_PORT$CLICK_PATH"
 sleep 0.5
+# Real traffic is many visitors: each request gets its own User-Agent, so
+# each click has its own visitor hash (spread over the 64 shards) and is a
+# unique click (a duplicate-click marker is written, the unique counter
+# moves). VISITORS=one sends every click as the same visitor instead (after
+# the first, every click is a duplicate), as runs before 2026-11-23 did.
+cat >"$BENCH_TMP/click.lua" <<'LUA'
+local counter, i, path = 0, 0, nil
+function setup(thread)
+  counter = counter + 1
+  thread:set("tid", counter)
+end
+function init(args) path = os.getenv("CLICK_PATH") end
+function request()
+  i = i + 1
+  return wrk.format("GET", path, {["User-Agent"] = "Mozilla/5.0 (bench " .. tid .. "." .. i .. ")"})
+end
+LUA
+export CLICK_PATH
+CLICK_SCRIPT=(-s "$BENCH_TMP/click.lua")
+[[ "${VISITORS:-distinct}" == one ]] && CLICK_SCRIPT=()
 keys_before="$(count_clicks)"
 clk_before="$(sum_metric clk)"
-run_wrk click "http://127.0.0.1:$CB_PORT$CLICK_PATH"
+run_wrk click "http://127.0.0.1:$CB_PORT$CLICK_PATH" "${CLICK_SCRIPT[@]}"
 sleep 0.5
 keys_after="$(count_clicks)"
 clk_after="$(sum_metric clk)"
@@ -234,15 +278,18 @@ log "clicks: wrk counted $click_302 302s ($click_bad non-2xx/3xx); stored: $stor
 # --- 3. postbacks, each crediting a distinct fresh click -------------------------
 if [[ "$SEED" != 0 && "$SEED" != 0s ]]; then
     log "seeding fresh clicks for the postbacks (unmeasured, $SEED)"
-    wrk -t"$THREADS" -c"$CONNECTIONS" -d"$SEED" "http://127.0.0.1:$CB_PORT$CLICK_PATH" >/dev/null 2>&1 || true
+    wrk -t"$THREADS" -c"$CONNECTIONS" -d"$SEED" "${CLICK_SCRIPT[@]}" "http://127.0.0.1:$CB_PORT$CLICK_PATH" >/dev/null 2>&1 || true
 fi
 ids="$BENCH_TMP/click_ids.txt"
-rcli --scan --pattern "$PREFIX:{*}:c:*" | sed 's/.*:c://' >"$ids"
+list_click_ids >"$ids"
 ids_available="$(wc -l <"$ids")"
-# One stored click, to compare with the shape benches/memory.sh writes.
-sample_key="$PREFIX:{$(head -1 "$ids" | cut -c1)}:c:$(head -1 "$ids")"
-sample_len="$(rcli strlen "$sample_key")"
-sample_mem="$(rcli memory usage "$sample_key")"
+# One stored click and its bucket, to compare with the shape benches/memory.sh writes.
+sample_id="$(head -1 "$ids")"
+sample_key="$PREFIX:{${sample_id:0:1}}:c:${sample_id:1:6}"
+sample_len="$(rcli hstrlen "$sample_key" "${sample_id:7}")"
+sample_mem="$(rcli memory usage "$sample_key" samples 0)"
+sample_clicks="$(rcli hlen "$sample_key")"
+sample_encoding="$(rcli object encoding "$sample_key")"
 sample_ttl="$(rcli ttl "$sample_key")"
 log "$ids_available never-converted click ids for the postback phase"
 cat >"$BENCH_TMP/postback.lua" <<'LUA'
@@ -310,7 +357,7 @@ click / postback phases ${OTHER[nginx]}% / ${OTHER[click]}% / ${OTHER[postback]}
 | click / nginx                  | $(printf '%-10s' "$click_ratio") | >= 0.6 $(verdict "$click_ratio" ">=" 0.6) |
 | click p50 / p90 / p99 ms       | $(printf '%-10s' "$(wrk_field click p50) / $(wrk_field click p90) / $(wrk_field click p99)") | p99 <= 2 $(verdict "$(wrk_field click p99)" "<=" 2) |
 | clicks: 302s counted by wrk    | $(printf '%-10s' "$click_302") |              |
-| clicks: stored (keys / clk)    | $(printf '%-10s' "$stored_keys / $stored_clk") |              |
+| clicks: stored (records / clk) | $(printf '%-10s' "$stored_keys / $stored_clk") |              |
 | lost clicks                    | $(printf '%-10s' "$lost") | 0 $(verdict "$lost" "<=" 0) |
 | postback rps                   | $(printf '%-10s' "$pb_rps") |              |
 | postback / nginx               | $(printf '%-10s' "$pb_ratio") | >= 0.4 $(verdict "$pb_ratio" ">=" 0.4) |
@@ -325,7 +372,8 @@ echo "         CPU during clicks: clickback ${CB_CORES[click]} cores, redis ${RE
     "= $(per_core "$cl_rps" "${CB_CORES[click]}") clicks/s per clickback core, $(per_core "$cl_rps" "${REDIS_CORES[click]}") per redis core"
 echo "         CPU during postbacks: clickback ${CB_CORES[postback]} cores, redis ${REDIS_CORES[postback]} cores" \
     "= $(per_core "$pb_rps" "${CB_CORES[postback]}") postbacks/s per clickback core, $(per_core "$pb_rps" "${REDIS_CORES[postback]}") per redis core"
-echo "         a stored click: key $((${#sample_key})) bytes, value $sample_len bytes, MEMORY USAGE $sample_mem bytes, TTL $sample_ttl s (before its postback)"
+echo "         a stored click: value $sample_len bytes in bucket $sample_key ($sample_encoding, $sample_clicks clicks," \
+    "MEMORY USAGE $sample_mem bytes = $(awk -v m="$sample_mem" -v n="$sample_clicks" 'BEGIN { printf "%.0f", m / n }') bytes/click, TTL $sample_ttl s)"
 echo "         postback non-2xx/3xx $pb_bad, socket errors $(wrk_field postback errors); credited per /metrics $credited_metric; click ids available $ids_available, reused $reused"
 max_other=0
 for phase in nginx click postback; do ((OTHER[$phase] > max_other)) && max_other=${OTHER[$phase]}; done

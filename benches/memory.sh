@@ -7,16 +7,24 @@
 #   benches/memory.sh                    # 1 M clicks per encoding
 #   N=200000 ONLY=string,bucket benches/memory.sh
 #
-# The generator imitates `Click::encode` (src/domain/click.rs) byte for byte:
-# key   <prefix>:{S}:c:<22-char base64url id>   (S = first char of the id,
-#       which the server takes from the visitor hash)
-# value 1\0<unix ts>\0<offer>\0<aff>\0<sub1>\0<sub2>\0<sub3>\0<sub4>\0<sub5>\0<source>\0<visitor>\0<unique 1|0>
+# The generator imitates `Click::encode` (src/domain/click.rs) byte for byte.
+# What the server writes (mode `server`):
+# key   <prefix>:{S}:c:<HHHH><BB>  (S = shard, from the visitor hash; HHHH = the
+#       click's UTC hour, BB = one of CLICKBACK_CLICK_BUCKETS buckets, base64url)
+# field the 16 random characters of the click id
+# value 2\0<unix ts>\0<window secs>\0<offer>\0<aff>\0<sub1>\0<sub2>\0<sub3>\0<sub4>\0<sub5>\0<source>\0<visitor>\0<unique 1|0>
+# The other modes use the first format (one key per 22-character click id,
+# value without the window field).
 # with sub1 = a 12-digit campaign id, sub2 = an 8-char ad id, sub3-5 empty,
 # source = "fb", visitor = an 11-char base64url hash, every click a distinct
 # visitor; TTL 30 days (attribution_window_secs 2592000). ~75-byte values.
 #
 # Encodings (ONLY= picks some, comma-separated):
-#   string       one string per click with TTL: SET key value EX ttl (what the server writes)
+#   server       what the server writes: hour buckets of CLICK_BUCKETS (64) per shard and
+#                hour, HSET bucket field value + bucket EXPIRE, with deploy/redis.conf's
+#                hash-max-listpack-entries 512 and hash-max-listpack-value 128
+#   string       one string per click with TTL: SET key value EX ttl (what the server wrote
+#                before hour buckets)
 #   string_dedup the string plus the duplicate-click marker the server also writes for
 #                each distinct visitor: <prefix>:{S}:u:<offer>|<aff>|<visitor> "1" EX 86400
 #                (CLICKBACK_UNIQUE_CLICK_WINDOW_SECS; it expires after a day, the click after 30)
@@ -28,15 +36,17 @@
 #                with hash-max-listpack-entries 512 and hash-max-listpack-value 128
 #
 # Env: N, ONLY, CLICKS_PER_HOUR (how many of the N clicks share one hour
-# bucket; default 3,600,000 = 1,000 clicks/s, so 1 M clicks fill one hour).
+# bucket; default 3,600,000 = 1,000 clicks/s, so 1 M clicks fill one hour),
+# CLICK_BUCKETS (buckets per shard and hour of mode `server`, 64).
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 trap bench_cleanup EXIT
 trap 'exit 130' INT TERM
 
 N="${N:-1000000}"
-ONLY="${ONLY:-string,string_dedup,hash,bucket,bucket_lp}"
+ONLY="${ONLY:-server,string,string_dedup,hash,bucket,bucket_lp}"
 CLICKS_PER_HOUR="${CLICKS_PER_HOUR:-3600000}"
+CLICK_BUCKETS="${CLICK_BUCKETS:-64}"
 
 install_missing redis-server:redis-server redis-cli:redis-tools python3:python3
 start_redis
@@ -45,7 +55,7 @@ gen="$BENCH_TMP/gen.py"
 cat >"$gen" <<'PY'
 import os, sys, random
 
-mode, n, per_hour = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+mode, n, per_hour, click_buckets = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
 rng = random.Random(42)
 B64 = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
 TTL = b"2592000"
@@ -63,6 +73,9 @@ def b64(k):
     bits = rng.getrandbits(6 * k)
     return bytes(B64[(bits >> (6 * i)) & 63] for i in range(k))
 
+def b64_number(value, k):
+    return bytes(B64[(value >> (6 * (k - 1 - i))) & 63] for i in range(k))
+
 offers = [b"summer-sale", b"o_1042", b"vpn-trial-de", b"casino-ca-2"]
 affs = [b"aff_%d" % i for i in range(1, 200)]
 buf = []
@@ -78,7 +91,15 @@ for i in range(n):
     sub2 = b64(8)
     value = b"\0".join([b"1", b"%d" % ts, offer, aff, sub1, sub2, b"", b"", b"", b"fb", visitor, b"1"])
     key = PREFIX + b":{" + shard + b"}:c:" + cid
-    if mode == "string":
+    if mode == "server":
+        bucket = (PREFIX + b":{" + shard + b"}:c:" + b64_number(ts // 3600, 4)
+                  + b64_number(rng.randrange(click_buckets), 2))
+        value = b"\0".join([b"2", b"%d" % ts, TTL, offer, aff, sub1, sub2, b"", b"", b"", b"fb", visitor, b"1"])
+        buf.append(resp(b"HSET", bucket, b64(16), value))
+        if bucket not in expired_buckets:
+            expired_buckets.add(bucket)
+            buf.append(resp(b"EXPIRE", bucket, TTL))
+    elif mode == "string":
         buf.append(resp(b"SET", key, value, b"EX", TTL))
     elif mode == "string_dedup":
         buf.append(resp(b"SET", key, value, b"EX", TTL))
@@ -114,14 +135,14 @@ for mode in "${modes[@]}"; do
     rcli flushall >/dev/null
     rcli config set hash-max-listpack-entries 128 >/dev/null
     rcli config set hash-max-listpack-value 64 >/dev/null
-    if [[ "$mode" == bucket_lp ]]; then
+    if [[ "$mode" == bucket_lp || "$mode" == server ]]; then
         rcli config set hash-max-listpack-entries 512 >/dev/null
         rcli config set hash-max-listpack-value 128 >/dev/null
     fi
     sleep 0.2
     before="$(used_memory)"
     log "$mode: loading $N clicks"
-    python3 "$gen" "$mode" "$N" "$CLICKS_PER_HOUR" | rcli --pipe >"$BENCH_TMP/pipe.$mode.log" 2>&1 ||
+    python3 "$gen" "$mode" "$N" "$CLICKS_PER_HOUR" "$CLICK_BUCKETS" | rcli --pipe >"$BENCH_TMP/pipe.$mode.log" 2>&1 ||
         die "redis-cli --pipe failed for $mode: $(tail -3 "$BENCH_TMP/pipe.$mode.log")"
     grep -q 'errors: 0' "$BENCH_TMP/pipe.$mode.log" ||
         die "$mode: Redis refused commands: $(tail -2 "$BENCH_TMP/pipe.$mode.log")"

@@ -215,22 +215,19 @@ pub async fn track(
     // visitor lives in the same hash slot as the click.
     let shard = visitor_hash.chars().next().unwrap_or('A');
     let click = Click {
-        id: ClickId::generate_in_shard(shard),
+        id: ClickId::mint(shard, now, state.click_buckets),
         offer_id: offer.id.clone(),
         aff_id: link.aff_id.clone(),
         subs: link.subs.map(str::to_owned),
         source: link.source.to_owned(),
         created_at: now,
+        expires_at: now.saturating_add(offer.attribution_window_secs),
         visitor: visitor_hash,
         unique: true,
     };
     let recorded = state
         .store
-        .record_click(
-            &click,
-            offer.attribution_window_secs,
-            state.unique_click_window_secs,
-        )
+        .record_click(&click, state.unique_click_window_secs)
         .await;
     let result = match recorded {
         Ok(unique) => {

@@ -19,6 +19,7 @@
 //! | `CLICKBACK_POSTBACK_LOG_SIZE`   | `1000`           | postbacks kept per offer for `GET /api/v1/postbacks` |
 //! | `RUST_LOG`                      | `info`           | log filter (env_logger) |
 
+use crate::domain::ids::MAX_CLICK_BUCKETS;
 use std::time::Duration;
 
 use crate::domain::net::IpNet;
@@ -66,6 +67,9 @@ pub struct Settings {
     pub fallback_url: Option<String>,
     /// Postbacks kept per offer in the troubleshooting log.
     pub postback_log_size: usize,
+    /// Hash buckets per shard and hour that clicks are spread over; sized so
+    /// a bucket stays a compact listpack (docs/operations.md).
+    pub click_buckets: u16,
 }
 
 impl Default for Settings {
@@ -88,6 +92,7 @@ impl Default for Settings {
             unique_click_window_secs: 86_400,
             fallback_url: None,
             postback_log_size: 1000,
+            click_buckets: crate::domain::ids::DEFAULT_CLICK_BUCKETS,
         }
     }
 }
@@ -180,6 +185,16 @@ impl Settings {
             },
             postback_log_size: number("CLICKBACK_POSTBACK_LOG_SIZE", 1)?
                 .unwrap_or(defaults.postback_log_size),
+            click_buckets: match number::<u16>("CLICKBACK_CLICK_BUCKETS", 1)? {
+                None => defaults.click_buckets,
+                Some(n) if n <= MAX_CLICK_BUCKETS => n,
+                Some(n) => {
+                    return Err(ConfigError {
+                        variable: "CLICKBACK_CLICK_BUCKETS",
+                        problem: format!("at most {MAX_CLICK_BUCKETS}, got {n}"),
+                    })
+                }
+            },
         })
     }
 }

@@ -60,12 +60,16 @@ impl Application {
     /// up when Redis comes back.
     pub async fn build(settings: Settings) -> Result<Self, StartupError> {
         let store: Arc<dyn Store> = match &settings.redis_url {
-            Some(url) => Arc::new(RedisStore::new(
-                url,
-                Keys::new(settings.key_prefix.clone()),
-                settings.redis_pool_size,
-                settings.store_timeout,
-            )?),
+            Some(url) => {
+                let store = RedisStore::new(
+                    url,
+                    Keys::new(settings.key_prefix.clone()),
+                    settings.redis_pool_size,
+                    settings.store_timeout,
+                )?;
+                store.warn_about_memory_settings().await;
+                Arc::new(store)
+            }
             None => {
                 log::warn!("************************************************************");
                 log::warn!("REDIS_URL is not set: using the EMBEDDED IN-MEMORY STORE.");
@@ -132,6 +136,7 @@ impl Application {
             unique_click_window_secs: settings.unique_click_window_secs,
             fallback_url: settings.fallback_url.clone(),
             postback_log_size: settings.postback_log_size,
+            click_buckets: settings.click_buckets,
         });
 
         let server_state = state.clone();

@@ -32,6 +32,8 @@ pub struct AppState {
     pub fallback_url: Option<String>,
     /// Postbacks kept per offer in the troubleshooting log.
     pub postback_log_size: usize,
+    /// Hash buckets per shard and hour for click records.
+    pub click_buckets: u16,
 }
 
 impl AppState {
@@ -84,6 +86,7 @@ mod tests {
             unique_click_window_secs: 0,
             fallback_url: None,
             postback_log_size: 10,
+            click_buckets: 1,
         }
     }
 

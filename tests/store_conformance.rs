@@ -93,6 +93,7 @@ fn click_at(created_at: u64) -> Click {
         ],
         source: "newsletter".into(),
         created_at,
+        expires_at: created_at + 3_600,
         visitor: "abcdefghijk".into(),
         unique: true,
     }
@@ -155,7 +156,7 @@ conformance!(a_recorded_click_reads_back_whole, |store: Arc<
     dyn Store,
 >| async move {
     let click = click_at(now());
-    store.record_click(&click, 60, 0).await.expect("recorded");
+    store.record_click(&click, 0).await.expect("recorded");
     let found = store
         .lookup_conversion(&click.id, &goal("default"))
         .await
@@ -175,17 +176,51 @@ conformance!(
     }
 );
 
+conformance!(a_click_expires_with_its_attribution_window, |store: Arc<
+    dyn Store,
+>| async move {
+    let click = Click {
+        expires_at: now() + 1,
+        ..click_at(now())
+    };
+    store.record_click(&click, 0).await.expect("recorded");
+    tokio::time::sleep(Duration::from_millis(2100)).await;
+    let found = store
+        .lookup_conversion(&click.id, &goal("default"))
+        .await
+        .expect("lookup");
+    assert_eq!(found.click, None);
+});
+
 conformance!(
-    a_click_expires_with_its_ttl,
+    clicks_stored_together_keep_their_own_windows,
     |store: Arc<dyn Store>| async move {
-        let click = click_at(now());
-        store.record_click(&click, 1, 0).await.expect("recorded");
+        // Same shard, hour and (single) bucket: one hash in Redis.
+        let at = now();
+        let short = Click {
+            id: ClickId::mint('a', at, 1),
+            expires_at: at + 1,
+            ..click_at(at)
+        };
+        let long = Click {
+            id: ClickId::mint('a', at, 1),
+            ..click_at(at)
+        };
+        store.record_click(&long, 0).await.expect("recorded");
+        store.record_click(&short, 0).await.expect("recorded");
         tokio::time::sleep(Duration::from_millis(2100)).await;
-        let found = store
-            .lookup_conversion(&click.id, &goal("default"))
-            .await
-            .expect("lookup");
-        assert_eq!(found.click, None);
+        let lookup = |id: ClickId| {
+            let store = Arc::clone(&store);
+            async move {
+                store
+                    .lookup_conversion(&id, &goal("default"))
+                    .await
+                    .expect("lookup")
+                    .click
+            }
+        };
+        assert_eq!(lookup(short.id.clone()).await, None, "short window closed");
+        assert_eq!(lookup(long.id.clone()).await, Some(long));
     }
 );
 
@@ -194,7 +229,7 @@ conformance!(
     |store: Arc<dyn Store>| async move {
         for _ in 0..3 {
             store
-                .record_click(&click_at(now()), 60, 0)
+                .record_click(&click_at(now()), 0)
                 .await
                 .expect("recorded");
         }
@@ -204,7 +239,7 @@ conformance!(
             .expect("counted");
         let yesterday = Day::today().minus(1);
         store
-            .record_click(&click_at(now() - 86_400), 60, 0)
+            .record_click(&click_at(now() - 86_400), 0)
             .await
             .expect("recorded");
 
@@ -222,7 +257,7 @@ conformance!(
     a_conversion_is_created_once_and_then_duplicate,
     |store: Arc<dyn Store>| async move {
         let click = click_at(now());
-        store.record_click(&click, 60, 0).await.expect("recorded");
+        store.record_click(&click, 0).await.expect("recorded");
         let first = store
             .apply_conversion(&command(
                 &click,
@@ -263,7 +298,7 @@ conformance!(
     racing_identical_conversions_credit_exactly_once,
     |store: Arc<dyn Store>| async move {
         let click = click_at(now());
-        store.record_click(&click, 60, 0).await.expect("recorded");
+        store.record_click(&click, 0).await.expect("recorded");
         let tasks: Vec<_> = (0..64)
             .map(|_| {
                 let store = Arc::clone(&store);
@@ -479,16 +514,10 @@ conformance!(
         let again = click_at(now());
         let other_visitor = visitor_click("zyxwvutsrqp");
 
+        assert!(store.record_click(&first, 3600).await.expect("recorded"));
+        assert!(!store.record_click(&again, 3600).await.expect("recorded"));
         assert!(store
-            .record_click(&first, 60, 3600)
-            .await
-            .expect("recorded"));
-        assert!(!store
-            .record_click(&again, 60, 3600)
-            .await
-            .expect("recorded"));
-        assert!(store
-            .record_click(&other_visitor, 60, 3600)
+            .record_click(&other_visitor, 3600)
             .await
             .expect("recorded"));
 
@@ -508,9 +537,9 @@ conformance!(
     |store: Arc<dyn Store>| async move {
         let first = click_at(now());
         let later = click_at(now());
-        assert!(store.record_click(&first, 60, 1).await.expect("recorded"));
+        assert!(store.record_click(&first, 1).await.expect("recorded"));
         tokio::time::sleep(Duration::from_millis(2100)).await;
-        assert!(store.record_click(&later, 60, 1).await.expect("recorded"));
+        assert!(store.record_click(&later, 1).await.expect("recorded"));
     }
 );
 

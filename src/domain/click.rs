@@ -20,6 +20,9 @@ pub struct Click {
     pub source: String,
     /// Unix seconds of the click.
     pub created_at: u64,
+    /// Unix seconds at which the offer's attribution window, as it was at
+    /// click time, closes: no conversion is credited to the click after it.
+    pub expires_at: u64,
     /// Salted hash of IP + user agent: recognises a repeat visitor, reveals no IP.
     pub visitor: String,
     /// False when the same visitor already clicked this offer and affiliate
@@ -31,9 +34,22 @@ pub struct Click {
 /// reader refuses it, and ids and hashes have fixed alphabets.
 const SEP: char = '\0';
 /// Version tag of the stored form, so the encoding can change without a flag day.
-const VERSION: &str = "1";
+const VERSION: &str = "2";
+/// The form without the attribution window, stored under keys that expired
+/// with the window; still read.
+const VERSION_1: &str = "1";
 
 impl Click {
+    /// Whether the click's attribution window has closed at `now` (unix seconds).
+    pub fn expired(&self, now: u64) -> bool {
+        now >= self.expires_at
+    }
+
+    /// Seconds until the attribution window closes, at least 1: the TTL of its storage.
+    pub fn ttl_secs(&self, now: u64) -> u64 {
+        self.expires_at.saturating_sub(now).max(1)
+    }
+
     /// The stored form: one string of NUL-separated fields, the most compact
     /// shape Redis keeps as a single allocation (see docs/architecture.md).
     pub fn encode(&self) -> String {
@@ -49,6 +65,7 @@ impl Click {
         for field in [
             VERSION,
             &self.created_at.to_string(),
+            &self.expires_at.saturating_sub(self.created_at).to_string(),
             self.offer_id.as_str(),
             self.aff_id.as_str(),
             &self.subs[0],
@@ -67,14 +84,25 @@ impl Click {
 
     /// Reads a stored click back; anything unexpected is an error, never a panic.
     pub fn decode(id: ClickId, stored: &str) -> Result<Self, DomainError> {
-        let fields: Vec<&str> = stored.split(SEP).collect();
+        let mut fields: Vec<&str> = stored.split(SEP).collect();
         let corrupt = || DomainError::invalid("stored click record is corrupt");
-        if fields.len() != 12 || fields[0] != VERSION {
-            return Err(corrupt());
-        }
+        let created_at: u64 = fields
+            .get(1)
+            .and_then(|f| f.parse().ok())
+            .ok_or_else(corrupt)?;
+        let expires_at = match (fields[0], fields.len()) {
+            (VERSION, 13) => {
+                let window: u64 = fields.remove(2).parse().map_err(|_| corrupt())?;
+                created_at.checked_add(window).ok_or_else(corrupt)?
+            }
+            // Its key expired with the window; no other deadline is known.
+            (VERSION_1, 12) => u64::MAX,
+            _ => return Err(corrupt()),
+        };
         Ok(Self {
             id,
-            created_at: fields[1].parse().map_err(|_| corrupt())?,
+            created_at,
+            expires_at,
             offer_id: OfferId::parse(fields[2]).map_err(|_| corrupt())?,
             aff_id: AffiliateId::parse(fields[3]).map_err(|_| corrupt())?,
             subs: [
@@ -107,6 +135,7 @@ mod tests {
             subs: ["a b".into(), "".into(), "é|x".into(), "".into(), "5".into()],
             source: "fb".into(),
             created_at: 1_795_305_600,
+            expires_at: 1_795_305_600 + 86_400,
             visitor: "h4sh".into(),
             unique: true,
         }
@@ -124,13 +153,38 @@ mod tests {
         let mut click = sample();
         click.subs = Default::default();
         click.source.clear();
-        // version, time, ids, hash, flag and eleven separators: no field names, no JSON.
-        assert!(click.encode().len() <= 42, "{:?}", click.encode());
+        // version, time, window, ids, hash, flag and twelve separators: no field names, no JSON.
+        assert!(click.encode().len() <= 48, "{:?}", click.encode());
         assert!(click.encode().ends_with("\u{0}1"));
         click.unique = false;
         assert_eq!(
             Click::decode(click.id.clone(), &click.encode()).map(|c| c.unique),
             Ok(false)
+        );
+    }
+
+    #[test]
+    fn the_attribution_window_travels_with_the_click() {
+        let click = sample();
+        let decoded = Click::decode(click.id.clone(), &click.encode()).expect("decodes");
+        assert_eq!(decoded.expires_at, 1_795_305_600 + 86_400);
+        assert!(!decoded.expired(1_795_305_600 + 86_399));
+        assert!(decoded.expired(1_795_305_600 + 86_400));
+        assert_eq!(decoded.ttl_secs(1_795_305_600 + 86_000), 400);
+        assert_eq!(decoded.ttl_secs(1_795_305_600 + 90_000), 1);
+    }
+
+    #[test]
+    fn records_of_the_first_format_still_decode() {
+        let id = ClickId::generate();
+        let v1 = "1\x001795305600\0summer\0aff_7\0s1\0\0\0\0\0fb\0h4sh\x000";
+        let click = Click::decode(id, v1).expect("v1 decodes");
+        assert_eq!(click.created_at, 1_795_305_600);
+        assert_eq!(click.subs[0], "s1");
+        assert!(!click.unique);
+        assert!(
+            !click.expired(u64::MAX - 1),
+            "a v1 click expires with its key"
         );
     }
 
@@ -144,6 +198,9 @@ mod tests {
             "1\0x\0o\0a\0\0\0\0\0\0\0h",
             "1\x001\0o o\0a\0\0\0\0\0\0\0h\x001",
             "1\x001\0o\0a\0\0\0\0\0\0\0h\x002",
+            "2\x001\0o\0a\0\0\0\0\0\0\0h\x001",
+            "2\x001\0x\0o\0a\0\0\0\0\0\0\0h\x001",
+            "2\x0018446744073709551615\09\0o\0a\0\0\0\0\0\0\0h\x001",
         ] {
             assert!(Click::decode(id.clone(), bad).is_err(), "{bad:?} accepted");
         }

@@ -82,11 +82,21 @@ operator_id!(
 /// escaping in a redirect URL, a Redis key or an advertiser's database.
 const BASE64URL: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
 
-/// Length of a click id: 128 bits (122 of them random) in unpadded base64url.
-pub const CLICK_ID_LEN: usize = 22;
+/// Length of a click id: shard (1), hour (4), bucket (2) and 96 random bits (16).
+pub const CLICK_ID_LEN: usize = 23;
+
+/// Length of the click ids minted before hour buckets (one Redis key per
+/// click); still accepted so that their postbacks keep working.
+pub const LEGACY_CLICK_ID_LEN: usize = 22;
 
 /// Number of storage shards; the first character of a click id names its shard.
 pub const SHARD_COUNT: usize = 64;
+
+/// Most buckets per shard and hour: two base64url characters.
+pub const MAX_CLICK_BUCKETS: u16 = 4096;
+
+/// Buckets per shard and hour when nothing else is configured.
+pub const DEFAULT_CLICK_BUCKETS: u16 = 64;
 
 /// Encodes bytes as unpadded base64url.
 pub fn base64url(bytes: &[u8]) -> String {
@@ -114,34 +124,81 @@ pub fn shard_char(index: usize) -> char {
 
 /// An unguessable click id, minted per tracked click.
 ///
-/// 16 bytes from a v4 UUID (122 random bits from a CSPRNG) encoded as 22
-/// base64url characters. The first character doubles as the shard: it is
-/// uniformly random over 64 values and becomes the Redis hash tag of every key
-/// that belongs to the click, so one click's keys live in one cluster slot.
+/// `S HHHH BB RRRRRRRRRRRRRRRR` in base64url, 23 characters:
+/// - `S`, the shard: the Redis hash tag of every key that belongs to the
+///   click, so one click's keys live in one cluster slot;
+/// - `HHHH`, the UTC hour of the click, and `BB`, one of the configured
+///   buckets of that shard and hour: together the hash that stores the click
+///   (`cb:{S}:c:HHHHBB`), so a postback finds it from the id alone;
+/// - 96 random bits from a CSPRNG (v4 UUID), the field within the bucket.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, serde::Serialize)]
 #[serde(transparent)]
 pub struct ClickId(String);
 
+/// Appends the low `chars * 6` bits of `value` as base64url, most significant first.
+fn push_base64url_bits(out: &mut String, value: u128, chars: u32) {
+    for i in (0..chars).rev() {
+        out.push(char::from(BASE64URL[((value >> (6 * i)) & 0x3f) as usize]));
+    }
+}
+
+/// 122 random bits from a v4 UUID, the version and variant bits squeezed out.
+fn random_bits() -> u128 {
+    let r = uuid::Uuid::new_v4().as_u128();
+    // Layout of a v4 UUID: 48 random | 4 version | 12 random | 2 variant | 62 random.
+    let high = r >> 80;
+    let middle = (r >> 64) & 0xfff;
+    let low = r & ((1 << 62) - 1);
+    (high << 74) | (middle << 62) | low
+}
+
 impl ClickId {
-    /// Mints a fresh random click id.
+    /// Mints a fresh click id in a random shard and bucket, for the current hour.
     pub fn generate() -> Self {
-        Self(base64url(uuid::Uuid::new_v4().as_bytes()))
+        let bits = random_bits();
+        Self::mint_from(
+            shard_char((bits >> 108) as usize & 0x3f),
+            super::unix_now(),
+            DEFAULT_CLICK_BUCKETS,
+            bits,
+        )
     }
 
-    /// Mints a fresh random click id in a given shard (the first character of
-    /// a visitor hash, so that one visitor's clicks and their duplicate marker
-    /// share a hash tag). 116 random bits remain.
+    /// Mints a fresh click id in a given shard (the first character of a
+    /// visitor hash, so that one visitor's clicks and their duplicate marker
+    /// share a hash tag) for the current hour.
     pub fn generate_in_shard(shard: char) -> Self {
-        let mut id = base64url(uuid::Uuid::new_v4().as_bytes());
-        if BASE64URL.contains(&(shard as u8)) && shard.is_ascii() {
-            id.replace_range(0..1, shard.encode_utf8(&mut [0; 4]));
-        }
+        Self::mint(shard, super::unix_now(), DEFAULT_CLICK_BUCKETS)
+    }
+
+    /// Mints the id of a click made at `created_at` (unix seconds) in `shard`,
+    /// in one of `buckets` buckets (1 to [`MAX_CLICK_BUCKETS`]) picked at random.
+    pub fn mint(shard: char, created_at: u64, buckets: u16) -> Self {
+        Self::mint_from(shard, created_at, buckets, random_bits())
+    }
+
+    fn mint_from(shard: char, created_at: u64, buckets: u16, bits: u128) -> Self {
+        let shard = if shard.is_ascii() && BASE64URL.contains(&(shard as u8)) {
+            shard
+        } else {
+            shard_char(0)
+        };
+        let buckets = u128::from(buckets.clamp(1, MAX_CLICK_BUCKETS));
+        let bucket = ((bits >> 96) & 0xfff) % buckets;
+        let mut id = String::with_capacity(CLICK_ID_LEN);
+        id.push(shard);
+        push_base64url_bits(&mut id, u128::from(created_at / 3600), 4);
+        push_base64url_bits(&mut id, bucket, 2);
+        push_base64url_bits(&mut id, bits, 16);
         Self(id)
     }
 
-    /// Accepts exactly the shape [`ClickId::generate`] produces.
+    /// Accepts exactly the shapes clickback mints: [`ClickId::generate`]'s
+    /// and the older one of [`LEGACY_CLICK_ID_LEN`] characters.
     pub fn parse(raw: &str) -> Result<Self, DomainError> {
-        if raw.len() == CLICK_ID_LEN && raw.bytes().all(|b| BASE64URL.contains(&b)) {
+        if (raw.len() == CLICK_ID_LEN || raw.len() == LEGACY_CLICK_ID_LEN)
+            && raw.bytes().all(|b| BASE64URL.contains(&b))
+        {
             Ok(Self(raw.to_owned()))
         } else {
             Err(DomainError::invalid(
@@ -159,6 +216,16 @@ impl ClickId {
     pub fn shard(&self) -> char {
         // A parsed or generated id always has CLICK_ID_LEN ASCII characters.
         self.0.chars().next().unwrap_or('A')
+    }
+
+    /// Where the click is stored: its hour bucket (`HHHHBB`) and its field in
+    /// it, or `None` for a legacy id, stored under a key of its own.
+    pub fn bucket(&self) -> Option<(&str, &str)> {
+        if self.0.len() == CLICK_ID_LEN {
+            Some((&self.0[1..7], &self.0[7..]))
+        } else {
+            None
+        }
     }
 }
 
@@ -220,11 +287,59 @@ mod tests {
     }
 
     #[test]
+    fn a_click_id_names_the_hour_and_bucket_that_store_it() {
+        // 2026-11-28 16:xx UTC is hour 498,874 = 0x79CBA = base64url "B5y6".
+        let at = 1_795_946_400 + 1_234;
+        assert_eq!(at / 3600, 0x79CBA);
+        let id = ClickId::mint('Q', at, 1);
+        let (bucket, field) = id.bucket().expect("bucketed");
+        assert_eq!(bucket, "B5y6AA");
+        assert_eq!(field.len(), 16);
+        assert_eq!(
+            ClickId::mint('Q', at + 3_600, 1).bucket().map(|b| b.0),
+            Some("B5y7AA")
+        );
+        // Buckets spread over exactly the configured number.
+        let buckets: std::collections::HashSet<String> = (0..4000)
+            .filter_map(|_| {
+                ClickId::mint('Q', at, 5)
+                    .bucket()
+                    .map(|(b, _)| b.to_owned())
+            })
+            .collect();
+        assert_eq!(buckets.len(), 5);
+        assert!(buckets.iter().all(|b| b.starts_with("B5y6")));
+        assert_eq!(ClickId::mint('Q', at, 9999).as_str().len(), CLICK_ID_LEN);
+    }
+
+    #[test]
+    fn legacy_click_ids_still_parse_and_have_no_bucket() {
+        let legacy = ClickId::parse("my1skY0rTpyqDSD5or0iyg").expect("22 characters");
+        assert_eq!(legacy.shard(), 'm');
+        assert_eq!(legacy.bucket(), None);
+    }
+
+    #[test]
+    fn the_random_part_keeps_96_bits() {
+        // Fields of one bucket never repeat and use the whole alphabet.
+        let mut fields = std::collections::HashSet::new();
+        let mut alphabet = std::collections::HashSet::new();
+        for _ in 0..5000 {
+            let id = ClickId::mint('A', 0, 1);
+            let field = id.bucket().expect("bucketed").1.to_owned();
+            alphabet.extend(field.chars());
+            assert!(fields.insert(field));
+        }
+        assert_eq!(alphabet.len(), 64);
+    }
+
+    #[test]
     fn malformed_click_ids_are_refused() {
         for bad in [
             "",
             "short",
-            &"A".repeat(23),
+            &"A".repeat(21),
+            &"A".repeat(24),
             "AAAAAAAAAAAAAAAAAAAAA=",
             "AAAAAAAAAAAAAAAAAAAA/A",
         ] {

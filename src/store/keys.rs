@@ -4,7 +4,8 @@
 //!
 //! | key                         | type   | holds                                   | TTL                   |
 //! |-----------------------------|--------|-----------------------------------------|-----------------------|
-//! | `cb:{S}:c:<click_id>`       | string | the click record                        | attribution window    |
+//! | `cb:{S}:c:<hour><bucket>`   | hash   | click id's random part → click record, for the clicks of one hour | longest attribution window among them |
+//! | `cb:{S}:c:<click_id>`       | string | a click record under a legacy 22-character id | attribution window |
 //! | `cb:{S}:v:<click_id>:t:<txid>` / `…:g:<goal>` | hash | one conversion              | window + 90 days      |
 //! | `cb:{S}:st:<YYYYMMDD>`      | hash   | that shard's counters for one UTC day   | none                  |
 //! | `cb:{S}:u:<offer>\|<aff>\|<visitor>` | string | the visitor clicked recently  | duplicate-click window |
@@ -22,6 +23,34 @@
 
 use crate::domain::ids::shard_char;
 use crate::domain::{ClickId, Day, Identity};
+
+/// Where one click record is stored.
+///
+/// Clicks live as fields of hour buckets: a hash of a few hundred clicks is
+/// kept by Redis as one listpack, ~108 bytes a click against ~224 for a key
+/// per click (docs/PERFORMANCE.md). Ids minted before buckets still name a
+/// key of their own.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ClickLocation<'a> {
+    /// `HGET key field`.
+    Bucket {
+        /// `cb:{S}:c:<hour><bucket>`.
+        key: String,
+        /// The random part of the click id.
+        field: &'a str,
+    },
+    /// `GET key`: a legacy one-key-per-click record.
+    Key(String),
+}
+
+impl ClickLocation<'_> {
+    /// The Redis key, bucket or record.
+    pub fn key(&self) -> &str {
+        match self {
+            Self::Bucket { key, .. } | Self::Key(key) => key,
+        }
+    }
+}
 
 /// Builds keys under a configurable prefix (tests use a random one each).
 #[derive(Clone, Debug)]
@@ -42,9 +71,21 @@ impl Keys {
         &self.prefix
     }
 
-    /// The click record.
-    pub fn click(&self, id: &ClickId) -> String {
-        format!("{}:{{{}}}:c:{}", self.prefix, id.shard(), id.as_str())
+    /// Where a click record lives: a field of its hour bucket, or (legacy
+    /// ids) a key of its own.
+    pub fn click<'a>(&self, id: &'a ClickId) -> ClickLocation<'a> {
+        match id.bucket() {
+            Some((bucket, field)) => ClickLocation::Bucket {
+                key: format!("{}:{{{}}}:c:{}", self.prefix, id.shard(), bucket),
+                field,
+            },
+            None => ClickLocation::Key(format!(
+                "{}:{{{}}}:c:{}",
+                self.prefix,
+                id.shard(),
+                id.as_str()
+            )),
+        }
     }
 
     /// One conversion of a click.
@@ -146,7 +187,7 @@ mod tests {
         let tag = format!("{{{}}}", id.shard());
         let day = Day::from_unix(0);
         for key in [
-            keys.click(&id),
+            keys.click(&id).key().to_owned(),
             keys.conversion(&id, &Identity::Goal("default".into())),
             keys.stats(id.shard(), day),
         ] {
@@ -154,6 +195,36 @@ mod tests {
             let close = key.find('}').expect("has a tag");
             assert_eq!(&key[open..=close], tag, "{key}");
         }
+    }
+
+    #[test]
+    fn clicks_of_one_hour_and_bucket_share_a_hash() {
+        let keys = Keys::new("cb");
+        let at = 1_795_946_400;
+        let a = ClickId::mint('Q', at, 1);
+        let b = ClickId::mint('Q', at + 3_599, 1);
+        let (
+            ClickLocation::Bucket {
+                key: key_a,
+                field: field_a,
+            },
+            ClickLocation::Bucket {
+                key: key_b,
+                field: field_b,
+            },
+        ) = (keys.click(&a), keys.click(&b))
+        else {
+            panic!("new ids are bucketed");
+        };
+        assert_eq!(key_a, "cb:{Q}:c:B5y6AA");
+        assert_eq!(key_a, key_b);
+        assert_ne!(field_a, field_b);
+        assert_ne!(keys.click(&ClickId::mint('Q', at + 3_600, 1)).key(), key_a);
+        let legacy = ClickId::parse("my1skY0rTpyqDSD5or0iyg").expect("legacy id");
+        assert_eq!(
+            keys.click(&legacy),
+            ClickLocation::Key("cb:{m}:c:my1skY0rTpyqDSD5or0iyg".into())
+        );
     }
 
     #[test]

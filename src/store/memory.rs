@@ -12,7 +12,9 @@ use std::time::{Duration, Instant};
 use super::keys::counter;
 use super::{CapEntry, ConfigData, ConversionLookup, DayCounters, Store, StoreError, StoreFuture};
 use crate::domain::conversion::{ConversionCommand, ConversionOutcome, ConversionRecord};
-use crate::domain::{Affiliate, AffiliateId, Click, ClickId, Day, Identity, Money, Offer, OfferId};
+use crate::domain::{
+    unix_now, Affiliate, AffiliateId, Click, ClickId, Day, Identity, Money, Offer, OfferId,
+};
 
 /// Expired entries are swept after this many writes, bounding memory in a long demo.
 const SWEEP_EVERY: u64 = 4096;
@@ -123,7 +125,6 @@ impl Store for MemoryStore {
     fn record_click<'a>(
         &'a self,
         click: &'a Click,
-        ttl_secs: u64,
         unique_window_secs: u64,
     ) -> StoreFuture<'a, bool> {
         ready(self.lock().map(|mut inner| {
@@ -142,7 +143,7 @@ impl Store for MemoryStore {
                 unique,
                 ..click.clone()
             };
-            let expires = now + Duration::from_secs(ttl_secs);
+            let expires = now + Duration::from_secs(click.ttl_secs(unix_now()));
             inner.clicks.insert(click.id.clone(), (stored, expires));
             let day = Day::from_unix(click.created_at);
             inner.bump(day, &click.offer_id, &click.aff_id, counter::CLICKS, 1);
@@ -184,7 +185,7 @@ impl Store for MemoryStore {
                 click: inner
                     .clicks
                     .get(click_id)
-                    .filter(|(_, expires)| *expires > now)
+                    .filter(|(click, expires)| *expires > now && !click.expired(unix_now()))
                     .map(|(click, _)| click.clone()),
                 conversion: inner
                     .conversions

@@ -73,8 +73,8 @@ pub struct CapEntry {
 
 /// Persistence for clicks, conversions, counters and configuration.
 pub trait Store: Send + Sync + 'static {
-    /// Stores a click with a TTL and counts it, in one round trip,
-    /// atomically. Decides whether the visitor already clicked this offer and
+    /// Stores a click until its attribution window closes and counts it, in
+    /// one round trip, atomically. Decides whether the visitor already clicked this offer and
     /// affiliate within `unique_window_secs` (0: never a duplicate) and answers
     /// whether the click was unique. The click id's shard must be the first
     /// character of the visitor hash (as `click::track` mints it), so that the
@@ -82,7 +82,6 @@ pub trait Store: Send + Sync + 'static {
     fn record_click<'a>(
         &'a self,
         click: &'a Click,
-        ttl_secs: u64,
         unique_window_secs: u64,
     ) -> StoreFuture<'a, bool>;
 
@@ -97,7 +96,8 @@ pub trait Store: Send + Sync + 'static {
         metric: &'static str,
     ) -> StoreFuture<'a, ()>;
 
-    /// Reads the click and the conversion a postback refers to, in one round trip.
+    /// Reads the click and the conversion a postback refers to, in one round
+    /// trip. A click whose attribution window has closed is not found.
     fn lookup_conversion<'a>(
         &'a self,
         click_id: &'a ClickId,

@@ -15,13 +15,15 @@ use deadpool_redis::{Config, Pool, PoolConfig, Runtime, Timeouts};
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::AsyncCommands;
 
-use super::keys::{counter, Keys};
+use super::keys::{counter, ClickLocation, Keys};
 use super::{CapEntry, ConfigData, ConversionLookup, DayCounters, Store, StoreError, StoreFuture};
 use crate::domain::conversion::{
     ConversionCommand, ConversionOutcome, ConversionRecord, ConversionStatus,
 };
 use crate::domain::offer::OfferView;
-use crate::domain::{Affiliate, AffiliateId, Click, ClickId, Day, Identity, Money, Offer, OfferId};
+use crate::domain::{
+    unix_now, Affiliate, AffiliateId, Click, ClickId, Day, Identity, Money, Offer, OfferId,
+};
 
 /// The credit script, run by EVALSHA (falling back to EVAL after a Redis restart).
 static CREDIT_SCRIPT: LazyLock<redis::Script> =
@@ -88,6 +90,34 @@ impl RedisStore {
             keys,
             timeout,
         })
+    }
+
+    /// Logs a warning when Redis would store click buckets as hashtables
+    /// (~150 bytes a click) rather than listpacks (~110): the limits of
+    /// deploy/redis.conf. Silent when Redis is down or refuses CONFIG (as
+    /// some managed services do).
+    pub async fn warn_about_memory_settings(&self) {
+        let read = self.with_pooled_conn(|conn| {
+            Box::pin(async move {
+                redis::cmd("CONFIG")
+                    .arg("GET")
+                    .arg("hash-max-listpack-*")
+                    .query_async::<HashMap<String, u64>>(conn)
+                    .await
+                    .map_err(unavailable)
+            })
+        });
+        let Ok(config) = read.await else { return };
+        for (name, wanted) in [
+            ("hash-max-listpack-entries", 512),
+            ("hash-max-listpack-value", 128),
+        ] {
+            if let Some(&actual) = config.get(name).filter(|&&v| v < wanted) {
+                log::warn!(
+                    "Redis {name} is {actual}; with {wanted} (deploy/redis.conf) clicks take ~30 % less memory"
+                );
+            }
+        }
     }
 
     /// The key builder, for tests that clean up their prefix.
@@ -260,20 +290,25 @@ impl Store for RedisStore {
     fn record_click<'a>(
         &'a self,
         click: &'a Click,
-        ttl_secs: u64,
         unique_window_secs: u64,
     ) -> StoreFuture<'a, bool> {
         let shard = click.id.shard();
         let (offer, aff) = (click.offer_id.as_str(), click.aff_id.as_str());
+        let ClickLocation::Bucket { key, field } = self.keys.click(&click.id) else {
+            return Box::pin(std::future::ready(Err(StoreError::Corrupt(
+                "new clicks need a bucketed click id".into(),
+            ))));
+        };
         let mut invocation = CLICK_SCRIPT.prepare_invoke();
         invocation
-            .key(self.keys.click(&click.id))
+            .key(key)
             .key(self.keys.stats(shard, Day::from_unix(click.created_at)))
             .key(self.keys.unique_visitor(shard, offer, aff, &click.visitor))
             .arg(click.encode_without_unique_flag())
-            .arg(ttl_secs)
+            .arg(click.ttl_secs(unix_now()))
             .arg(counter::field(offer, aff, ""))
-            .arg(unique_window_secs);
+            .arg(unique_window_secs)
+            .arg(field);
         Box::pin(self.with_conn(move |conn| {
             Box::pin(async move {
                 let unique: i64 = invocation.invoke_async(conn).await.map_err(unavailable)?;
@@ -307,23 +342,25 @@ impl Store for RedisStore {
         click_id: &'a ClickId,
         identity: &'a Identity,
     ) -> StoreFuture<'a, ConversionLookup> {
-        let click_key = self.keys.click(click_id);
-        let conversion_key = self.keys.conversion(click_id, identity);
+        let mut pipe = redis::pipe();
+        match self.keys.click(click_id) {
+            ClickLocation::Bucket { key, field } => pipe.hget(key, field),
+            ClickLocation::Key(key) => pipe.get(key),
+        };
+        pipe.hgetall(self.keys.conversion(click_id, identity));
         let click_id = click_id.clone();
         Box::pin(self.with_conn(move |conn| {
             Box::pin(async move {
-                let (click, fields): (Option<String>, HashMap<String, String>) = redis::pipe()
-                    .get(&click_key)
-                    .hgetall(&conversion_key)
-                    .query_async(conn)
-                    .await
-                    .map_err(unavailable)?;
+                let (click, fields): (Option<String>, HashMap<String, String>) =
+                    pipe.query_async(conn).await.map_err(unavailable)?;
                 let click = match click {
                     Some(stored) => {
                         Some(Click::decode(click_id, &stored).map_err(|e| corrupt(e.detail))?)
                     }
                     None => None,
                 };
+                // The bucket outlives clicks with a shorter window than its longest.
+                let click = click.filter(|c| !c.expired(unix_now()));
                 Ok(ConversionLookup {
                     click,
                     conversion: conversion_from_fields(&fields)?,

@@ -74,7 +74,7 @@ async fn a_click_with_broken_encoding_answers_400_and_stores_nothing() {
             assert_rejected(response, 400, "invalid_request").await;
         }
     }
-    assert!(app.click_keys().is_empty());
+    assert!(app.stored_click_ids().is_empty());
     assert_eq!(app.totals().await["clicks"], 0);
 }
 
@@ -165,7 +165,7 @@ async fn a_20_kb_query_or_body_answers_400_and_writes_nothing() {
     assert_rejected(get, 400, "invalid_request").await;
     assert_rejected(form, 400, "invalid_request").await;
     assert_rejected(json, 400, "invalid_request").await;
-    assert_eq!(app.click_keys().len(), 1, "only the arranged click");
+    assert_eq!(app.stored_click_ids().len(), 1, "only the arranged click");
     assert_nothing_credited(&app).await;
 }
 
@@ -408,7 +408,7 @@ async fn an_unknown_route_answers_404_json() {
         // Assert
         assert_rejected(response, 404, "not_found").await;
     }
-    assert!(app.click_keys().is_empty());
+    assert!(app.stored_click_ids().is_empty());
 }
 
 #[tokio::test]
@@ -433,7 +433,7 @@ async fn a_strange_offer_id_in_the_path_answers_a_json_4xx() {
         // Assert
         assert_client_error(response, offer).await;
     }
-    assert!(app.click_keys().is_empty());
+    assert!(app.stored_click_ids().is_empty());
 }
 
 #[tokio::test]
@@ -464,7 +464,7 @@ async fn a_wrong_method_answers_a_json_4xx_and_writes_nothing() {
         // Assert
         assert_client_error(response, &format!("{method} {url}")).await;
     }
-    assert_eq!(app.click_keys().len(), 1, "only the arranged click");
+    assert_eq!(app.stored_click_ids().len(), 1, "only the arranged click");
     assert_nothing_credited(&app).await;
 }
 

@@ -22,16 +22,10 @@ async fn a_click_redirects_to_the_offer_with_a_click_id_and_stores_it_first() {
         location,
         format!("https://shop.example/landing?utm=x&click_id={click_id}#top")
     );
-    let stored: Option<String> = redis::cmd("GET")
-        .arg(
-            app.redis_keys()
-                .iter()
-                .find(|k| k.ends_with(&click_id))
-                .expect("click key"),
-        )
-        .query(&mut app.redis())
-        .expect("GET");
-    assert!(stored.expect("click stored").contains("news"));
+    let stored = app.stored_clicks();
+    assert_eq!(stored.len(), 1);
+    assert_eq!(stored[0].0, click_id);
+    assert!(stored[0].1.contains("news"));
 }
 
 /// The `Location`'s scheme and host, parsed as a browser would.
@@ -43,17 +37,18 @@ fn scheme_and_host(location: &str) -> (String, String) {
     )
 }
 
-/// The TTL (seconds) of the stored click `click_id`.
-fn click_ttl(app: &TestApp, click_id: &str) -> i64 {
-    let key = app
-        .click_keys()
+/// The stored click `click_id`, decoded, and the TTL of the hash that holds it.
+fn stored_click(app: &TestApp, click_id: &str) -> (clickback::domain::Click, i64) {
+    let (id, record, ttl) = app
+        .stored_clicks()
         .into_iter()
-        .find(|k| k.ends_with(&format!(":c:{click_id}")))
-        .expect("click key");
-    redis::cmd("TTL")
-        .arg(&key)
-        .query(&mut app.redis())
-        .expect("TTL")
+        .find(|(id, _, _)| id == click_id)
+        .expect("click stored");
+    let id = clickback::domain::ClickId::parse(&id).expect("click id");
+    (
+        clickback::domain::Click::decode(id, &record).expect("decodes"),
+        ttl,
+    )
 }
 
 #[tokio::test]
@@ -131,7 +126,7 @@ async fn two_clicks_get_two_different_click_ids() {
 
     // Assert
     assert_ne!(first, second);
-    assert_eq!(app.click_keys().len(), 2);
+    assert_eq!(app.stored_click_ids().len(), 2);
 }
 
 #[tokio::test]
@@ -168,9 +163,9 @@ async fn macros_in_the_offer_url_are_substituted_url_encoded() {
             "https://shop.example/l/o2?c={click_id}&a=a1&s1=a%20b%26c%3Dd&s2=%C3%A9t%C3%A9&s3=x%20y&s4=%23frag&s5=50%25&src=fb%2Fads%3F#f"
         )
     );
-    assert_eq!(app.click_keys().len(), 1);
+    assert_eq!(app.stored_click_ids().len(), 1);
     assert!(
-        app.click_keys()[0].ends_with(&click_id),
+        app.stored_click_ids()[0].ends_with(&click_id),
         "the click is stored"
     );
 }
@@ -240,7 +235,7 @@ async fn a_visitor_who_declines_with_consent_0_reaches_the_offer_untracked() {
         location(&response),
         "https://shop.example/landing?utm=x#top"
     );
-    assert!(app.click_keys().is_empty(), "no click stored");
+    assert!(app.stored_click_ids().is_empty(), "no click stored");
     assert!(
         !app.stored_text().iter().any(|t| t.contains("news")),
         "nothing about the visitor stored"
@@ -271,7 +266,7 @@ async fn a_visitor_sending_global_privacy_control_reaches_the_offer_untracked() 
         location(&response),
         "https://shop.example/landing?utm=x#top"
     );
-    assert!(app.click_keys().is_empty(), "no click stored");
+    assert!(app.stored_click_ids().is_empty(), "no click stored");
     assert!(
         !app.stored_text().iter().any(|t| t.contains("news")),
         "nothing about the visitor stored"
@@ -298,7 +293,7 @@ async fn a_declined_click_on_a_macro_offer_carries_no_click_id() {
     // Assert
     assert_eq!(response.status(), 302);
     assert_eq!(location(&response), "https://shop.example/l?c=&a=a1");
-    assert!(app.click_keys().is_empty());
+    assert!(app.stored_click_ids().is_empty());
 }
 
 #[tokio::test]
@@ -313,14 +308,17 @@ async fn a_stored_click_lives_as_long_as_the_offers_attribution_window() {
     let month_click = app.click_id("o1", "a1").await;
     let hour_click = app.click_id("hour", "a1").await;
 
-    // Assert
-    let month_ttl = click_ttl(&app, &month_click);
-    let hour_ttl = click_ttl(&app, &hour_click);
+    // Assert: each record carries its own window, and Redis keeps it at
+    // least that long (a bucket lives as long as its longest-lived click).
+    let (month, month_ttl) = stored_click(&app, &month_click);
+    let (hour, hour_ttl) = stored_click(&app, &hour_click);
+    assert_eq!(month.expires_at - month.created_at, 2_592_000);
+    assert_eq!(hour.expires_at - hour.created_at, 3_600);
     assert!(
         (2_592_000 - 5..=2_592_000).contains(&month_ttl),
         "TTL {month_ttl}"
     );
-    assert!((3600 - 5..=3600).contains(&hour_ttl), "TTL {hour_ttl}");
+    assert!((3600 - 5..=2_592_000).contains(&hour_ttl), "TTL {hour_ttl}");
 }
 
 #[tokio::test]
@@ -341,7 +339,7 @@ async fn redis_never_holds_the_raw_ip_of_the_socket_peer() {
 
     // Assert
     assert_eq!(response.status(), 302);
-    assert_eq!(app.click_keys().len(), 1, "the click is stored");
+    assert_eq!(app.stored_click_ids().len(), 1, "the click is stored");
     for text in app.stored_text() {
         for ip in ["127.0.0.1", "203.0.113.9"] {
             assert!(!text.contains(ip), "raw IP {ip} stored in {text:?}");
@@ -372,7 +370,7 @@ async fn redis_never_holds_the_raw_ip_named_by_a_trusted_proxy() {
 
     // Assert
     assert_eq!(response.status(), 302);
-    assert_eq!(app.click_keys().len(), 1, "the click is stored");
+    assert_eq!(app.stored_click_ids().len(), 1, "the click is stored");
     for text in app.stored_text() {
         for ip in ["127.0.0.1", "203.0.113.9", "198.51.100.77"] {
             assert!(!text.contains(ip), "raw IP {ip} stored in {text:?}");
@@ -391,7 +389,7 @@ async fn an_unknown_offer_answers_404_unknown_offer() {
 
     // Assert
     assert_rejected(response, 404, "unknown_offer").await;
-    assert!(app.click_keys().is_empty());
+    assert!(app.stored_click_ids().is_empty());
 }
 
 #[tokio::test]
@@ -406,7 +404,7 @@ async fn a_paused_offer_answers_404_and_records_nothing() {
 
     // Assert
     assert_rejected(response, 404, "unknown_offer").await;
-    assert!(app.click_keys().is_empty());
+    assert!(app.stored_click_ids().is_empty());
 }
 
 #[tokio::test]
@@ -420,7 +418,7 @@ async fn an_unknown_affiliate_answers_404_unknown_affiliate() {
 
     // Assert
     assert_rejected(response, 404, "unknown_affiliate").await;
-    assert!(app.click_keys().is_empty());
+    assert!(app.stored_click_ids().is_empty());
 }
 
 #[tokio::test]
@@ -438,7 +436,7 @@ async fn a_paused_affiliate_answers_404_unknown_affiliate() {
 
     // Assert
     assert_rejected(response, 404, "unknown_affiliate").await;
-    assert!(app.click_keys().is_empty());
+    assert!(app.stored_click_ids().is_empty());
 }
 
 #[tokio::test]
@@ -469,7 +467,7 @@ async fn a_missing_or_malformed_aff_id_answers_400() {
             "{query}: the detail names the field: {body}"
         );
     }
-    assert!(app.click_keys().is_empty());
+    assert!(app.stored_click_ids().is_empty());
 }
 
 #[tokio::test]
@@ -498,7 +496,11 @@ async fn a_sub_or_source_of_256_bytes_answers_400_and_255_bytes_redirect() {
         );
         assert_rejected(too_many_bytes, 400, "invalid_request").await;
     }
-    assert_eq!(app.click_keys().len(), 6, "only the fitting clicks stored");
+    assert_eq!(
+        app.stored_click_ids().len(),
+        6,
+        "only the fitting clicks stored"
+    );
     assert!(
         app.stored_text().iter().any(|t| t.contains(&max)),
         "a 255-byte sub is stored whole"
@@ -524,7 +526,7 @@ async fn a_head_request_is_redirected_but_not_recorded() {
     assert_eq!(response.headers()["cache-control"], "no-store");
     let location = location(&response);
     assert_eq!(location, "https://shop.example/landing?utm=x#top");
-    assert!(app.click_keys().is_empty(), "nothing stored");
+    assert!(app.stored_click_ids().is_empty(), "nothing stored");
     let totals = app.totals().await;
     assert_eq!(totals["clicks"], 0, "{totals}");
     let metrics = app.metrics().await;

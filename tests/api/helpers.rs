@@ -379,15 +379,39 @@ where
 }
 
 impl TestApp {
-    /// Keys of stored clicks (`…:c:<click_id>`) under this app's prefix.
-    pub fn click_keys(&self) -> Vec<String> {
-        let mut keys: Vec<String> = self
-            .redis_keys()
+    /// Every click stored under this app's prefix as (click id, stored
+    /// record, TTL of what holds it), sorted by id: clicks are fields of hour
+    /// buckets (`…:{S}:c:<hour><bucket>`, field = the id's random part).
+    pub fn stored_clicks(&self) -> Vec<(String, String, i64)> {
+        let mut conn = self.redis();
+        let mut clicks = Vec::new();
+        for key in self.redis_keys().into_iter().filter(|k| k.contains(":c:")) {
+            let ttl: i64 = redis::cmd("TTL").arg(&key).query(&mut conn).expect("TTL");
+            let shard = key
+                .split('{')
+                .nth(1)
+                .and_then(|rest| rest.split('}').next())
+                .expect("hash tag")
+                .to_owned();
+            let bucket = key.rsplit(":c:").next().expect("bucket").to_owned();
+            let fields: Vec<(String, String)> = redis::cmd("HGETALL")
+                .arg(&key)
+                .query(&mut conn)
+                .expect("click buckets are hashes");
+            for (field, record) in fields {
+                clicks.push((format!("{shard}{bucket}{field}"), record, ttl));
+            }
+        }
+        clicks.sort();
+        clicks
+    }
+
+    /// Ids of the stored clicks, sorted.
+    pub fn stored_click_ids(&self) -> Vec<String> {
+        self.stored_clicks()
             .into_iter()
-            .filter(|k| k.contains(":c:"))
-            .collect();
-        keys.sort();
-        keys
+            .map(|(id, _, _)| id)
+            .collect()
     }
 
     /// Keys of stored conversions (`…:v:<click_id>:…`) under this app's prefix.

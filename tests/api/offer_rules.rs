@@ -537,7 +537,7 @@ async fn once_the_offer_cap_is_full_clicks_go_to_the_offers_fallback_url_without
     wait_until_clicks_go_to(&app, "a1", OFFER_FALLBACK).await;
     let capped_before = app.totals().await["capped_clicks"].as_i64().unwrap_or(0);
     let metric_before = metric_value(&app.metrics().await, &clicks_series("capped"));
-    let stored_before = app.click_keys().len();
+    let stored_before = app.stored_click_ids().len();
 
     // Act
     let response = app.click("o1", "aff_id=a1").await;
@@ -548,7 +548,7 @@ async fn once_the_offer_cap_is_full_clicks_go_to_the_offers_fallback_url_without
     assert_eq!(target, OFFER_FALLBACK);
     assert_eq!(click_id_from(&target), None);
     assert_eq!(
-        app.click_keys().len(),
+        app.stored_click_ids().len(),
         stored_before,
         "a capped click is stored"
     );
@@ -1040,7 +1040,11 @@ async fn link_previews_and_crawlers_get_the_redirect_but_are_not_recorded() {
         assert!(target.starts_with(OFFER_URL), "{ua}: {target}");
         assert_eq!(click_id_from(target), None, "{ua}: {target}");
     }
-    assert!(app.click_keys().is_empty(), "{:?}", app.click_keys());
+    assert!(
+        app.stored_click_ids().is_empty(),
+        "{:?}",
+        app.stored_click_ids()
+    );
     let totals = app.totals().await;
     assert_eq!(totals["clicks"], 0, "{totals}");
     let metrics = app.metrics().await;
@@ -1073,7 +1077,7 @@ async fn a_head_probe_gets_the_redirect_but_is_not_recorded() {
     // Assert
     assert_eq!(response.status(), 302);
     assert_eq!(click_id_from(&location(&response)), None);
-    assert!(app.click_keys().is_empty());
+    assert!(app.stored_click_ids().is_empty());
     assert_eq!(
         metric_value(&app.metrics().await, &clicks_series("bot")),
         1.0
@@ -1089,8 +1093,8 @@ async fn a_normal_browser_is_tracked() {
     let click_id = click_id_as(&app, "o1", "a1", BROWSER_UA).await;
 
     // Assert
-    assert_eq!(app.click_keys().len(), 1);
-    assert!(app.click_keys()[0].ends_with(&click_id));
+    assert_eq!(app.stored_click_ids().len(), 1);
+    assert!(app.stored_click_ids()[0].ends_with(&click_id));
     assert_eq!(app.totals().await["clicks"], 1);
     let metrics = app.metrics().await;
     assert_eq!(

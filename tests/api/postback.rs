@@ -671,3 +671,32 @@ async fn a_post_can_carry_the_token_in_the_query_and_the_conversion_in_the_body(
     let body = ok_json(response).await;
     assert_eq!(body["status"], "credited", "{body}");
 }
+
+#[tokio::test]
+async fn a_click_stored_before_hour_buckets_is_still_credited() {
+    // Arrange: a click as earlier versions stored it, one key per click
+    // under a 22-character id, with the first record format.
+    let app = spawn_app().await;
+    app.with_offer_and_affiliate().await;
+    let Backend::Redis { prefix, .. } = &app.backend else {
+        panic!("runs on Redis");
+    };
+    let legacy_id = "Qy1skY0rTpyqDSD5or0iyg";
+    let created_at = clickback::domain::unix_now() - 60;
+    let record = format!("1\0{created_at}\0o1\0a1\0s1\0\0\0\0\0fb\0abcdefghijk\x001");
+    let _: () = redis::cmd("SET")
+        .arg(format!("{prefix}:{{Q}}:c:{legacy_id}"))
+        .arg(record)
+        .arg("EX")
+        .arg(3600)
+        .query(&mut app.redis())
+        .expect("SET");
+
+    // Act
+    let body = postback_ok(&app, legacy_id, "txid=order-1").await;
+
+    // Assert
+    assert_eq!(body["status"], "credited", "{body}");
+    assert_eq!(body["aff_id"], "a1");
+    assert_eq!(app.totals().await["conversions"], 1);
+}
