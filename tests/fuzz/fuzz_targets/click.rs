@@ -17,7 +17,7 @@ fuzz_target!(|data: &[u8]| {
         return;
     };
     let encoded = click.encode();
-    assert_eq!(encoded.split('\0').count(), 12, "{encoded:?}");
+    assert_eq!(encoded.split('\0').count(), 13, "{encoded:?}");
     assert_eq!(
         Click::decode(id, &encoded),
         Ok(click),
