@@ -17,11 +17,12 @@
 //! | `CLICKBACK_UNIQUE_CLICK_WINDOW_SECS` | `86400`     | a visitor's repeat clicks on one offer + affiliate within this window count as non-unique; `0` turns detection off |
 //! | `CLICKBACK_FALLBACK_URL`        | unset            | where clicks go while an offer's cap is full and it has no `fallback_url` |
 //! | `CLICKBACK_POSTBACK_LOG_SIZE`   | `1000`           | postbacks kept per offer for `GET /api/v1/postbacks` |
+//! | `CLICKBACK_CLICK_BUCKETS`       | `64`             | Redis hashes per shard and hour that clicks are spread over (1-4096); keep peak clicks per hour / (64 × this) under ~400 |
 //! | `RUST_LOG`                      | `info`           | log filter (env_logger) |
 
-use crate::domain::ids::MAX_CLICK_BUCKETS;
 use std::time::Duration;
 
+use crate::domain::ids::MAX_CLICK_BUCKETS;
 use crate::domain::net::IpNet;
 
 /// A setting that could not be understood; names the variable.

@@ -1,0 +1,141 @@
+#!/usr/bin/env bash
+# Does a click cost the same with 10 K and with 5 M clicks already stored?
+# (issue #3: "clicks/s stays flat from 10 K to 5 M stored clicks").
+#
+#   benches/linearity.sh                       # levels 10K,100K,1M,5M; 3 x 5 s each
+#   LEVELS=10000,1000000 ROUNDS=1 benches/linearity.sh
+#
+# Starts a private redis-server (deploy/redis.conf's listpack limits) and the
+# release server, then for each level fills Redis up to that many stored
+# clicks and measures clicks/s with wrk (-t1 -c64, a distinct visitor per
+# request, as benches/load.sh does), ROUNDS times, and prints the median.
+# The stored clicks are written straight into Redis in the server's shape
+# (hour buckets of the previous hours, 1 M clicks an hour, with a
+# duplicate-click marker per click as the server writes for distinct
+# visitors), so filling 5 M takes a minute rather than the ~4 minutes of
+# clicking them; the measured clicks land in the current hour's buckets as
+# in production. Redis memory is printed per level too.
+#
+# Env: LEVELS, ROUNDS (3), DURATION (5s), CONNECTIONS (64), CLICKBACK_BIN,
+# SKIP_BUILD=1.
+set -euo pipefail
+source "$(dirname "$0")/lib.sh"
+trap bench_cleanup EXIT
+trap 'exit 130' INT TERM
+
+LEVELS="${LEVELS:-10000,100000,1000000,5000000}"
+ROUNDS="${ROUNDS:-3}"
+DURATION="${DURATION:-5s}"
+CONNECTIONS="${CONNECTIONS:-64}"
+export CLICKBACK_WORKERS="${CLICKBACK_WORKERS:-1}"
+OFFER="bench-offer"
+AFF="bench-aff"
+ADMIN_TOKEN="bench-admin-$RANDOM$RANDOM"
+PREFIX="lin$(date +%s)"
+CLICK_PATH="/c/$OFFER?aff_id=$AFF&sub1=120210456789&sub2=ad7f3k2q&source=fb"
+
+install_missing wrk:wrk redis-server:redis-server redis-cli:redis-tools curl:curl python3:python3
+
+BIN="${CLICKBACK_BIN:-$(target_dir)/release/clickback}"
+if [[ -z "${SKIP_BUILD:-}" && -z "${CLICKBACK_BIN:-}" ]]; then
+    log "cargo build --release"
+    cargo_build build --release -q --bin clickback
+fi
+[[ -x "$BIN" ]] || die "$BIN not found (build it, or unset SKIP_BUILD)"
+check_quiet
+
+start_redis
+CB_PORT="$(free_port)"
+REDIS_URL="$REDIS_URL" CLICKBACK_LISTEN="127.0.0.1:$CB_PORT" \
+    CLICKBACK_ADMIN_TOKEN="$ADMIN_TOKEN" CLICKBACK_KEY_PREFIX="$PREFIX" \
+    CLICKBACK_HASH_SALT="bench-salt" CLICKBACK_DEMO=0 RUST_LOG="${RUST_LOG:-warn}" \
+    "$BIN" >"$BENCH_TMP/clickback.log" 2>&1 &
+CB_PID=$!
+BENCH_PIDS+=("$CB_PID")
+wait_for clickback curl -fsS "http://127.0.0.1:$CB_PORT/readyz"
+for put in "offers/$OFFER" "affiliates/$AFF"; do
+    body='{"name":"a"}'
+    [[ "$put" == offers/* ]] && body='{"url":"https://shop.example/landing?x=1","payout":"2.50","currency":"EUR","postback_token":"bench-token-123","attribution_window_secs":2592000}'
+    curl -fsS -o /dev/null -X PUT -H "Authorization: Bearer $ADMIN_TOKEN" \
+        -H 'Content-Type: application/json' --data "$body" \
+        "http://127.0.0.1:$CB_PORT/api/v1/$put" || die "PUT $put failed"
+done
+
+# Stored clicks of earlier hours, in the server's shape (see benches/memory.sh).
+cat >"$BENCH_TMP/fill.py" <<'PY'
+import random, sys, time
+prefix, start, count = sys.argv[1].encode(), int(sys.argv[2]), int(sys.argv[3])
+rng = random.Random(start)
+B64 = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
+PER_HOUR, BUCKETS, TTL = 1_000_000, 64, b"2592000"
+now_hour = int(time.time()) // 3600
+out, buf, expired = sys.stdout.buffer, [], set()
+def b64(k):
+    bits = rng.getrandbits(6 * k)
+    return bytes(B64[(bits >> (6 * i)) & 63] for i in range(k))
+def num(v, k):
+    return bytes(B64[(v >> (6 * (k - 1 - i))) & 63] for i in range(k))
+def resp(*args):
+    return b"*%d\r\n" % len(args) + b"".join(b"$%d\r\n%s\r\n" % (len(a), a) for a in args)
+for n in range(start, start + count):
+    hour = now_hour - 1 - n // PER_HOUR
+    ts = hour * 3600 + (n % PER_HOUR) * 3600 // PER_HOUR
+    visitor = b64(11)
+    shard = visitor[:1]
+    bucket = prefix + b":{" + shard + b"}:c:" + num(hour, 4) + num(rng.randrange(BUCKETS), 2)
+    value = b"\0".join([b"2", b"%d" % ts, TTL, b"bench-offer", b"bench-aff",
+                        b"%012d" % rng.randrange(10**11, 10**12), b64(8), b"", b"", b"", b"fb", visitor, b"1"])
+    buf.append(resp(b"HSET", bucket, b64(16), value))
+    if bucket not in expired:
+        expired.add(bucket)
+        buf.append(resp(b"EXPIRE", bucket, TTL))
+    marker = prefix + b":{" + shard + b"}:u:bench-offer|bench-aff|" + visitor
+    buf.append(resp(b"SET", marker, b"1", b"EX", b"86400"))
+    if len(buf) >= 4096:
+        out.write(b"".join(buf)); buf.clear()
+out.write(b"".join(buf))
+PY
+
+cat >"$BENCH_TMP/click.lua" <<'LUA'
+local counter, i, path = 0, 0, nil
+function setup(thread) counter = counter + 1; thread:set("tid", counter) end
+function init(args) path = os.getenv("CLICK_PATH") end
+function request()
+  i = i + 1
+  return wrk.format("GET", path, {["User-Agent"] = "Mozilla/5.0 (linearity " .. tid .. "." .. i .. ")"})
+end
+LUA
+export CLICK_PATH
+
+used_memory() { rcli info memory | tr -d '\r' | awk -F: '$1=="used_memory"{print $2}'; }
+median() { sort -n | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'; }
+
+filled=0
+declare -a ROWS
+IFS=',' read -ra levels <<<"$LEVELS"
+for level in "${levels[@]}"; do
+    if ((level > filled)); then
+        log "filling Redis up to $level stored clicks"
+        python3 "$BENCH_TMP/fill.py" "$PREFIX" "$filled" "$((level - filled))" |
+            rcli --pipe >"$BENCH_TMP/pipe.log" 2>&1 || die "fill failed: $(tail -3 "$BENCH_TMP/pipe.log")"
+        grep -q 'errors: 0' "$BENCH_TMP/pipe.log" || die "fill refused: $(tail -2 "$BENCH_TMP/pipe.log")"
+        filled=$level
+    fi
+    rates=()
+    for ((r = 1; r <= ROUNDS; r++)); do
+        wrk -t1 -c"$CONNECTIONS" -d"$DURATION" --latency -s "$BENCH_TMP/click.lua" \
+            "http://127.0.0.1:$CB_PORT$CLICK_PATH" >"$BENCH_TMP/wrk.$level.$r" 2>&1 || die "wrk failed"
+        rates+=("$(awk '/^Requests\/sec/ { printf "%.0f", $2 }' "$BENCH_TMP/wrk.$level.$r")")
+        log "level $level round $r: ${rates[-1]} clicks/s"
+    done
+    rate="$(printf '%s\n' "${rates[@]}" | median)"
+    p99="$(awk '$1 == "99%" { print $2 }' "$BENCH_TMP/wrk.$level.$ROUNDS")"
+    keys="$(rcli dbsize)"
+    ROWS+=("$(printf '| %-9s | %-9s | %-22s | %-8s | %-7s | %-9s |' "$level" "$rate" "${rates[*]}" "$p99" "$keys" "$(numfmt --to=iec "$(used_memory)")")")
+done
+
+echo
+echo "clicks/s against stored clicks (wrk -t1 -c$CONNECTIONS -d$DURATION, $ROUNDS rounds, median; CLICKBACK_WORKERS=$CLICKBACK_WORKERS; $(date -u +%Y-%m-%dT%H:%MZ))"
+echo "| stored before | clicks/s (median) | rounds | p99 (last round) | Redis keys | used_memory |"
+echo "|---|---|---|---|---|---|"
+for row in "${ROWS[@]}"; do echo "$row"; done
