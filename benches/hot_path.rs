@@ -117,11 +117,18 @@ fn visitor(c: &mut Criterion) {
     });
 }
 
+fn bots(c: &mut Criterion) {
+    // A person's browser: the whole list is searched and nothing matches.
+    c.bench_function("bots/browser_user_agent", |b| {
+        b.iter(|| clickback::domain::bots::is_bot_user_agent(black_box(USER_AGENT)))
+    });
+}
+
 fn money(c: &mut Criterion) {
     c.bench_function("money/parse", |b| {
         b.iter(|| Money::parse(black_box("1249.990000")).expect("valid"))
     });
 }
 
-criterion_group!(benches, redirect, query, click_record, visitor, money);
+criterion_group!(benches, redirect, query, click_record, visitor, bots, money);
 criterion_main!(benches);
