@@ -174,7 +174,7 @@ phase_start() {
 }
 
 # phase_end: sets OTHER_PCT, the share of all CPUs used by other work during
-# the phase (0-100).
+# the phase, and IDLE_PCT, the share left idle (0-100).
 phase_end() {
     local now ours busy total mine
     read -ra now < <(cpu_jiffies)
@@ -185,5 +185,6 @@ phase_end() {
     mine=$((ours - PHASE_OURS))
     OTHER_PCT=$(((busy - mine) * 100 / (total > 0 ? total : 1)))
     ((OTHER_PCT < 0)) && OTHER_PCT=0
+    IDLE_PCT=$(((total - busy) * 100 / (total > 0 ? total : 1)))
     return 0
 }

@@ -166,7 +166,7 @@ postback_metric() {
 
 # run_wrk NAME URL [wrk args...]: runs wrk, keeps its output in $BENCH_TMP/wrk.NAME
 # and the CPU share of other work during it in OTHER[NAME].
-declare -A OTHER CB_CORES REDIS_CORES
+declare -A OTHER IDLE CB_CORES REDIS_CORES
 run_wrk() {
     local name="$1" url="$2"
     shift 2
@@ -188,6 +188,7 @@ run_wrk() {
     phase_end
     t1="$(date +%s%N)"
     OTHER[$name]="$OTHER_PCT"
+    IDLE[$name]="$IDLE_PCT"
     # CPU used by clickback and by Redis during the phase, in cores.
     CB_CORES[$name]="$(awk -v j="$(($(pid_ticks "$CB_PID") - cb0))" -v hz="$CLK_TCK" -v ns="$((t1 - t0))" \
         'BEGIN { printf "%.2f", j / hz / (ns / 1e9) }')"
@@ -368,6 +369,7 @@ EOF
 echo
 echo "details: click non-2xx/3xx $click_bad, socket errors $(wrk_field click errors); stored but not counted (in flight at wrk's stop) $in_flight"
 per_core() { awk -v r="$1" -v c="$2" 'BEGIN { if (c > 0) printf "%.0f", r / c; else print "n/a" }'; }
+echo "         CPUs left idle during the nginx / click / postback phases: ${IDLE[nginx]}% / ${IDLE[click]}% / ${IDLE[postback]}%"
 echo "         CPU during clicks: clickback ${CB_CORES[click]} cores, redis ${REDIS_CORES[click]} cores" \
     "= $(per_core "$cl_rps" "${CB_CORES[click]}") clicks/s per clickback core, $(per_core "$cl_rps" "${REDIS_CORES[click]}") per redis core"
 echo "         CPU during postbacks: clickback ${CB_CORES[postback]} cores, redis ${REDIS_CORES[postback]} cores" \
