@@ -1,0 +1,99 @@
+#!/usr/bin/env bash
+# Instructions per click and per postback, counted by valgrind's callgrind:
+# the same binary and inputs give the same count whatever else the machine is
+# doing, so two builds can be compared without the ±15 % noise of load.sh.
+#
+#   benches/callgrind.sh                 # 2,000 clicks and 2,000 postbacks
+#   N=500 benches/callgrind.sh
+#
+# Runs the release server under callgrind three times against a private
+# redis-server: once with no traffic (start-up, seeding, shut-down), once with
+# N clicks, once with N clicks and N postbacks, each from one keep-alive
+# connection (python3 http.client), every click a distinct visitor. The
+# differences divided by N are the instructions of one click and of one
+# postback in clickback's own process (user space only: the kernel's socket
+# work and Redis are not in it). Prints the functions with the most
+# instructions of their own in the clicks run too. Needs valgrind (installed with
+# apt-get when missing); ~2 minutes.
+set -euo pipefail
+source "$(dirname "$0")/lib.sh"
+trap bench_cleanup EXIT
+trap 'exit 130' INT TERM
+
+N="${N:-2000}"
+ADMIN_TOKEN="bench-admin-$RANDOM"
+install_missing valgrind:valgrind redis-server:redis-server redis-cli:redis-tools curl:curl python3:python3
+
+BIN="${CLICKBACK_BIN:-$(target_dir)/release/clickback}"
+if [[ -z "${SKIP_BUILD:-}" && -z "${CLICKBACK_BIN:-}" ]]; then
+    log "cargo build --release"
+    cargo_build build --release -q --bin clickback
+fi
+[[ -x "$BIN" ]] || die "$BIN not found (build it, or unset SKIP_BUILD)"
+start_redis
+
+cat >"$BENCH_TMP/drive.py" <<'PY'
+import http.client, sys
+port, clicks, postbacks, admin = int(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3]), sys.argv[4]
+conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+def call(method, path, body=None, headers=None):
+    conn.request(method, path, body=body, headers=headers or {})
+    response = conn.getresponse()
+    response.read()
+    return response
+json = {"Authorization": "Bearer " + admin, "Content-Type": "application/json"}
+for path, body in [
+    ("/api/v1/offers/bench-offer", '{"url":"https://shop.example/landing?x=1","payout":"2.50","currency":"EUR","postback_token":"bench-token-123","attribution_window_secs":2592000}'),
+    ("/api/v1/affiliates/bench-aff", '{"name":"a"}'),
+]:
+    assert call("PUT", path, body, json).status < 300, path
+ids = []
+for i in range(clicks):
+    r = call("GET", "/c/bench-offer?aff_id=bench-aff&sub1=120210456789&sub2=ad7f3k2q&source=fb",
+             headers={"User-Agent": "Mozilla/5.0 (callgrind %d)" % i})
+    assert r.status == 302, r.status
+    ids.append(r.getheader("Location").rsplit("click_id=", 1)[1])
+for i in range(postbacks):
+    r = call("GET", "/postback?click_id=%s&token=bench-token-123&txid=t%d" % (ids[i], i))
+    assert r.status == 200, r.status
+PY
+
+# run NAME CLICKS POSTBACKS: one server under callgrind; prints its total Ir.
+run() {
+    local name="$1" clicks="$2" postbacks="$3" port
+    port="$(free_port)"
+    rcli flushall >/dev/null
+    REDIS_URL="$REDIS_URL" CLICKBACK_LISTEN="127.0.0.1:$port" CLICKBACK_ADMIN_TOKEN="$ADMIN_TOKEN" \
+        CLICKBACK_HASH_SALT=bench-salt CLICKBACK_DEMO=0 CLICKBACK_WORKERS=1 RUST_LOG=warn \
+        valgrind --tool=callgrind --callgrind-out-file="$BENCH_TMP/callgrind.$name" \
+        "$BIN" >"$BENCH_TMP/server.$name.log" 2>&1 &
+    local pid=$!
+    BENCH_PIDS+=("$pid")
+    wait_for "clickback under callgrind" curl -fsS "http://127.0.0.1:$port/readyz"
+    python3 "$BENCH_TMP/drive.py" "$port" "$clicks" "$postbacks" "$ADMIN_TOKEN" ||
+        die "$name: the requests failed"
+    kill -INT "$pid"
+    wait "$pid" 2>/dev/null || true
+    awk '/^summary:|^totals:/ { print $2; exit }' "$BENCH_TMP/callgrind.$name"
+}
+
+log "callgrind: idle run"
+idle="$(run idle 0 0)"
+log "callgrind: $N clicks"
+clicks="$(run clicks "$N" 0)"
+log "callgrind: $N clicks + $N postbacks"
+both="$(run both "$N" "$N")"
+
+per_click=$(((clicks - idle) / N))
+per_postback=$(((both - clicks) / N))
+echo
+echo "instructions in clickback's process (callgrind Ir, user space), $N requests, 1 worker, $(date -u +%Y-%m-%dT%H:%MZ)"
+echo "| run | total Ir | per request |"
+echo "|---|---|---|"
+echo "| start, seed, stop | $idle | |"
+echo "| + $N clicks | $clicks | $per_click per click |"
+echo "| + $N postbacks | $both | $per_postback per postback |"
+echo
+echo "functions with the most instructions of their own (clicks run, start-up included):"
+callgrind_annotate "$BENCH_TMP/callgrind.clicks" 2>/dev/null | grep -E '^ *[0-9,]+ ' |
+    sed -E 's#/root/.cargo/registry/src/[^/]+/##; s#/rustc/[0-9a-f]+/##; s# \[[^]]*\]$##' | head -30
