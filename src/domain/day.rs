@@ -88,8 +88,25 @@ impl Day {
 
     /// `YYYYMMDD`, the compact form used inside Redis keys.
     pub fn compact(self) -> String {
+        let mut out = String::with_capacity(8);
+        self.push_compact(&mut out);
+        out
+    }
+
+    /// Appends `YYYYMMDD` to `out`. Every click and postback builds a counter
+    /// key with it, so years 0-9999 skip the formatting machinery.
+    pub fn push_compact(self, out: &mut String) {
         let (y, m, d) = self.civil();
-        format!("{y:04}{m:02}{d:02}")
+        if !(0..=9999).contains(&y) {
+            out.push_str(&format!("{y:04}{m:02}{d:02}"));
+            return;
+        }
+        for (value, width) in [(y, 4), (m, 2), (d, 2)] {
+            for place in (0..width).rev() {
+                let digit = (value / 10_i64.pow(place)) % 10;
+                out.push(char::from(b'0' + digit as u8));
+            }
+        }
     }
 }
 
@@ -165,6 +182,22 @@ mod tests {
         ] {
             assert!(Day::parse(bad).is_err(), "{bad:?} accepted");
         }
+    }
+
+    #[test]
+    fn compact_form_is_the_display_form_without_dashes_for_every_day() {
+        // 0001-01-01 to 9999-12-31 in 97-day steps, plus the edges and beyond.
+        let first = Day(-719_162);
+        let last = Day(2_932_896);
+        assert_eq!(first.to_string(), "0001-01-01");
+        assert_eq!(last.to_string(), "9999-12-31");
+        let mut day = first;
+        while day.index() <= last.index() {
+            assert_eq!(day.compact(), day.to_string().replace('-', ""), "{day}");
+            day = Day(day.index() + 97);
+        }
+        assert_eq!(last.compact(), "99991231");
+        assert_eq!(Day(last.index() + 1).compact(), "100000101");
     }
 
     #[test]

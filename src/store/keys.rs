@@ -122,7 +122,14 @@ impl Keys {
 
     /// A shard's counters for one day.
     pub fn stats(&self, shard: char, day: Day) -> String {
-        format!("{}:{{{}}}:st:{}", self.prefix, shard, day.compact())
+        // Built by hand: on every click, and `format!` was ~3 % of its instructions.
+        let mut key = String::with_capacity(self.prefix.len() + 16);
+        key.push_str(&self.prefix);
+        key.push_str(":{");
+        key.push(shard);
+        key.push_str("}:st:");
+        day.push_compact(&mut key);
+        key
     }
 
     /// The counters of every shard for one day.
