@@ -114,6 +114,9 @@ impl Application {
             log::warn!("CLICKBACK_ADMIN_TOKEN is not set: the admin API refuses every request");
         }
 
+        // Builds the bot matcher now (~1 ms), not on the first visitor's click.
+        crate::domain::bots::is_bot_user_agent("warm-up");
+
         let listener =
             TcpListener::bind(&settings.listen).map_err(|source| StartupError::Bind {
                 address: settings.listen.clone(),
