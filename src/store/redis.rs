@@ -163,6 +163,9 @@ impl RedisStore {
 /// twice and the main thread burned a core doing it (measured with
 /// `top -H` under `benches/load.sh`). One connection per runtime keeps the
 /// request, its Redis write and the response on the same worker thread.
+/// A clone is the same store: same id, same liveness token, so it shares
+/// the cached connections.
+#[derive(Clone)]
 struct PerRuntimeConnections {
     client: redis::Client,
     config: ConnectionManagerConfig,
@@ -221,18 +224,6 @@ impl PerRuntimeConnections {
             });
             Ok(conn)
         })
-    }
-}
-
-impl Clone for PerRuntimeConnections {
-    /// A clone is the same store: it shares the cached connections.
-    fn clone(&self) -> Self {
-        Self {
-            client: self.client.clone(),
-            config: self.config.clone(),
-            store_id: self.store_id,
-            alive: Arc::clone(&self.alive),
-        }
     }
 }
 
