@@ -152,12 +152,22 @@ fn random_bits() -> u128 {
     (high << 74) | (middle << 62) | low
 }
 
+/// The shard named by six of [`random_bits`]' bits the id's other parts leave unused.
+fn shard_of(bits: u128) -> char {
+    shard_char((bits >> 108) as usize & 0x3f)
+}
+
+/// A shard picked at random, for writes tied to no visitor or click.
+pub fn random_shard() -> char {
+    shard_of(random_bits())
+}
+
 impl ClickId {
     /// Mints a fresh click id in a random shard and bucket, for the current hour.
     pub fn generate() -> Self {
         let bits = random_bits();
         Self::mint_from(
-            shard_char((bits >> 108) as usize & 0x3f),
+            shard_of(bits),
             super::unix_now(),
             DEFAULT_CLICK_BUCKETS,
             bits,
@@ -275,6 +285,12 @@ mod tests {
     fn click_ids_spread_over_all_shards() {
         let shards: std::collections::HashSet<char> =
             (0..5000).map(|_| ClickId::generate().shard()).collect();
+        assert_eq!(shards.len(), SHARD_COUNT);
+    }
+
+    #[test]
+    fn random_shards_cover_all_shards() {
+        let shards: std::collections::HashSet<char> = (0..5000).map(|_| random_shard()).collect();
         assert_eq!(shards.len(), SHARD_COUNT);
     }
 

@@ -20,6 +20,7 @@ use super::{CapEntry, ConfigData, ConversionLookup, DayCounters, Store, StoreErr
 use crate::domain::conversion::{
     ConversionCommand, ConversionOutcome, ConversionRecord, ConversionStatus,
 };
+use crate::domain::ids::random_shard;
 use crate::domain::offer::OfferView;
 use crate::domain::{
     unix_now, Affiliate, AffiliateId, Click, ClickId, Day, Identity, Money, Offer, OfferId,
@@ -316,7 +317,7 @@ impl Store for RedisStore {
         metric: &'static str,
     ) -> StoreFuture<'a, ()> {
         // Any shard will do: nothing ties this count to a visitor.
-        let shard = ClickId::generate().shard();
+        let shard = random_shard();
         let stats_key = self.keys.stats(shard, day);
         let field = counter::field(offer.as_str(), aff.as_str(), metric);
         Box::pin(self.with_conn(move |conn| {
