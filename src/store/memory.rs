@@ -24,7 +24,8 @@ type CapCounters = (HashMap<String, i64>, Option<Instant>);
 
 #[derive(Default)]
 struct Inner {
-    clicks: HashMap<ClickId, (Click, Instant)>,
+    /// Each click carries its own deadline (`expires_at`).
+    clicks: HashMap<ClickId, Click>,
     conversions: HashMap<(ClickId, Identity), (ConversionRecord, Instant)>,
     counters: HashMap<Day, DayCounters>,
     unique_visitors: HashMap<String, Instant>,
@@ -87,7 +88,8 @@ impl Inner {
         self.writes += 1;
         if self.writes.is_multiple_of(SWEEP_EVERY) {
             let now = Instant::now();
-            self.clicks.retain(|_, (_, expires)| *expires > now);
+            let unix = unix_now();
+            self.clicks.retain(|_, click| !click.expired(unix));
             self.conversions.retain(|_, (_, expires)| *expires > now);
             self.unique_visitors.retain(|_, expires| *expires > now);
             self.claims.retain(|_, expires| *expires > now);
@@ -143,8 +145,7 @@ impl Store for MemoryStore {
                 unique,
                 ..click.clone()
             };
-            let expires = now + Duration::from_secs(click.ttl_secs(unix_now()));
-            inner.clicks.insert(click.id.clone(), (stored, expires));
+            inner.clicks.insert(click.id.clone(), stored);
             let day = Day::from_unix(click.created_at);
             inner.bump(day, &click.offer_id, &click.aff_id, counter::CLICKS, 1);
             if unique {
@@ -185,8 +186,8 @@ impl Store for MemoryStore {
                 click: inner
                     .clicks
                     .get(click_id)
-                    .filter(|(click, expires)| *expires > now && !click.expired(unix_now()))
-                    .map(|(click, _)| click.clone()),
+                    .filter(|click| !click.expired(unix_now()))
+                    .cloned(),
                 conversion: inner
                     .conversions
                     .get(&(click_id.clone(), identity.clone()))
