@@ -21,59 +21,42 @@ trap bench_cleanup EXIT
 trap 'exit 130' INT TERM
 
 N="${N:-2000}"
-ADMIN_TOKEN="bench-admin-$RANDOM"
+CLICKBACK_WORKERS=1
 install_missing valgrind:valgrind redis-server:redis-server redis-cli:redis-tools curl:curl python3:python3
 
-BIN="${CLICKBACK_BIN:-$(target_dir)/release/clickback}"
-if [[ -z "${SKIP_BUILD:-}" && -z "${CLICKBACK_BIN:-}" ]]; then
-    log "cargo build --release"
-    cargo_build build --release -q --bin clickback
-fi
-[[ -x "$BIN" ]] || die "$BIN not found (build it, or unset SKIP_BUILD)"
+release_binary
 start_redis
 
 cat >"$BENCH_TMP/drive.py" <<'PY'
 import http.client, sys
-port, clicks, postbacks, admin = int(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3]), sys.argv[4]
+port, clicks, postbacks, click_path, token = (
+    int(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3]), sys.argv[4], sys.argv[5])
 conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
-def call(method, path, body=None, headers=None):
-    conn.request(method, path, body=body, headers=headers or {})
+def get(path, headers=None):
+    conn.request("GET", path, headers=headers or {})
     response = conn.getresponse()
     response.read()
     return response
-json = {"Authorization": "Bearer " + admin, "Content-Type": "application/json"}
-for path, body in [
-    ("/api/v1/offers/bench-offer", '{"url":"https://shop.example/landing?x=1","payout":"2.50","currency":"EUR","postback_token":"bench-token-123","attribution_window_secs":2592000}'),
-    ("/api/v1/affiliates/bench-aff", '{"name":"a"}'),
-]:
-    assert call("PUT", path, body, json).status < 300, path
 ids = []
 for i in range(clicks):
-    r = call("GET", "/c/bench-offer?aff_id=bench-aff&sub1=120210456789&sub2=ad7f3k2q&source=fb",
-             headers={"User-Agent": "Mozilla/5.0 (callgrind %d)" % i})
+    r = get(click_path, {"User-Agent": "Mozilla/5.0 (callgrind %d)" % i})
     assert r.status == 302, r.status
     ids.append(r.getheader("Location").rsplit("click_id=", 1)[1])
 for i in range(postbacks):
-    r = call("GET", "/postback?click_id=%s&token=bench-token-123&txid=t%d" % (ids[i], i))
+    r = get("/postback?click_id=%s&token=%s&txid=t%d" % (ids[i], token, i))
     assert r.status == 200, r.status
 PY
 
 # run NAME CLICKS POSTBACKS: one server under callgrind; prints its total Ir.
 run() {
-    local name="$1" clicks="$2" postbacks="$3" port
-    port="$(free_port)"
+    local name="$1" clicks="$2" postbacks="$3"
     rcli flushall >/dev/null
-    REDIS_URL="$REDIS_URL" CLICKBACK_LISTEN="127.0.0.1:$port" CLICKBACK_ADMIN_TOKEN="$ADMIN_TOKEN" \
-        CLICKBACK_HASH_SALT=bench-salt CLICKBACK_DEMO=0 CLICKBACK_WORKERS=1 RUST_LOG=warn \
-        valgrind --tool=callgrind --callgrind-out-file="$BENCH_TMP/callgrind.$name" \
-        "$BIN" >"$BENCH_TMP/server.$name.log" 2>&1 &
-    local pid=$!
-    BENCH_PIDS+=("$pid")
-    wait_for "clickback under callgrind" curl -fsS "http://127.0.0.1:$port/readyz"
-    python3 "$BENCH_TMP/drive.py" "$port" "$clicks" "$postbacks" "$ADMIN_TOKEN" ||
+    start_clickback cg valgrind --tool=callgrind --callgrind-out-file="$BENCH_TMP/callgrind.$name"
+    seed_bench_offer
+    python3 "$BENCH_TMP/drive.py" "$CB_PORT" "$clicks" "$postbacks" "$CLICK_PATH" "$TOKEN" ||
         die "$name: the requests failed"
-    kill -INT "$pid"
-    wait "$pid" 2>/dev/null || true
+    kill -INT "$CB_PID"
+    wait "$CB_PID" 2>/dev/null || true
     awk '/^summary:|^totals:/ { print $2; exit }' "$BENCH_TMP/callgrind.$name"
 }
 

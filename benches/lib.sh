@@ -96,6 +96,76 @@ target_dir() {
     echo "${CARGO_TARGET_DIR:-$BENCH_ROOT/target}"
 }
 
+# The benchmark's offer and affiliate, and a tracking link of realistic shape.
+OFFER="bench-offer"
+AFF="bench-aff"
+TOKEN="bench-token-123"
+CLICK_PATH="/c/$OFFER?aff_id=$AFF&sub1=120210456789&sub2=ad7f3k2q&source=fb"
+ADMIN_TOKEN="bench-admin-$RANDOM$RANDOM"
+
+# release_binary: sets BIN to CLICKBACK_BIN, or to the release build, building
+# it first unless SKIP_BUILD is set.
+release_binary() {
+    BIN="${CLICKBACK_BIN:-$(target_dir)/release/clickback}"
+    if [[ -z "${SKIP_BUILD:-}" && -z "${CLICKBACK_BIN:-}" ]]; then
+        log "cargo build --release"
+        cargo_build build --release -q --bin clickback
+    fi
+    [[ -x "$BIN" ]] || die "$BIN not found (build it, or unset SKIP_BUILD)"
+}
+
+# start_clickback PREFIX [WRAPPER...]: starts $BIN (under WRAPPER, e.g.
+# valgrind, when given) on a free port against $REDIS_URL with its keys under
+# PREFIX and waits until it is ready; sets CB_PORT and CB_PID.
+start_clickback() {
+    local prefix="$1"
+    shift
+    CB_PORT="$(free_port)"
+    log "clickback on port $CB_PORT (workers ${CLICKBACK_WORKERS:-1}, prefix $prefix)"
+    REDIS_URL="$REDIS_URL" CLICKBACK_LISTEN="127.0.0.1:$CB_PORT" \
+        CLICKBACK_ADMIN_TOKEN="$ADMIN_TOKEN" CLICKBACK_KEY_PREFIX="$prefix" \
+        CLICKBACK_WORKERS="${CLICKBACK_WORKERS:-1}" CLICKBACK_HASH_SALT="bench-salt" \
+        CLICKBACK_DEMO=0 RUST_LOG="${RUST_LOG:-warn}" \
+        "$@" "$BIN" >"$BENCH_TMP/clickback.$CB_PORT.log" 2>&1 &
+    CB_PID=$!
+    BENCH_PIDS+=("$CB_PID")
+    wait_for clickback curl -fsS "http://127.0.0.1:$CB_PORT/readyz"
+}
+
+# seed_bench_offer: creates $OFFER (2.50 EUR, token $TOKEN, 30-day window)
+# and $AFF through the admin API of the clickback on $CB_PORT.
+seed_bench_offer() {
+    local path body code
+    for path in "offers/$OFFER" "affiliates/$AFF"; do
+        body='{"name":"a"}'
+        [[ "$path" == offers/* ]] &&
+            body="{\"url\":\"https://shop.example/landing?x=1\",\"payout\":\"2.50\",\"currency\":\"EUR\",\"postback_token\":\"$TOKEN\",\"attribution_window_secs\":2592000}"
+        code="$(curl -sS -o "$BENCH_TMP/admin.out" -w '%{http_code}' -X PUT \
+            -H "Authorization: Bearer $ADMIN_TOKEN" -H 'Content-Type: application/json' \
+            --data "$body" "http://127.0.0.1:$CB_PORT/api/v1/$path")"
+        [[ "$code" == 2* ]] || die "PUT /api/v1/$path answered $code: $(cat "$BENCH_TMP/admin.out")"
+    done
+}
+
+# write_click_script FILE: a wrk script requesting $CLICK_PATH with a new
+# User-Agent every time, so every click is a distinct visitor (its own
+# visitor hash, spread over the 64 shards, a unique click) as in real traffic.
+write_click_script() {
+    cat >"$1" <<'LUA'
+local counter, i, path = 0, 0, nil
+function setup(thread)
+  counter = counter + 1
+  thread:set("tid", counter)
+end
+function init(args) path = os.getenv("CLICK_PATH") end
+function request()
+  i = i + 1
+  return wrk.format("GET", path, {["User-Agent"] = "Mozilla/5.0 (bench " .. tid .. "." .. i .. ")"})
+end
+LUA
+    export CLICK_PATH
+}
+
 # cpu_busy_pct [SECS]: how busy all CPUs were over SECS (default 1) seconds,
 # in percent, from /proc/stat. Used to flag runs disturbed by other work.
 cpu_busy_pct() {

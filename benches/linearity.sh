@@ -28,38 +28,16 @@ ROUNDS="${ROUNDS:-3}"
 DURATION="${DURATION:-5s}"
 CONNECTIONS="${CONNECTIONS:-64}"
 export CLICKBACK_WORKERS="${CLICKBACK_WORKERS:-1}"
-OFFER="bench-offer"
-AFF="bench-aff"
-ADMIN_TOKEN="bench-admin-$RANDOM$RANDOM"
 PREFIX="lin$(date +%s)"
-CLICK_PATH="/c/$OFFER?aff_id=$AFF&sub1=120210456789&sub2=ad7f3k2q&source=fb"
 
 install_missing wrk:wrk redis-server:redis-server redis-cli:redis-tools curl:curl python3:python3
 
-BIN="${CLICKBACK_BIN:-$(target_dir)/release/clickback}"
-if [[ -z "${SKIP_BUILD:-}" && -z "${CLICKBACK_BIN:-}" ]]; then
-    log "cargo build --release"
-    cargo_build build --release -q --bin clickback
-fi
-[[ -x "$BIN" ]] || die "$BIN not found (build it, or unset SKIP_BUILD)"
+release_binary
 check_quiet
 
 start_redis
-CB_PORT="$(free_port)"
-REDIS_URL="$REDIS_URL" CLICKBACK_LISTEN="127.0.0.1:$CB_PORT" \
-    CLICKBACK_ADMIN_TOKEN="$ADMIN_TOKEN" CLICKBACK_KEY_PREFIX="$PREFIX" \
-    CLICKBACK_HASH_SALT="bench-salt" CLICKBACK_DEMO=0 RUST_LOG="${RUST_LOG:-warn}" \
-    "$BIN" >"$BENCH_TMP/clickback.log" 2>&1 &
-CB_PID=$!
-BENCH_PIDS+=("$CB_PID")
-wait_for clickback curl -fsS "http://127.0.0.1:$CB_PORT/readyz"
-for put in "offers/$OFFER" "affiliates/$AFF"; do
-    body='{"name":"a"}'
-    [[ "$put" == offers/* ]] && body='{"url":"https://shop.example/landing?x=1","payout":"2.50","currency":"EUR","postback_token":"bench-token-123","attribution_window_secs":2592000}'
-    curl -fsS -o /dev/null -X PUT -H "Authorization: Bearer $ADMIN_TOKEN" \
-        -H 'Content-Type: application/json' --data "$body" \
-        "http://127.0.0.1:$CB_PORT/api/v1/$put" || die "PUT $put failed"
-done
+start_clickback "$PREFIX"
+seed_bench_offer
 
 # Stored clicks of earlier hours, in the server's shape (see benches/memory.sh).
 cat >"$BENCH_TMP/fill.py" <<'PY'
@@ -96,16 +74,7 @@ for n in range(start, start + count):
 out.write(b"".join(buf))
 PY
 
-cat >"$BENCH_TMP/click.lua" <<'LUA'
-local counter, i, path = 0, 0, nil
-function setup(thread) counter = counter + 1; thread:set("tid", counter) end
-function init(args) path = os.getenv("CLICK_PATH") end
-function request()
-  i = i + 1
-  return wrk.format("GET", path, {["User-Agent"] = "Mozilla/5.0 (linearity " .. tid .. "." .. i .. ")"})
-end
-LUA
-export CLICK_PATH
+write_click_script "$BENCH_TMP/click.lua"
 
 used_memory() { rcli info memory | tr -d '\r' | awk -F: '$1=="used_memory"{print $2}'; }
 median() { sort -n | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'; }

@@ -41,12 +41,7 @@ WARMUP="${WARMUP:-2s}"
 SEED="${SEED:-$DURATION}"
 export CLICKBACK_WORKERS="${CLICKBACK_WORKERS:-1}"
 
-OFFER="bench-offer"
-AFF="bench-aff"
-TOKEN="bench-token-123"
-ADMIN_TOKEN="bench-admin-$RANDOM$RANDOM"
 PREFIX="bench$(date +%s)"
-CLICK_PATH="/c/$OFFER?aff_id=$AFF&sub1=120210456789&sub2=ad7f3k2q&source=fb"
 
 install_missing wrk:wrk nginx:nginx redis-server:redis-server redis-cli:redis-tools \
     redis-benchmark:redis-tools curl:curl
@@ -55,26 +50,13 @@ if [[ -n "${PERF:-}" ]] && ! command -v perf >/dev/null 2>&1; then
 fi
 
 # --- build -------------------------------------------------------------------
-BIN="${CLICKBACK_BIN:-$(target_dir)/release/clickback}"
-if [[ -z "${SKIP_BUILD:-}" && -z "${CLICKBACK_BIN:-}" ]]; then
-    log "cargo build --release"
-    cargo_build build --release -q --bin clickback
-fi
-[[ -x "$BIN" ]] || die "$BIN not found (build it, or unset SKIP_BUILD)"
+release_binary
 check_quiet
 
 # --- processes ---------------------------------------------------------------
 start_redis
 
-CB_PORT="$(free_port)"
-log "clickback on port $CB_PORT (workers $CLICKBACK_WORKERS, prefix $PREFIX)"
-REDIS_URL="$REDIS_URL" CLICKBACK_LISTEN="127.0.0.1:$CB_PORT" \
-    CLICKBACK_ADMIN_TOKEN="$ADMIN_TOKEN" CLICKBACK_KEY_PREFIX="$PREFIX" \
-    CLICKBACK_HASH_SALT="bench-salt" CLICKBACK_DEMO=0 RUST_LOG="${RUST_LOG:-warn}" \
-    "$BIN" >"$BENCH_TMP/clickback.log" 2>&1 &
-CB_PID=$!
-BENCH_PIDS+=("$CB_PID")
-wait_for clickback curl -fsS "http://127.0.0.1:$CB_PORT/readyz"
+start_clickback "$PREFIX"
 
 NG_PORT="$(free_port)"
 NG_DIR="$BENCH_TMP/nginx"
@@ -107,15 +89,7 @@ wait_for nginx curl -fsS -o /dev/null "http://127.0.0.1:$NG_PORT/"
 log "nginx $(nginx -v 2>&1 | cut -d/ -f2) on port $NG_PORT (1 worker, access_log off)"
 
 # --- seed --------------------------------------------------------------------
-admin_put() {
-    local code
-    code="$(curl -sS -o "$BENCH_TMP/admin.out" -w '%{http_code}' -X PUT \
-        -H "Authorization: Bearer $ADMIN_TOKEN" -H 'Content-Type: application/json' \
-        --data "$2" "http://127.0.0.1:$CB_PORT/api/v1/$1")"
-    [[ "$code" == 2* ]] || die "PUT /api/v1/$1 answered $code: $(cat "$BENCH_TMP/admin.out")"
-}
-admin_put "offers/$OFFER" "{\"url\":\"https://shop.example/landing?x=1\",\"payout\":\"2.50\",\"currency\":\"EUR\",\"postback_token\":\"$TOKEN\",\"attribution_window_secs\":2592000}"
-admin_put "affiliates/$AFF" '{"name":"a"}'
+seed_bench_offer
 
 probe="$(curl -sS -o /dev/null -w '%{http_code} %{redirect_url}' "http://127.0.0.1:$CB_PORT$CLICK_PATH")"
 [[ "$probe" == "302 "*click_id=* ]] || die "a test click answered '$probe', expected a 302 with click_id"
@@ -238,24 +212,11 @@ run_wrk nginx "http://127.0.0.1:$NG_PORT$CLICK_PATH"
 # --- 2. clicks -----------------------------------------------------------------
 warm "http://127.0.0.1:$CB_PORT$CLICK_PATH"
 sleep 0.5
-# Real traffic is many visitors: each request gets its own User-Agent, so
-# each click has its own visitor hash (spread over the 64 shards) and is a
-# unique click (a duplicate-click marker is written, the unique counter
-# moves). VISITORS=one sends every click as the same visitor instead (after
-# the first, every click is a duplicate), as runs before 2026-11-23 did.
-cat >"$BENCH_TMP/click.lua" <<'LUA'
-local counter, i, path = 0, 0, nil
-function setup(thread)
-  counter = counter + 1
-  thread:set("tid", counter)
-end
-function init(args) path = os.getenv("CLICK_PATH") end
-function request()
-  i = i + 1
-  return wrk.format("GET", path, {["User-Agent"] = "Mozilla/5.0 (bench " .. tid .. "." .. i .. ")"})
-end
-LUA
-export CLICK_PATH
+# Real traffic is many visitors: every click a distinct one (a duplicate-
+# click marker is written, the unique counter moves). VISITORS=one sends
+# every click as the same visitor instead (after the first, every click is a
+# duplicate), as runs before 2026-11-23 did.
+write_click_script "$BENCH_TMP/click.lua"
 CLICK_SCRIPT=(-s "$BENCH_TMP/click.lua")
 [[ "${VISITORS:-distinct}" == one ]] && CLICK_SCRIPT=()
 keys_before="$(count_clicks)"
