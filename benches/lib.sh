@@ -150,17 +150,20 @@ seed_bench_offer() {
 # write_click_script FILE: a wrk script requesting $CLICK_PATH with a new
 # User-Agent every time, so every click is a distinct visitor (its own
 # visitor hash, spread over the 64 shards, a unique click) as in real traffic.
+# The User-Agents carry the wrk run's start time, so a later run (another
+# round, the seed) sends new visitors too, not the first run's again.
 write_click_script() {
     cat >"$1" <<'LUA'
-local counter, i, path = 0, 0, nil
+local counter, run, i, path = 0, os.time(), 0, nil
 function setup(thread)
   counter = counter + 1
   thread:set("tid", counter)
+  thread:set("run", run)
 end
 function init(args) path = os.getenv("CLICK_PATH") end
 function request()
   i = i + 1
-  return wrk.format("GET", path, {["User-Agent"] = "Mozilla/5.0 (bench " .. tid .. "." .. i .. ")"})
+  return wrk.format("GET", path, {["User-Agent"] = "Mozilla/5.0 (bench " .. run .. "." .. tid .. "." .. i .. ")"})
 end
 LUA
     export CLICK_PATH
