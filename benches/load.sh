@@ -109,28 +109,25 @@ sum_metric() {
     done < <(rcli --scan --pattern "$PREFIX:{*}:st:*")
     echo "$total"
 }
-# Clicks are fields of hour-bucket hashes (cb:{S}:c:<hour><bucket>): count the
-# fields, or list the click ids (shard + bucket + field), with one script.
-count_clicks() {
-    rcli eval "local n, cursor = 0, '0'
-        repeat
-            local r = redis.call('SCAN', cursor, 'MATCH', ARGV[1], 'COUNT', 1000)
-            cursor = r[1]
-            for _, k in ipairs(r[2]) do n = n + redis.call('HLEN', k) end
-        until cursor == '0'
-        return n" 0 "$PREFIX:{*}:c:*"
-}
-list_click_ids() {
-    rcli eval "local out, cursor = {}, '0'
+# Clicks are fields of hour-bucket hashes (cb:{S}:c:<hour><bucket>). One
+# script walks them: `click_ids` lists the click ids (shard + bucket + field),
+# `click_ids count` only counts them.
+click_ids() {
+    rcli eval "local out, n, cursor = {}, 0, '0'
         repeat
             local r = redis.call('SCAN', cursor, 'MATCH', ARGV[1], 'COUNT', 1000)
             cursor = r[1]
             for _, k in ipairs(r[2]) do
-                local id = string.match(k, '{(.)}') .. string.match(k, ':c:(.+)$')
-                for _, f in ipairs(redis.call('HKEYS', k)) do out[#out + 1] = id .. f end
+                if ARGV[2] == 'count' then
+                    n = n + redis.call('HLEN', k)
+                else
+                    local id = string.match(k, '{(.)}') .. string.match(k, ':c:(.+)$')
+                    for _, f in ipairs(redis.call('HKEYS', k)) do out[#out + 1] = id .. f end
+                end
             end
         until cursor == '0'
-        return out" 0 "$PREFIX:{*}:c:*"
+        if ARGV[2] == 'count' then return n end
+        return out" 0 "$PREFIX:{*}:c:*" "${1:-list}"
 }
 # clickback_postbacks_total{result="..."} from /metrics (0 when absent).
 postback_metric() {
@@ -219,11 +216,11 @@ sleep 0.5
 write_click_script "$BENCH_TMP/click.lua"
 CLICK_SCRIPT=(-s "$BENCH_TMP/click.lua")
 [[ "${VISITORS:-distinct}" == one ]] && CLICK_SCRIPT=()
-keys_before="$(count_clicks)"
+keys_before="$(click_ids count)"
 clk_before="$(sum_metric clk)"
 run_wrk click "http://127.0.0.1:$CB_PORT$CLICK_PATH" "${CLICK_SCRIPT[@]}"
 sleep 0.5
-keys_after="$(count_clicks)"
+keys_after="$(click_ids count)"
 clk_after="$(sum_metric clk)"
 click_total="$(wrk_field click total)"
 click_bad="$(wrk_field click bad)"
@@ -243,7 +240,7 @@ if [[ "$SEED" != 0 && "$SEED" != 0s ]]; then
     wrk -t"$THREADS" -c"$CONNECTIONS" -d"$SEED" "${CLICK_SCRIPT[@]}" "http://127.0.0.1:$CB_PORT$CLICK_PATH" >/dev/null 2>&1 || true
 fi
 ids="$BENCH_TMP/click_ids.txt"
-list_click_ids >"$ids"
+click_ids >"$ids"
 ids_available="$(wc -l <"$ids")"
 # One stored click and its bucket, to compare with the shape benches/memory.sh writes.
 sample_id="$(head -1 "$ids")"
