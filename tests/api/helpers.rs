@@ -470,6 +470,33 @@ impl TestApp {
             .expect("request sent")
     }
 
+    /// Sends `GET /postback?<query>` for every query at the same moment (a
+    /// barrier releases them together) and answers each one's status and JSON
+    /// body, in order. Races are what these exercise.
+    pub async fn postbacks_at_once(&self, queries: Vec<String>) -> Vec<(u16, Value)> {
+        let start = Arc::new(tokio::sync::Barrier::new(queries.len()));
+        let tasks: Vec<_> = queries
+            .into_iter()
+            .map(|query| {
+                let client = self.client.clone();
+                let url = format!("{}/postback?{query}", self.address);
+                let start = Arc::clone(&start);
+                tokio::spawn(async move {
+                    start.wait().await;
+                    let response = client.get(url).send().await.expect("request sent");
+                    let status = response.status().as_u16();
+                    let body: Value = response.json().await.expect("json");
+                    (status, body)
+                })
+            })
+            .collect();
+        let mut answers = Vec::new();
+        for task in tasks {
+            answers.push(task.await.expect("task"));
+        }
+        answers
+    }
+
     /// Today's single total row of `/api/v1/stats` (no grouping).
     pub async fn totals(&self) -> Value {
         let rows = self.stats("").await;

@@ -3,7 +3,6 @@
 //! signed postbacks, bots and link previews, duplicate clicks, and the
 //! troubleshooting postback log.
 
-use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use clickback::config::Settings;
@@ -379,31 +378,16 @@ async fn twenty_concurrent_conversions_against_a_cap_of_five_credit_exactly_five
     // Arrange
     let app = app_with_offer(json!({"caps": [cap("offer", "conversions", "5")]})).await;
     let clicks = click_ids(&app, "o1", "a1", 20).await;
-    let start = Arc::new(tokio::sync::Barrier::new(clicks.len()));
 
     // Act
-    let tasks: Vec<_> = clicks
-        .iter()
-        .map(|click_id| {
-            let client = app.client.clone();
-            let url = format!(
-                "{}/postback?click_id={click_id}&token={OFFER_TOKEN}&txid=race",
-                app.address
-            );
-            let start = start.clone();
-            tokio::spawn(async move {
-                start.wait().await;
-                let response = client.get(url).send().await.expect("request sent");
-                let status = response.status().as_u16();
-                let body: Value = response.json().await.expect("json");
-                (status, body)
-            })
-        })
-        .collect();
-    let mut answers = Vec::new();
-    for task in tasks {
-        answers.push(task.await.expect("task"));
-    }
+    let answers = app
+        .postbacks_at_once(
+            clicks
+                .iter()
+                .map(|click_id| format!("click_id={click_id}&token={OFFER_TOKEN}&txid=race"))
+                .collect(),
+        )
+        .await;
 
     // Assert
     assert!(answers.iter().all(|(s, _)| *s == 200), "{answers:?}");
@@ -468,36 +452,15 @@ async fn racing_identical_postbacks_take_one_unit_of_a_cap() {
     // Arrange
     let app = app_with_offer(json!({"caps": [cap("offer", "conversions", "2")]})).await;
     let clicks = click_ids(&app, "o1", "a1", 3).await;
-    let url = format!(
-        "{}/postback?click_id={}&token={OFFER_TOKEN}&txid=race",
-        app.address, clicks[0]
-    );
-    let start = Arc::new(tokio::sync::Barrier::new(16));
+    let query = format!("click_id={}&token={OFFER_TOKEN}&txid=race", clicks[0]);
 
     // Act
-    let tasks: Vec<_> = (0..16)
-        .map(|_| {
-            let client = app.client.clone();
-            let url = url.clone();
-            let start = start.clone();
-            tokio::spawn(async move {
-                start.wait().await;
-                let body: Value = client
-                    .get(url)
-                    .send()
-                    .await
-                    .expect("request sent")
-                    .json()
-                    .await
-                    .expect("json");
-                body
-            })
-        })
+    let answers: Vec<Value> = app
+        .postbacks_at_once(vec![query; 16])
+        .await
+        .into_iter()
+        .map(|(_, body)| body)
         .collect();
-    let mut answers = Vec::new();
-    for task in tasks {
-        answers.push(task.await.expect("task"));
-    }
     let second = convert(&app, &clicks[1], "txid=t").await;
     let third = convert(&app, &clicks[2], "txid=t").await;
 

@@ -92,31 +92,10 @@ async fn a_duplicate_postback_answers_200_duplicate_with_the_same_conversion_id_
 async fn sixty_four_concurrent_identical_postbacks_credit_exactly_once() {
     // Arrange
     let (app, click_id) = app_with_click().await;
-    let url = format!(
-        "{}/postback?click_id={click_id}&token={OFFER_TOKEN}&txid=race",
-        app.address
-    );
-    let start = std::sync::Arc::new(tokio::sync::Barrier::new(64));
+    let query = format!("click_id={click_id}&token={OFFER_TOKEN}&txid=race");
 
     // Act
-    let tasks: Vec<_> = (0..64)
-        .map(|_| {
-            let client = app.client.clone();
-            let url = url.clone();
-            let start = start.clone();
-            tokio::spawn(async move {
-                start.wait().await;
-                let response = client.get(url).send().await.expect("request sent");
-                let status = response.status().as_u16();
-                let body: Value = response.json().await.expect("json");
-                (status, body)
-            })
-        })
-        .collect();
-    let mut answers = Vec::new();
-    for task in tasks {
-        answers.push(task.await.expect("task"));
-    }
+    let answers = app.postbacks_at_once(vec![query; 64]).await;
 
     // Assert
     assert!(answers.iter().all(|(s, _)| *s == 200), "{answers:?}");
