@@ -344,9 +344,7 @@ async fn convert_inner(
                     if !state.store.claim(&claim, DECISION_CLAIM_TTL_SECS).await? {
                         waits += 1;
                         if waits > MAX_DECISION_WAITS {
-                            if let Some(sig) = &claimed_signature {
-                                let _ = state.store.release_claim(sig).await;
-                            }
+                            release(state, &claimed_signature).await;
                             return Err(StoreError::Unavailable(
                                 "an identical postback is still being processed".into(),
                             )
@@ -365,9 +363,7 @@ async fn convert_inner(
                         }
                         Ok(None) => reserved = entries,
                         Err(e) => {
-                            if let Some(claim) = &decision_claim {
-                                let _ = state.store.release_claim(claim).await;
-                            }
+                            release(state, &decision_claim).await;
                             return Err(e.into());
                         }
                     }
@@ -388,19 +384,15 @@ async fn convert_inner(
                 other
             }
         };
-        if let Some(claim) = &decision_claim {
-            // Decided (and any reservation given back): from now on a look-up
-            // finds the conversion, or after a failure the next postback
-            // decides afresh.
-            let _ = state.store.release_claim(claim).await;
-        }
+        // Decided (and any reservation given back): from now on a look-up
+        // finds the conversion, or after a failure the next postback decides
+        // afresh.
+        release(state, &decision_claim).await;
         let outcome = match outcome {
             Ok(outcome) => outcome,
             Err(e) => {
-                if let Some(sig) = &claimed_signature {
-                    // Nothing was written: let the advertiser retry the same request.
-                    let _ = state.store.release_claim(sig).await;
-                }
+                // Nothing was written: let the advertiser retry the same request.
+                release(state, &claimed_signature).await;
                 return Err(e.into());
             }
         };
@@ -446,6 +438,14 @@ async fn convert_inner(
         StoreError::Unavailable("the conversion kept changing under concurrent updates".into())
             .into(),
     )
+}
+
+/// Gives back a claim this postback holds, if any. A failure to release only
+/// means the claim runs out by itself (its TTL).
+async fn release(state: &AppState, claim: &Option<String>) {
+    if let Some(claim) = claim {
+        let _ = state.store.release_claim(claim).await;
+    }
 }
 
 /// One line of an offer's postback log (`GET /api/v1/postbacks`): what came
