@@ -39,40 +39,9 @@ start_redis
 start_clickback "$PREFIX"
 seed_bench_offer
 
-# Stored clicks of earlier hours, in the server's shape (see benches/memory.sh).
-cat >"$BENCH_TMP/fill.py" <<'PY'
-import random, sys, time
-prefix, start, count = sys.argv[1].encode(), int(sys.argv[2]), int(sys.argv[3])
-rng = random.Random(start)
-B64 = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
-PER_HOUR, BUCKETS, TTL = 1_000_000, 64, b"2592000"
-now_hour = int(time.time()) // 3600
-out, buf, expired = sys.stdout.buffer, [], set()
-def b64(k):
-    bits = rng.getrandbits(6 * k)
-    return bytes(B64[(bits >> (6 * i)) & 63] for i in range(k))
-def num(v, k):
-    return bytes(B64[(v >> (6 * (k - 1 - i))) & 63] for i in range(k))
-def resp(*args):
-    return b"*%d\r\n" % len(args) + b"".join(b"$%d\r\n%s\r\n" % (len(a), a) for a in args)
-for n in range(start, start + count):
-    hour = now_hour - 1 - n // PER_HOUR
-    ts = hour * 3600 + (n % PER_HOUR) * 3600 // PER_HOUR
-    visitor = b64(11)
-    shard = visitor[:1]
-    bucket = prefix + b":{" + shard + b"}:c:" + num(hour, 4) + num(rng.randrange(BUCKETS), 2)
-    value = b"\0".join([b"2", b"%d" % ts, TTL, b"bench-offer", b"bench-aff",
-                        b"%012d" % rng.randrange(10**11, 10**12), b64(8), b"", b"", b"", b"fb", visitor, b"1"])
-    buf.append(resp(b"HSET", bucket, b64(16), value))
-    if bucket not in expired:
-        expired.add(bucket)
-        buf.append(resp(b"EXPIRE", bucket, TTL))
-    marker = prefix + b":{" + shard + b"}:u:bench-offer|bench-aff|" + visitor
-    buf.append(resp(b"SET", marker, b"1", b"EX", b"86400"))
-    if len(buf) >= 4096:
-        out.write(b"".join(buf)); buf.clear()
-out.write(b"".join(buf))
-PY
+# Stored clicks of earlier hours (from a week ago on, 1 M an hour), in the
+# server's shape, written by benches/clicks.py.
+FILL_T0=$(($(date +%s) - 7 * 86400))
 
 write_click_script "$BENCH_TMP/click.lua"
 
@@ -85,7 +54,8 @@ IFS=',' read -ra levels <<<"$LEVELS"
 for level in "${levels[@]}"; do
     if ((level > filled)); then
         log "filling Redis up to $level stored clicks"
-        python3 "$BENCH_TMP/fill.py" "$PREFIX" "$filled" "$((level - filled))" |
+        python3 "$BENCH_ROOT/benches/clicks.py" server "$((level - filled))" --start "$filled" \
+            --t0 "$FILL_T0" --per-hour 1000000 --prefix "$PREFIX" --offer "$OFFER" --aff "$AFF" --markers |
             rcli --pipe >"$BENCH_TMP/pipe.log" 2>&1 || die "fill failed: $(tail -3 "$BENCH_TMP/pipe.log")"
         grep -q 'errors: 0' "$BENCH_TMP/pipe.log" || die "fill refused: $(tail -2 "$BENCH_TMP/pipe.log")"
         filled=$level

@@ -7,7 +7,8 @@
 #   benches/memory.sh                    # 1 M clicks per encoding
 #   N=200000 ONLY=string,bucket benches/memory.sh
 #
-# The generator imitates `Click::encode` (src/domain/click.rs) byte for byte.
+# The generator, benches/clicks.py, imitates `Click::encode` (src/domain/click.rs)
+# byte for byte.
 # What the server writes (mode `server`):
 # key   <prefix>:{S}:c:<HHHH><BB>  (S = shard, from the visitor hash; HHHH = the
 #       click's UTC hour, BB = one of CLICKBACK_CLICK_BUCKETS buckets, base64url)
@@ -51,81 +52,6 @@ CLICK_BUCKETS="${CLICK_BUCKETS:-64}"
 install_missing redis-server:redis-server redis-cli:redis-tools python3:python3
 start_redis
 
-gen="$BENCH_TMP/gen.py"
-cat >"$gen" <<'PY'
-import os, sys, random
-
-mode, n, per_hour, click_buckets = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
-rng = random.Random(42)
-B64 = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
-TTL = b"2592000"
-PREFIX = b"cb"
-T0 = 1763900000
-out = sys.stdout.buffer
-
-def resp(*args):
-    parts = [b"*%d\r\n" % len(args)]
-    for a in args:
-        parts.append(b"$%d\r\n%s\r\n" % (len(a), a))
-    return b"".join(parts)
-
-def b64(k):
-    bits = rng.getrandbits(6 * k)
-    return bytes(B64[(bits >> (6 * i)) & 63] for i in range(k))
-
-def b64_number(value, k):
-    return bytes(B64[(value >> (6 * (k - 1 - i))) & 63] for i in range(k))
-
-offers = [b"summer-sale", b"o_1042", b"vpn-trial-de", b"casino-ca-2"]
-affs = [b"aff_%d" % i for i in range(1, 200)]
-buf = []
-expired_buckets = set()
-for i in range(n):
-    visitor = b64(11)
-    cid = visitor[:1] + b64(21)
-    shard = cid[:1]
-    ts = T0 + i * 3600 // per_hour
-    offer = offers[i % len(offers)]
-    aff = affs[rng.randrange(len(affs))]
-    sub1 = b"%012d" % rng.randrange(10**11, 10**12)
-    sub2 = b64(8)
-    value = b"\0".join([b"1", b"%d" % ts, offer, aff, sub1, sub2, b"", b"", b"", b"fb", visitor, b"1"])
-    key = PREFIX + b":{" + shard + b"}:c:" + cid
-    if mode == "server":
-        bucket = (PREFIX + b":{" + shard + b"}:c:" + b64_number(ts // 3600, 4)
-                  + b64_number(rng.randrange(click_buckets), 2))
-        value = b"\0".join([b"2", b"%d" % ts, TTL, offer, aff, sub1, sub2, b"", b"", b"", b"fb", visitor, b"1"])
-        buf.append(resp(b"HSET", bucket, b64(16), value))
-        if bucket not in expired_buckets:
-            expired_buckets.add(bucket)
-            buf.append(resp(b"EXPIRE", bucket, TTL))
-    elif mode == "string":
-        buf.append(resp(b"SET", key, value, b"EX", TTL))
-    elif mode == "string_dedup":
-        buf.append(resp(b"SET", key, value, b"EX", TTL))
-        marker = PREFIX + b":{" + shard + b"}:u:" + offer + b"|" + aff + b"|" + visitor
-        buf.append(resp(b"SET", marker, b"1", b"NX", b"EX", b"86400"))
-    elif mode == "hash":
-        buf.append(resp(b"HSET", key, b"t", b"%d" % ts, b"o", offer, b"a", aff,
-                        b"1", sub1, b"2", sub2, b"s", b"fb", b"v", visitor, b"u", b"1"))
-        buf.append(resp(b"EXPIRE", key, TTL))
-    elif mode in ("bucket", "bucket_lp"):
-        hour = b"%d" % (ts // 3600)
-        bucket = PREFIX + b":{" + shard + b"}:c:" + hour
-        if mode == "bucket_lp":
-            bucket += b":" + cid[1:2]
-        buf.append(resp(b"HSET", bucket, cid, value))
-        if bucket not in expired_buckets:
-            # Once per bucket (the server would EXPIRE ... NX on every write).
-            expired_buckets.add(bucket)
-            buf.append(resp(b"EXPIRE", bucket, TTL))
-    else:
-        sys.exit("unknown mode " + mode)
-    if len(buf) >= 4096:
-        out.write(b"".join(buf))
-        buf.clear()
-out.write(b"".join(buf))
-PY
 
 used_memory() { rcli info memory | tr -d '\r' | awk -F: '$1=="used_memory"{print $2}'; }
 
@@ -142,7 +68,8 @@ for mode in "${modes[@]}"; do
     sleep 0.2
     before="$(used_memory)"
     log "$mode: loading $N clicks"
-    python3 "$gen" "$mode" "$N" "$CLICKS_PER_HOUR" "$CLICK_BUCKETS" | rcli --pipe >"$BENCH_TMP/pipe.$mode.log" 2>&1 ||
+    python3 "$BENCH_ROOT/benches/clicks.py" "$mode" "$N" --per-hour "$CLICKS_PER_HOUR" \
+        --buckets "$CLICK_BUCKETS" | rcli --pipe >"$BENCH_TMP/pipe.$mode.log" 2>&1 ||
         die "redis-cli --pipe failed for $mode: $(tail -3 "$BENCH_TMP/pipe.$mode.log")"
     grep -q 'errors: 0' "$BENCH_TMP/pipe.$mode.log" ||
         die "$mode: Redis refused commands: $(tail -2 "$BENCH_TMP/pipe.$mode.log")"
