@@ -330,6 +330,23 @@ pub async fn error_body(response: reqwest::Response, what: &str) -> (u16, Value,
     (status, body, text)
 }
 
+/// Asserts a 200 answer and returns its JSON body.
+pub async fn ok_json(response: reqwest::Response) -> Value {
+    let status = response.status();
+    let text = response.text().await.expect("body");
+    assert_eq!(status, 200, "{text}");
+    serde_json::from_str(&text).unwrap_or_else(|e| panic!("{e}: {text}"))
+}
+
+/// `GET /postback?click_id=<id>&token=<offer token>&<extra>`, answered 200.
+pub async fn postback_ok(app: &TestApp, click_id: &str, extra: &str) -> Value {
+    ok_json(
+        app.postback(&format!("click_id={click_id}&token={OFFER_TOKEN}&{extra}"))
+            .await,
+    )
+    .await
+}
+
 /// Asserts an error answer with this status and reason and API.md's JSON
 /// body, and returns the body.
 pub async fn assert_rejected(response: reqwest::Response, status: u16, reason: &str) -> Value {

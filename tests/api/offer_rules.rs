@@ -45,23 +45,6 @@ async fn app_with_offer(overrides: Value) -> TestApp {
     app
 }
 
-/// Asserts a 200 answer and returns its JSON body.
-async fn ok_json(response: reqwest::Response) -> Value {
-    let status = response.status();
-    let text = response.text().await.expect("body");
-    assert_eq!(status, 200, "{text}");
-    serde_json::from_str(&text).unwrap_or_else(|e| panic!("{e}: {text}"))
-}
-
-/// `GET /postback?click_id=<id>&token=<offer token>&<extra>`, answered 200.
-async fn convert(app: &TestApp, click_id: &str, extra: &str) -> Value {
-    ok_json(
-        app.postback(&format!("click_id={click_id}&token={OFFER_TOKEN}&{extra}"))
-            .await,
-    )
-    .await
-}
-
 /// Asserts a `200 {"status":"rejected","reason":<reason>,"detail":..}` answer.
 fn assert_rule_rejected(body: &Value, reason: &str) {
     assert_eq!(body["status"], "rejected", "{body}");
@@ -247,7 +230,7 @@ async fn a_conversion_sooner_than_min_ctc_secs_is_rejected_too_fast_and_not_cred
     let click_id = app.click_id("o1", "a1").await;
 
     // Act
-    let body = convert(&app, &click_id, "txid=order-1").await;
+    let body = postback_ok(&app, &click_id, "txid=order-1").await;
 
     // Assert
     assert_rule_rejected(&body, "too_fast");
@@ -262,11 +245,11 @@ async fn a_retry_of_a_too_fast_conversion_answers_duplicate_and_still_credits_no
     // Arrange
     let app = app_with_offer(json!({"min_ctc_secs": 60})).await;
     let click_id = app.click_id("o1", "a1").await;
-    let first = convert(&app, &click_id, "txid=order-1").await;
+    let first = postback_ok(&app, &click_id, "txid=order-1").await;
     assert_rule_rejected(&first, "too_fast");
 
     // Act
-    let retry = convert(&app, &click_id, "txid=order-1&status=approved").await;
+    let retry = postback_ok(&app, &click_id, "txid=order-1&status=approved").await;
 
     // Assert
     assert_eq!(retry["status"], "duplicate", "{retry}");
@@ -285,7 +268,7 @@ async fn a_conversion_after_min_ctc_secs_is_credited() {
     tokio::time::sleep(Duration::from_millis(1100)).await;
 
     // Act
-    let body = convert(&app, &click_id, "txid=order-1").await;
+    let body = postback_ok(&app, &click_id, "txid=order-1").await;
 
     // Assert
     assert_eq!(body["status"], "credited", "{body}");
@@ -307,7 +290,7 @@ async fn an_offer_cap_credits_up_to_its_limit_then_rejects_cap_reached() {
     // Act
     let mut answers = Vec::new();
     for click_id in &clicks {
-        answers.push(convert(&app, click_id, "txid=order").await);
+        answers.push(postback_ok(&app, click_id, "txid=order").await);
     }
 
     // Assert
@@ -329,9 +312,9 @@ async fn an_affiliate_cap_limits_each_affiliate_on_its_own() {
     let a2 = app.click_id("o1", "a2").await;
 
     // Act
-    let a1_first = convert(&app, &a1[0], "txid=t").await;
-    let a1_second = convert(&app, &a1[1], "txid=t").await;
-    let a2_first = convert(&app, &a2, "txid=t").await;
+    let a1_first = postback_ok(&app, &a1[0], "txid=t").await;
+    let a1_second = postback_ok(&app, &a1[1], "txid=t").await;
+    let a2_first = postback_ok(&app, &a2, "txid=t").await;
 
     // Assert
     assert_eq!(a1_first["status"], "credited", "{a1_first}");
@@ -360,7 +343,7 @@ async fn a_payout_cap_credits_while_the_payout_fits_then_rejects_cap_reached() {
     // Act
     let mut answers = Vec::new();
     for click_id in &clicks {
-        answers.push(convert(&app, click_id, "txid=order").await);
+        answers.push(postback_ok(&app, click_id, "txid=order").await);
     }
 
     // Assert
@@ -411,20 +394,20 @@ async fn duplicate_postbacks_use_no_cap_room_and_still_answer_duplicate_once_the
     // Arrange
     let app = app_with_offer(json!({"caps": [cap("offer", "conversions", "2")]})).await;
     let clicks = click_ids(&app, "o1", "a1", 3).await;
-    let first = convert(&app, &clicks[0], "txid=t").await;
+    let first = postback_ok(&app, &clicks[0], "txid=t").await;
     assert_eq!(first["status"], "credited", "{first}");
 
     // Act
     let mut retries = Vec::new();
     for _ in 0..3 {
-        retries.push(convert(&app, &clicks[0], "txid=t").await);
+        retries.push(postback_ok(&app, &clicks[0], "txid=t").await);
     }
-    let second = convert(&app, &clicks[1], "txid=t").await;
-    let third = convert(&app, &clicks[2], "txid=t").await;
+    let second = postback_ok(&app, &clicks[1], "txid=t").await;
+    let third = postback_ok(&app, &clicks[2], "txid=t").await;
     let after_full: Vec<Value> = [
-        convert(&app, &clicks[0], "txid=t").await,
-        convert(&app, &clicks[1], "txid=t").await,
-        convert(&app, &clicks[2], "txid=t").await,
+        postback_ok(&app, &clicks[0], "txid=t").await,
+        postback_ok(&app, &clicks[1], "txid=t").await,
+        postback_ok(&app, &clicks[2], "txid=t").await,
     ]
     .into();
 
@@ -461,8 +444,8 @@ async fn racing_identical_postbacks_take_one_unit_of_a_cap() {
         .into_iter()
         .map(|(_, body)| body)
         .collect();
-    let second = convert(&app, &clicks[1], "txid=t").await;
-    let third = convert(&app, &clicks[2], "txid=t").await;
+    let second = postback_ok(&app, &clicks[1], "txid=t").await;
+    let third = postback_ok(&app, &clicks[2], "txid=t").await;
 
     // Assert
     let credited = answers.iter().filter(|b| b["status"] == "credited").count();
@@ -494,7 +477,7 @@ async fn once_the_offer_cap_is_full_clicks_go_to_the_offers_fallback_url_without
     .await;
     let click_id = app.click_id("o1", "a1").await;
     assert_eq!(
-        convert(&app, &click_id, "txid=t").await["status"],
+        postback_ok(&app, &click_id, "txid=t").await["status"],
         "credited"
     );
     wait_until_clicks_go_to(&app, "a1", OFFER_FALLBACK).await;
@@ -534,7 +517,7 @@ async fn a_capped_offer_without_its_own_fallback_sends_clicks_to_the_global_fall
     app.create_affiliate("a1").await;
     let click_id = app.click_id("o1", "a1").await;
     assert_eq!(
-        convert(&app, &click_id, "txid=t").await["status"],
+        postback_ok(&app, &click_id, "txid=t").await["status"],
         "credited"
     );
 
@@ -558,7 +541,7 @@ async fn a_capped_offer_with_no_fallback_anywhere_keeps_redirecting_to_the_offer
     let app = app_with_offer(json!({"caps": [cap("offer", "conversions", "1")]})).await;
     let click_id = app.click_id("o1", "a1").await;
     assert_eq!(
-        convert(&app, &click_id, "txid=t").await["status"],
+        postback_ok(&app, &click_id, "txid=t").await["status"],
         "credited"
     );
     let (offer, aff) = (
@@ -593,7 +576,7 @@ async fn while_one_affiliates_cap_is_full_only_that_affiliates_clicks_go_to_the_
     app.create_affiliate("a2").await;
     let click_id = app.click_id("o1", "a1").await;
     assert_eq!(
-        convert(&app, &click_id, "txid=t").await["status"],
+        postback_ok(&app, &click_id, "txid=t").await["status"],
         "credited"
     );
     wait_until_clicks_go_to(&app, "a1", OFFER_FALLBACK).await;
@@ -642,7 +625,7 @@ async fn a_postback_from_inside_an_allow_listed_cidr_is_credited() {
     let click_id = app.click_id("o1", "a1").await;
 
     // Act
-    let body = convert(&app, &click_id, "txid=t").await;
+    let body = postback_ok(&app, &click_id, "txid=t").await;
 
     // Assert
     assert_eq!(body["status"], "credited", "{body}");
@@ -1168,8 +1151,8 @@ async fn both_clicks_of_a_repeating_visitor_can_be_credited() {
     let second = click_id_as(&app, "o1", "a1", BROWSER_UA).await;
 
     // Act
-    let a = convert(&app, &first, "txid=t").await;
-    let b = convert(&app, &second, "txid=t").await;
+    let a = postback_ok(&app, &first, "txid=t").await;
+    let b = postback_ok(&app, &second, "txid=t").await;
 
     // Assert
     assert_eq!(a["status"], "credited", "{a}");
@@ -1201,7 +1184,7 @@ async fn the_postback_log_lists_an_offers_postbacks_newest_first_with_outcome_an
     }
     app.create_offer("o1", json!({"min_ctc_secs": 60})).await;
     let fresh_click = app.click_id("o1", "a1").await;
-    convert(&app, &fresh_click, "txid=t2").await;
+    postback_ok(&app, &fresh_click, "txid=t2").await;
     log_with(&app, "offer_id=o1", 4).await;
     let unknown = clickback::domain::ClickId::generate();
     let unknown_answer = app
@@ -1242,9 +1225,9 @@ async fn the_postback_log_with_limit_1_answers_only_the_newest_postback() {
     // Arrange
     let app = app_with_offer(json!({})).await;
     let click_id = app.click_id("o1", "a1").await;
-    convert(&app, &click_id, "txid=t1").await;
+    postback_ok(&app, &click_id, "txid=t1").await;
     log_with(&app, "offer_id=o1", 1).await;
-    convert(&app, &click_id, "txid=t2").await;
+    postback_ok(&app, &click_id, "txid=t2").await;
     log_with(&app, "offer_id=o1", 2).await;
 
     // Act
@@ -1310,7 +1293,7 @@ async fn the_postback_log_keeps_only_the_configured_number_of_entries_per_offer(
     // Act
     for i in 1..=5 {
         let txid = format!("t{i}");
-        convert(&app, &click_id, &format!("txid={txid}")).await;
+        postback_ok(&app, &click_id, &format!("txid={txid}")).await;
         let filed = eventually(Duration::from_secs(5), || async {
             postback_log(&app, "offer_id=o1&limit=1")
                 .await

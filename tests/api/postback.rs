@@ -1,25 +1,8 @@
 //! `GET|POST /postback` (API.md §2).
 
-use serde_json::{json, Value};
+use serde_json::json;
 
 use crate::helpers::*;
-
-/// Asserts a 200 answer and returns its JSON body.
-async fn ok_json(response: reqwest::Response) -> Value {
-    let status = response.status();
-    let text = response.text().await.expect("body");
-    assert_eq!(status, 200, "{text}");
-    serde_json::from_str(&text).unwrap_or_else(|e| panic!("{e}: {text}"))
-}
-
-/// `GET /postback?click_id=<id>&token=<offer token>&<extra>`, answered 200.
-async fn postback_ok(app: &TestApp, click_id: &str, extra: &str) -> Value {
-    ok_json(
-        app.postback(&format!("click_id={click_id}&token={OFFER_TOKEN}&{extra}"))
-            .await,
-    )
-    .await
-}
 
 /// An app with offer `o1` (fixed 2.50 EUR), affiliate `a1` and one click on them.
 async fn app_with_click() -> (TestApp, String) {

@@ -28,13 +28,7 @@ async fn clicks(app: &TestApp, offer: &str, aff: &str, n: usize) -> Vec<String> 
 
 /// An approved postback for `click_id`, asserted credited.
 async fn convert(app: &TestApp, click_id: &str, txid: &str) {
-    let response = app
-        .postback(&format!(
-            "click_id={click_id}&token={OFFER_TOKEN}&txid={txid}"
-        ))
-        .await;
-    assert_eq!(response.status(), 200);
-    let body: Value = response.json().await.expect("postback json");
+    let body = postback_ok(app, click_id, &format!("txid={txid}")).await;
     assert_eq!(body["status"], "credited", "{body}");
 }
 
