@@ -80,7 +80,7 @@ for i in range(args.start, args.start + args.n):
     if args.mode == "server":
         bucket = (prefix + b":{" + shard + b"}:c:" + b64_number(ts // 3600, 4)
                   + b64_number(rng.randrange(args.buckets), 2))
-        value = b"\0".join([b"2", b"%d" % ts, TTL, offer, aff, sub1, sub2, b"", b"", b"", b"fb", visitor, b"1"])
+        value = b"\0".join([b"3", b"%d" % ts, TTL, offer, aff, sub1, sub2, b"", b"", b"", b"fb", visitor])
         buf.append(resp(b"HSET", bucket, b64(16), value))
         expire_once(bucket)
     elif args.mode in ("string", "string_dedup"):

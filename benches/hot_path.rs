@@ -42,7 +42,7 @@ const STORED_BASE: &str =
 /// A realistic click (12-digit campaign id, ad id, placement, source `fb`).
 fn sample_click() -> Click {
     let id = ClickId::generate();
-    // Newer records end with a unique-visitor flag; older ones do not.
+    // Records of versions 1 and 2 end with a unique-visitor flag; 3 does not.
     let mut click = Click::decode(id.clone(), &format!("{STORED_BASE}\x001"))
         .or_else(|_| Click::decode(id, STORED_BASE))
         .expect("the sample click decodes");

@@ -13,7 +13,7 @@
 # key   <prefix>:{S}:c:<HHHH><BB>  (S = shard, from the visitor hash; HHHH = the
 #       click's UTC hour, BB = one of CLICKBACK_CLICK_BUCKETS buckets, base64url)
 # field the 16 random characters of the click id
-# value 2\0<unix ts>\0<window secs>\0<offer>\0<aff>\0<sub1>\0<sub2>\0<sub3>\0<sub4>\0<sub5>\0<source>\0<visitor>\0<unique 1|0>
+# value 3\0<unix ts>\0<window secs>\0<offer>\0<aff>\0<sub1>\0<sub2>\0<sub3>\0<sub4>\0<sub5>\0<source>\0<visitor>
 # The other modes use the first format (one key per 22-character click id,
 # value without the window field).
 # with sub1 = a 12-digit campaign id, sub2 = an 8-char ad id, sub3-5 empty,

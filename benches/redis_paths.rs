@@ -21,7 +21,12 @@
 //!   that sends everything queued (up to 256 clicks) as one MULTI/EXEC;
 //! - `pool64_dedup`, `mux_dedup`: a script that also sets a duplicate-visitor
 //!   marker (`SET NX EX`) and a unique-click counter, on the pool / on one
-//!   multiplexed connection (the shape of `record_click.lua`).
+//!   multiplexed connection (the server's click script until the third
+//!   session, all five commands inside Lua);
+//! - `mux_dedup_split`: the same writes as the server issues them now: the
+//!   unconditional ones (record, click counter) as plain commands, only the
+//!   duplicate decision (`SET NX EX` + unique counter) as a script
+//!   (`src/store/scripts/unique_click.lua`), all in one pipeline.
 //!
 //! Needs a Redis it may write to: `REDIS_URL` (required; use a private,
 //! throw-away server: `benches/redis_paths.sh` starts one). Keys are written
@@ -54,9 +59,23 @@ redis.call('HINCRBY', KEYS[2], ARGV[3], 1)
 return 1
 ";
 
-/// The server's own click script: the click plus a duplicate-visitor marker
-/// (`SET NX EX`) and a unique-click counter.
-static LUA_CLICK_DEDUP: &str = include_str!("../src/store/scripts/record_click.lua");
+/// The server's click script until the third session (one key per click):
+/// the click plus a duplicate-visitor marker (`SET NX EX`) and a unique-click
+/// counter, every command inside Lua.
+static LUA_CLICK_DEDUP: &str = r"
+local unique = '1'
+if ARGV[4] ~= '0' and not redis.call('SET', KEYS[3], '1', 'NX', 'EX', ARGV[4]) then
+  unique = '0'
+end
+redis.call('SET', KEYS[1], ARGV[1] .. unique, 'EX', ARGV[2])
+redis.call('HINCRBY', KEYS[2], ARGV[3] .. 'clk', 1)
+if unique == '1' then
+  redis.call('HINCRBY', KEYS[2], ARGV[3] .. 'uclk', 1)
+end
+return tonumber(unique)
+";
+/// The server's duplicate decision now, run inside the click's pipeline.
+static LUA_UNIQUE_CLICK: &str = include_str!("../src/store/scripts/unique_click.lua");
 /// Duplicate-click window of the dedup variants.
 const DEDUP_WINDOW_SECS: u64 = 86_400;
 
@@ -176,6 +195,11 @@ enum Path {
     Batch {
         tx: mpsc::Sender<(Write, oneshot::Sender<redis::RedisResult<()>>)>,
     },
+    /// Plain commands plus the duplicate decision as a script, one pipeline.
+    DedupSplit {
+        conn: redis::aio::MultiplexedConnection,
+        script: Arc<redis::Script>,
+    },
 }
 
 impl Path {
@@ -231,6 +255,21 @@ impl Path {
                     }
                     (None, None) => unreachable!("a dedup path has a connection"),
                 }
+            }
+            Path::DedupSplit { conn, script } => {
+                let mut conn = conn.clone();
+                let unique_field = format!("{}uclk", w.field_prefix);
+                let mut p = pipeline(&w, false);
+                p.cmd("EVALSHA")
+                    .arg(script.get_hash())
+                    .arg(2)
+                    .arg(&w.marker_key)
+                    .arg(&w.stats_key)
+                    .arg(DEDUP_WINDOW_SECS)
+                    .arg(&unique_field)
+                    .ignore();
+                // Loaded when the variant was set up (FLUSHALL keeps scripts).
+                p.query_async::<()>(&mut conn).await
             }
             Path::Batch { tx } => {
                 let (done, wait) = oneshot::channel();
@@ -449,6 +488,7 @@ async fn bench(url: String) {
         "mux_batch",
         "pool64_dedup",
         "mux_dedup",
+        "mux_dedup_split",
     ];
     let rounds: usize = env_or("ROUNDS", 1).max(1);
     let flush = std::env::var("FLUSH").is_ok_and(|v| v == "1");
@@ -581,6 +621,19 @@ async fn make_path(
             conn: Some(mux(client).await),
             script: Arc::new(redis::Script::new(LUA_CLICK_DEDUP)),
         },
+        "mux_dedup_split" => {
+            let mut conn = mux(client).await;
+            let script = redis::Script::new(LUA_UNIQUE_CLICK);
+            script
+                .prepare_invoke()
+                .load_async(&mut conn)
+                .await
+                .expect("SCRIPT LOAD");
+            Path::DedupSplit {
+                conn,
+                script: Arc::new(script),
+            }
+        }
         "mux_batch" => {
             let (tx, rx) = mpsc::channel(4 * BATCH_MAX);
             tokio::spawn(batch_writer(mux(client).await, rx, batches.clone()));

@@ -223,7 +223,6 @@ pub async fn track(
         created_at: now,
         expires_at: now.saturating_add(offer.attribution_window_secs),
         visitor: visitor_hash,
-        unique: true,
     };
     let recorded = state
         .store

@@ -95,7 +95,6 @@ fn click_at(created_at: u64) -> Click {
         created_at,
         expires_at: created_at + 3_600,
         visitor: "abcdefghijk".into(),
-        unique: true,
     }
 }
 
@@ -521,11 +520,12 @@ conformance!(
             .await
             .expect("recorded"));
 
+        // A duplicate is still a click: stored, creditable, counted.
         let stored = store
             .lookup_conversion(&again.id, &goal("default"))
             .await
             .expect("lookup");
-        assert_eq!(stored.click.map(|c| c.unique), Some(false));
+        assert_eq!(stored.click.map(|c| c.id), Some(again.id.clone()));
         let counters = counters_today(store.as_ref()).await;
         assert_eq!(count(&counters, counter::CLICKS), 3);
         assert_eq!(count(&counters, counter::UNIQUE_CLICKS), 2);
@@ -675,3 +675,43 @@ conformance!(a_rule_rejection_keeps_its_reason, |store: Arc<
         "{outcome:?}"
     );
 });
+
+/// Redis forgets its scripts when it restarts (or on `SCRIPT FLUSH`); the
+/// click pipeline then gets NOSCRIPT for its duplicate-click decision and
+/// must load the script and still decide, without storing or counting the
+/// click twice.
+#[tokio::test]
+async fn clicks_are_still_deduplicated_after_redis_forgets_its_scripts() {
+    let subject = redis_store();
+    let store = subject.store.as_ref();
+    let flush_scripts = || {
+        let client = redis::Client::open(redis_server::shared_redis_url()).expect("client");
+        let mut conn = client.get_connection().expect("connection");
+        redis::cmd("SCRIPT")
+            .arg("FLUSH")
+            .exec(&mut conn)
+            .expect("SCRIPT FLUSH");
+    };
+
+    assert!(store
+        .record_click(&click_at(now()), 3600)
+        .await
+        .expect("recorded"));
+    flush_scripts();
+    let again = click_at(now());
+    assert!(!store.record_click(&again, 3600).await.expect("recorded"));
+    flush_scripts();
+    assert!(store
+        .record_click(&visitor_click("zyxwvutsrqp"), 3600)
+        .await
+        .expect("recorded"));
+
+    let stored = store
+        .lookup_conversion(&again.id, &goal("default"))
+        .await
+        .expect("lookup");
+    assert_eq!(stored.click.map(|c| c.id), Some(again.id.clone()));
+    let counters = counters_today(store).await;
+    assert_eq!(count(&counters, counter::CLICKS), 3);
+    assert_eq!(count(&counters, counter::UNIQUE_CLICKS), 2);
+}

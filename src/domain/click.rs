@@ -25,16 +25,16 @@ pub struct Click {
     pub expires_at: u64,
     /// Salted hash of IP + user agent: recognises a repeat visitor, reveals no IP.
     pub visitor: String,
-    /// False when the same visitor already clicked this offer and affiliate
-    /// within the duplicate-click window (decided by the store, atomically).
-    pub unique: bool,
 }
 
 /// Separator of the stored form. NUL can never occur in a field: the query
 /// reader refuses it, and ids and hashes have fixed alphabets.
 const SEP: char = '\0';
 /// Version tag of the stored form, so the encoding can change without a flag day.
-const VERSION: &str = "2";
+const VERSION: &str = "3";
+/// The form before 3: the same fields and a last one, the unique-visitor
+/// flag, which nothing read; still read (the flag is skipped).
+const VERSION_2: &str = "2";
 /// The form without the attribution window, stored under keys that expired
 /// with the window; still read.
 const VERSION_1: &str = "1";
@@ -52,18 +52,14 @@ impl Click {
 
     /// The stored form: one string of NUL-separated fields, the most compact
     /// shape Redis keeps as a single allocation (see docs/architecture.md).
+    ///
+    /// Whether the click was unique is not in it: the store decides that
+    /// while it writes the record (duplicate-click marker and counter), so
+    /// the record can be written without waiting for the decision.
     pub fn encode(&self) -> String {
-        let mut out = self.encode_without_unique_flag();
-        out.push(if self.unique { '1' } else { '0' });
-        out
-    }
-
-    /// The stored form up to and including the separator before the last
-    /// field, the unique flag, which the click script appends once it knows it.
-    pub fn encode_without_unique_flag(&self) -> String {
         let mut out = String::with_capacity(64 + self.subs.iter().map(String::len).sum::<usize>());
+        out.push_str(VERSION);
         for field in [
-            VERSION,
             &self.created_at.to_string(),
             &self.expires_at.saturating_sub(self.created_at).to_string(),
             self.offer_id.as_str(),
@@ -76,8 +72,8 @@ impl Click {
             &self.source,
             &self.visitor,
         ] {
-            out.push_str(field);
             out.push(SEP);
+            out.push_str(field);
         }
         out
     }
@@ -91,7 +87,7 @@ impl Click {
             .and_then(|f| f.parse().ok())
             .ok_or_else(corrupt)?;
         let expires_at = match (fields[0], fields.len()) {
-            (VERSION, 13) => {
+            (VERSION, 12) | (VERSION_2, 13) => {
                 let window: u64 = fields.remove(2).parse().map_err(|_| corrupt())?;
                 created_at.checked_add(window).ok_or_else(corrupt)?
             }
@@ -99,6 +95,10 @@ impl Click {
             (VERSION_1, 12) => u64::MAX,
             _ => return Err(corrupt()),
         };
+        // Versions 1 and 2 end with the unique flag: checked, then dropped.
+        if fields.len() == 12 && !matches!(fields[11], "0" | "1") {
+            return Err(corrupt());
+        }
         Ok(Self {
             id,
             created_at,
@@ -114,11 +114,6 @@ impl Click {
             ],
             source: fields[9].to_owned(),
             visitor: fields[10].to_owned(),
-            unique: match fields[11] {
-                "1" => true,
-                "0" => false,
-                _ => return Err(corrupt()),
-            },
         })
     }
 }
@@ -137,7 +132,6 @@ mod tests {
             created_at: 1_795_305_600,
             expires_at: 1_795_305_600 + 86_400,
             visitor: "h4sh".into(),
-            unique: true,
         }
     }
 
@@ -153,14 +147,20 @@ mod tests {
         let mut click = sample();
         click.subs = Default::default();
         click.source.clear();
-        // version, time, window, ids, hash, flag and twelve separators: no field names, no JSON.
-        assert!(click.encode().len() <= 48, "{:?}", click.encode());
-        assert!(click.encode().ends_with("\u{0}1"));
-        click.unique = false;
-        assert_eq!(
-            Click::decode(click.id.clone(), &click.encode()).map(|c| c.unique),
-            Ok(false)
-        );
+        // version, time, window, ids, hash and eleven separators: no field names, no JSON.
+        assert!(click.encode().len() <= 46, "{:?}", click.encode());
+        assert!(click.encode().ends_with("\u{0}h4sh"));
+    }
+
+    #[test]
+    fn records_of_the_second_format_still_decode() {
+        let click = sample();
+        for flag in ["1", "0"] {
+            let v2 = format!(
+                "2\x001795305600\x0086400\0summer\0aff_7\0a b\0\0é|x\0\x005\0fb\0h4sh\0{flag}"
+            );
+            assert_eq!(Click::decode(click.id.clone(), &v2), Ok(click.clone()));
+        }
     }
 
     #[test]
@@ -181,7 +181,7 @@ mod tests {
         let click = Click::decode(id, v1).expect("v1 decodes");
         assert_eq!(click.created_at, 1_795_305_600);
         assert_eq!(click.subs[0], "s1");
-        assert!(!click.unique);
+        assert_eq!(click.visitor, "h4sh");
         assert!(
             !click.expired(u64::MAX - 1),
             "a v1 click expires with its key"
@@ -201,6 +201,9 @@ mod tests {
             "2\x001\0o\0a\0\0\0\0\0\0\0h\x001",
             "2\x001\0x\0o\0a\0\0\0\0\0\0\0h\x001",
             "2\x0018446744073709551615\09\0o\0a\0\0\0\0\0\0\0h\x001",
+            "3\x001\0o\0a\0\0\0\0\0\0\0h",
+            "3\x001\0x\0o\0a\0\0\0\0\0\0\0h",
+            "3\x001\x009\0o\0a\0\0\0\0\0\0\0h\x001",
         ] {
             assert!(Click::decode(id.clone(), bad).is_err(), "{bad:?} accepted");
         }

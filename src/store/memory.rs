@@ -141,11 +141,7 @@ impl Store for MemoryStore {
                         true
                     }
                 };
-            let stored = Click {
-                unique,
-                ..click.clone()
-            };
-            inner.clicks.insert(click.id.clone(), stored);
+            inner.clicks.insert(click.id.clone(), click.clone());
             let day = Day::from_unix(click.created_at);
             inner.bump(day, &click.offer_id, &click.aff_id, counter::CLICKS, 1);
             if unique {

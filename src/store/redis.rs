@@ -29,9 +29,9 @@ use crate::domain::{
 /// The credit script, run by EVALSHA (falling back to EVAL after a Redis restart).
 static CREDIT_SCRIPT: LazyLock<redis::Script> =
     LazyLock::new(|| redis::Script::new(include_str!("scripts/credit.lua")));
-/// The click script: store, de-duplicate and count in one step.
-static CLICK_SCRIPT: LazyLock<redis::Script> =
-    LazyLock::new(|| redis::Script::new(include_str!("scripts/record_click.lua")));
+/// The duplicate-click decision, run inside the click's pipeline.
+static UNIQUE_CLICK_SCRIPT: LazyLock<redis::Script> =
+    LazyLock::new(|| redis::Script::new(include_str!("scripts/unique_click.lua")));
 /// The cap reservation script: every cap moves, or none.
 static CAPS_SCRIPT: LazyLock<redis::Script> =
     LazyLock::new(|| redis::Script::new(include_str!("scripts/reserve_caps.lua")));
@@ -291,20 +291,68 @@ impl Store for RedisStore {
                 "new clicks need a bucketed click id".into(),
             ))));
         };
-        let mut invocation = CLICK_SCRIPT.prepare_invoke();
-        invocation
-            .key(key)
-            .key(self.keys.stats(shard, Day::from_unix(click.created_at)))
-            .key(self.keys.unique_visitor(shard, offer, aff, &click.visitor))
-            .arg(click.encode_without_unique_flag())
-            .arg(click.ttl_secs(unix_now()))
-            .arg(counter::field(offer, aff, ""))
-            .arg(unique_window_secs)
-            .arg(field);
+        let stats = self.keys.stats(shard, Day::from_unix(click.created_at));
+        let ttl = click.ttl_secs(unix_now());
+        let unique_field = counter::field(offer, aff, counter::UNIQUE_CLICKS);
+        let marker = self.keys.unique_visitor(shard, offer, aff, &click.visitor);
+        // One round trip, one hash slot. The bucket's TTL only ever grows
+        // (NX gives a new bucket its first, GT lengthens it for a click with a
+        // longer window). Plain commands wherever no decision is needed: each
+        // redis.call inside a script costs Redis about twice the command.
+        let mut pipe = redis::pipe();
+        pipe.ignore_errors()
+            .hset(&key, field, click.encode())
+            .cmd("EXPIRE")
+            .arg(&key)
+            .arg(ttl)
+            .arg("NX")
+            .cmd("EXPIRE")
+            .arg(&key)
+            .arg(ttl)
+            .arg("GT")
+            .hincr(&stats, counter::field(offer, aff, counter::CLICKS), 1);
+        if unique_window_secs == 0 {
+            pipe.hincr(&stats, &unique_field, 1);
+        } else {
+            pipe.cmd("EVALSHA")
+                .arg(UNIQUE_CLICK_SCRIPT.get_hash())
+                .arg(2)
+                .arg(&marker)
+                .arg(&stats)
+                .arg(unique_window_secs)
+                .arg(&unique_field);
+        }
         Box::pin(self.with_conn(move |conn| {
             Box::pin(async move {
-                let unique: i64 = invocation.invoke_async(conn).await.map_err(unavailable)?;
-                Ok(unique == 1)
+                let replies: Vec<redis::RedisResult<i64>> =
+                    pipe.query_async(conn).await.map_err(unavailable)?;
+                let mut replies = replies.into_iter();
+                // The record, its TTL and its count: any failure fails the click.
+                for reply in replies.by_ref().take(4) {
+                    reply.map_err(unavailable)?;
+                }
+                match replies.next() {
+                    Some(Ok(_)) if unique_window_secs == 0 => Ok(true),
+                    Some(Ok(unique)) => Ok(unique == 1),
+                    // Redis restarted or flushed its scripts: the record and its
+                    // count are stored; load the script and decide alone.
+                    Some(Err(e))
+                        if e.kind()
+                            == redis::ErrorKind::Server(redis::ServerErrorKind::NoScript) =>
+                    {
+                        let unique: i64 = UNIQUE_CLICK_SCRIPT
+                            .key(&marker)
+                            .key(&stats)
+                            .arg(unique_window_secs)
+                            .arg(&unique_field)
+                            .invoke_async(conn)
+                            .await
+                            .map_err(unavailable)?;
+                        Ok(unique == 1)
+                    }
+                    Some(Err(e)) => Err(unavailable(e)),
+                    None => Err(corrupt("the click pipeline answered too few replies")),
+                }
             })
         }))
     }
