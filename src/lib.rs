@@ -13,6 +13,7 @@
 //! - [`click`]: the redirect hot path.
 //! - [`caps`]: daily / monthly / lifetime caps on conversions and payout.
 //! - [`postback`]: conversion crediting, status changes, de-duplication.
+//! - [`postback_log`]: the troubleshooting log's batching background writer.
 //! - [`stats`]: reports summed from per-day counters.
 //! - [`offers`]: the in-process cache of offers and affiliates.
 //! - [`store`]: the [`store::Store`] trait, its Redis and in-memory implementations, the key layout.
@@ -31,6 +32,7 @@ pub mod error;
 pub mod metrics;
 pub mod offers;
 pub mod postback;
+pub mod postback_log;
 pub mod routes;
 pub mod startup;
 pub mod state;

@@ -16,6 +16,7 @@ use crate::domain::ids::base64url;
 use crate::domain::visitor::VisitorHasher;
 use crate::metrics::Metrics;
 use crate::offers::ConfigCache;
+use crate::postback_log::PostbackLog;
 use crate::routes;
 use crate::state::AppState;
 use crate::store::keys::Keys;
@@ -139,6 +140,7 @@ impl Application {
             unique_click_window_secs: settings.unique_click_window_secs,
             fallback_url: settings.fallback_url.clone(),
             postback_log_size: settings.postback_log_size,
+            postback_log: PostbackLog::new(Arc::clone(&store), settings.postback_log_size),
             click_buckets: settings.click_buckets,
         });
 

@@ -8,6 +8,7 @@ use crate::domain::net::IpNet;
 use crate::domain::visitor::VisitorHasher;
 use crate::metrics::Metrics;
 use crate::offers::ConfigCache;
+use crate::postback_log::PostbackLog;
 use crate::store::Store;
 
 /// Shared, read-mostly state of one clickback process.
@@ -32,6 +33,8 @@ pub struct AppState {
     pub fallback_url: Option<String>,
     /// Postbacks kept per offer in the troubleshooting log.
     pub postback_log_size: usize,
+    /// Files postback log entries in the background, many per round trip.
+    pub postback_log: PostbackLog,
     /// Hash buckets per shard and hour for click records.
     pub click_buckets: u16,
 }
@@ -75,8 +78,10 @@ mod tests {
     use super::*;
 
     fn state(proxies: &[&str]) -> AppState {
+        let store: Arc<dyn crate::store::Store> = Arc::new(crate::store::MemoryStore::new());
         AppState {
-            store: Arc::new(crate::store::MemoryStore::new()),
+            postback_log: PostbackLog::new(Arc::clone(&store), 10),
+            store,
             cache: Arc::new(ConfigCache::new()),
             metrics: Metrics::new().expect("metrics"),
             hasher: VisitorHasher::new("s"),

@@ -626,14 +626,22 @@ conformance!(
     the_postback_log_keeps_the_newest_entries_per_offer,
     |store: Arc<dyn Store>| async move {
         let offer = offer_id();
-        for i in 0..5 {
-            store
-                .append_postback_log(Some(&offer), format!("{{\"n\":{i}}}"), 3)
-                .await
-                .expect("logged");
-        }
+        let entry = |i: usize| (Some(offer.clone()), format!("{{\"n\":{i}}}"));
+        // One batch mixing two logs, then a batch of one: order is kept
+        // within and across batches.
         store
-            .append_postback_log(None, "{\"n\":\"x\"}".into(), 3)
+            .append_postback_logs(
+                vec![entry(0), entry(1), (None, "{\"n\":\"x\"}".into()), entry(2)],
+                3,
+            )
+            .await
+            .expect("logged");
+        store
+            .append_postback_logs(vec![entry(3)], 3)
+            .await
+            .expect("logged");
+        store
+            .append_postback_logs(vec![entry(4)], 3)
             .await
             .expect("logged");
         let log = store

@@ -207,16 +207,7 @@ fn log_postback(
     let Ok(entry) = serde_json::to_string(&entry) else {
         return;
     };
-    let store = std::sync::Arc::clone(&state.store);
-    let keep = state.postback_log_size;
-    tokio::spawn(async move {
-        if let Err(e) = store
-            .append_postback_log(offer_id.as_ref(), entry, keep)
-            .await
-        {
-            log::debug!("postback log entry lost: {e}");
-        }
-    });
+    state.postback_log.append(offer_id, entry);
 }
 
 fn to_api_error(state: &AppState, error: PostbackError) -> ApiError {

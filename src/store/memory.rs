@@ -342,16 +342,17 @@ impl Store for MemoryStore {
         }))
     }
 
-    fn append_postback_log<'a>(
+    fn append_postback_logs<'a>(
         &'a self,
-        offer: Option<&'a OfferId>,
-        entry: String,
+        entries: Vec<(Option<OfferId>, String)>,
         keep: usize,
     ) -> StoreFuture<'a, ()> {
         ready(self.lock().map(|mut inner| {
-            let log = inner.postback_logs.entry(offer.cloned()).or_default();
-            log.push_front(entry);
-            log.truncate(keep);
+            for (offer, entry) in entries {
+                let log = inner.postback_logs.entry(offer).or_default();
+                log.push_front(entry);
+                log.truncate(keep);
+            }
         }))
     }
 

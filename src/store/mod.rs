@@ -141,11 +141,12 @@ pub trait Store: Send + Sync + 'static {
     /// Gives a claim back (the postback failed, or its decision is written).
     fn release_claim<'a>(&'a self, token: &'a str) -> StoreFuture<'a, ()>;
 
-    /// Prepends one entry to an offer's postback log, keeping the newest `keep`.
-    fn append_postback_log<'a>(
+    /// Prepends entries to their offers' postback logs, in order (the last
+    /// becomes the newest), keeping the newest `keep` of each log. A batch,
+    /// so that a busy server files many postbacks in one round trip.
+    fn append_postback_logs<'a>(
         &'a self,
-        offer: Option<&'a OfferId>,
-        entry: String,
+        entries: Vec<(Option<OfferId>, String)>,
         keep: usize,
     ) -> StoreFuture<'a, ()>;
 

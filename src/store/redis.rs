@@ -553,24 +553,30 @@ impl Store for RedisStore {
         }))
     }
 
-    fn append_postback_log<'a>(
+    fn append_postback_logs<'a>(
         &'a self,
-        offer: Option<&'a OfferId>,
-        entry: String,
+        entries: Vec<(Option<OfferId>, String)>,
         keep: usize,
     ) -> StoreFuture<'a, ()> {
-        let key = self.keys.postback_log(offer.map(OfferId::as_str));
+        // One LPUSH (entries in arrival order: the last ends up first) and
+        // one LTRIM per offer, every offer in one pipeline.
+        let mut by_offer: Vec<(Option<OfferId>, Vec<String>)> = Vec::new();
+        for (offer, entry) in entries {
+            match by_offer.iter_mut().find(|(o, _)| *o == offer) {
+                Some((_, list)) => list.push(entry),
+                None => by_offer.push((offer, vec![entry])),
+            }
+        }
+        let mut pipe = redis::pipe();
+        for (offer, list) in by_offer {
+            let key = self.keys.postback_log(offer.as_ref().map(OfferId::as_str));
+            pipe.lpush(&key, list)
+                .ignore()
+                .ltrim(&key, 0, keep.saturating_sub(1) as isize)
+                .ignore();
+        }
         Box::pin(self.with_conn(move |conn| {
-            Box::pin(async move {
-                redis::pipe()
-                    .lpush(&key, entry)
-                    .ignore()
-                    .ltrim(&key, 0, keep.saturating_sub(1) as isize)
-                    .ignore()
-                    .query_async::<()>(conn)
-                    .await
-                    .map_err(unavailable)
-            })
+            Box::pin(async move { pipe.query_async::<()>(conn).await.map_err(unavailable) })
         }))
     }
 
