@@ -8,7 +8,7 @@
 #
 #   benches/load.sh                          # 10 s per phase
 #   DURATION=3s benches/load.sh              # quick check
-#   CLICKBACK_WORKERS=2 SKIP_BUILD=1 benches/load.sh
+#   CLICKBACK_WORKERS=1 SKIP_BUILD=1 benches/load.sh
 #
 # Env:
 #   DURATION            wrk duration of each measured phase (10s)
@@ -16,7 +16,8 @@
 #   WARMUP              unmeasured warm-up of nginx and clickback (2s; 0 = none)
 #   SEED                unmeasured extra clicks made before the postback phase
 #                       so there is a fresh click for every postback (DURATION)
-#   CLICKBACK_WORKERS   actix worker threads (1)
+#   CLICKBACK_WORKERS   actix worker threads (default: the CPUs, as the server's
+#                       own default; nginx keeps the 1 worker issue #3 names)
 #   CLICKBACK_REDIS_POOL_SIZE  (server default when unset)
 #   SKIP_BUILD=1        use the existing target/release/clickback
 #   CLICKBACK_BIN=path  run this binary instead (A/B comparisons; implies no build)
@@ -39,7 +40,7 @@ CONNECTIONS="${CONNECTIONS:-64}"
 THREADS="${THREADS:-1}"
 WARMUP="${WARMUP:-2s}"
 SEED="${SEED:-$DURATION}"
-export CLICKBACK_WORKERS="${CLICKBACK_WORKERS:-1}"
+export CLICKBACK_WORKERS="${CLICKBACK_WORKERS:-$(nproc)}"
 
 PREFIX="bench$(date +%s)"
 
