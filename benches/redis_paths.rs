@@ -23,10 +23,13 @@
 //!   marker (`SET NX EX`) and a unique-click counter, on the pool / on one
 //!   multiplexed connection (the server's click script until the third
 //!   session, all five commands inside Lua);
-//! - `mux_dedup_split`: the same writes as the server issues them now: the
-//!   unconditional ones (record, click counter) as plain commands, only the
-//!   duplicate decision (`SET NX EX` + unique counter) as a script
-//!   (`src/store/scripts/unique_click.lua`), all in one pipeline.
+//! - `mux_dedup_split`: the unconditional writes (record, click counter) as
+//!   plain commands, only the duplicate decision (`SET NX EX` + unique
+//!   counter) as a two-command script, all in one pipeline;
+//! - `mux_dedup_plain`: the server's click write now: the marker's `SET NX
+//!   EX`, the record and the click counter as plain commands in one
+//!   pipeline, no script (the unique count is written later, summed over
+//!   many clicks, and is left out here).
 //!
 //! Needs a Redis it may write to: `REDIS_URL` (required; use a private,
 //! throw-away server: `benches/redis_paths.sh` starts one). Keys are written
@@ -74,8 +77,16 @@ if unique == '1' then
 end
 return tonumber(unique)
 ";
-/// The server's duplicate decision now, run inside the click's pipeline.
-static LUA_UNIQUE_CLICK: &str = include_str!("../src/store/scripts/unique_click.lua");
+/// The duplicate decision as a script of its own, run inside the click's
+/// pipeline: the server's click write during the third session, before the
+/// unique count moved off the request path.
+static LUA_UNIQUE_CLICK: &str = r"
+if redis.call('SET', KEYS[1], '1', 'NX', 'EX', ARGV[1]) then
+  redis.call('HINCRBY', KEYS[2], ARGV[2], 1)
+  return 1
+end
+return 0
+";
 /// Duplicate-click window of the dedup variants.
 const DEDUP_WINDOW_SECS: u64 = 86_400;
 
@@ -195,6 +206,10 @@ enum Path {
     Batch {
         tx: mpsc::Sender<(Write, oneshot::Sender<redis::RedisResult<()>>)>,
     },
+    /// The marker, the record and the counter as plain commands.
+    DedupPlain {
+        conn: redis::aio::MultiplexedConnection,
+    },
     /// Plain commands plus the duplicate decision as a script, one pipeline.
     DedupSplit {
         conn: redis::aio::MultiplexedConnection,
@@ -255,6 +270,22 @@ impl Path {
                     }
                     (None, None) => unreachable!("a dedup path has a connection"),
                 }
+            }
+            Path::DedupPlain { conn } => {
+                let mut conn = conn.clone();
+                let mut p = redis::pipe();
+                p.cmd("SET")
+                    .arg(&w.marker_key)
+                    .arg("1")
+                    .arg("NX")
+                    .arg("EX")
+                    .arg(DEDUP_WINDOW_SECS)
+                    .ignore();
+                p.set_ex(&w.click_key, &w.value, TTL_SECS)
+                    .ignore()
+                    .hincr(&w.stats_key, &w.field, 1)
+                    .ignore();
+                p.query_async::<()>(&mut conn).await
             }
             Path::DedupSplit { conn, script } => {
                 let mut conn = conn.clone();
@@ -489,6 +520,7 @@ async fn bench(url: String) {
         "pool64_dedup",
         "mux_dedup",
         "mux_dedup_split",
+        "mux_dedup_plain",
     ];
     let rounds: usize = env_or("ROUNDS", 1).max(1);
     let flush = std::env::var("FLUSH").is_ok_and(|v| v == "1");
@@ -620,6 +652,9 @@ async fn make_path(
             pool: None,
             conn: Some(mux(client).await),
             script: Arc::new(redis::Script::new(LUA_CLICK_DEDUP)),
+        },
+        "mux_dedup_plain" => Path::DedupPlain {
+            conn: mux(client).await,
         },
         "mux_dedup_split" => {
             let mut conn = mux(client).await;

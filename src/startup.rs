@@ -209,11 +209,15 @@ impl Application {
     }
 
     /// Serves until the server stops (SIGINT/SIGTERM, handled by actix), then
-    /// stops the background refresher.
+    /// stops the background refresher and writes what the store still holds
+    /// back (unique-click counts).
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
         let result = self.server.await;
         let _ = self.shutdown.send(true);
         let _ = self.refresher.await;
+        if let Err(e) = self.state.store.flush().await {
+            log::warn!("shutting down with unwritten unique-click counts: {e}");
+        }
         result
     }
 }

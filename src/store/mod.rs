@@ -7,6 +7,7 @@
 
 pub mod keys;
 pub mod memory;
+mod pending;
 pub mod redis;
 
 use std::collections::HashMap;
@@ -174,4 +175,11 @@ pub trait Store: Send + Sync + 'static {
 
     /// Answers when the store is reachable (readiness).
     fn ping(&self) -> StoreFuture<'_, ()>;
+
+    /// Writes what the store holds back to batch it (the Redis store's
+    /// unique-click counts); called once the server has stopped. Reads of
+    /// the counters flush by themselves.
+    fn flush(&self) -> StoreFuture<'_, ()> {
+        Box::pin(std::future::ready(Ok(())))
+    }
 }

@@ -16,6 +16,7 @@ use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::AsyncCommands;
 
 use super::keys::{counter, ClickLocation, Keys};
+use super::pending::PendingCounts;
 use super::{CapEntry, ConfigData, ConversionLookup, DayCounters, Store, StoreError, StoreFuture};
 use crate::domain::conversion::{
     ConversionCommand, ConversionOutcome, ConversionRecord, ConversionStatus,
@@ -29,9 +30,6 @@ use crate::domain::{
 /// The credit script, run by EVALSHA (falling back to EVAL after a Redis restart).
 static CREDIT_SCRIPT: LazyLock<redis::Script> =
     LazyLock::new(|| redis::Script::new(include_str!("scripts/credit.lua")));
-/// The duplicate-click decision, run inside the click's pipeline.
-static UNIQUE_CLICK_SCRIPT: LazyLock<redis::Script> =
-    LazyLock::new(|| redis::Script::new(include_str!("scripts/unique_click.lua")));
 /// The cap reservation script: every cap moves, or none.
 static CAPS_SCRIPT: LazyLock<redis::Script> =
     LazyLock::new(|| redis::Script::new(include_str!("scripts/reserve_caps.lua")));
@@ -53,6 +51,8 @@ pub struct RedisStore {
     keys: Keys,
     /// Upper bound for any single store operation.
     timeout: Duration,
+    /// Unique-click counts on their way to Redis (see `store/pending.rs`).
+    pending: Arc<PendingCounts>,
 }
 
 impl RedisStore {
@@ -90,6 +90,7 @@ impl RedisStore {
             pool,
             keys,
             timeout,
+            pending: Arc::new(PendingCounts::new()),
         })
     }
 
@@ -135,6 +136,43 @@ impl RedisStore {
         tokio::time::timeout(self.timeout, op(&mut conn))
             .await
             .map_err(|_| StoreError::Unavailable(format!("no answer within {:?}", self.timeout)))?
+    }
+
+    /// Queues a unique click's count; starts the writer task if none is alive.
+    fn count_unique_click(&self, stats_key: String, field: String) {
+        self.pending.add(stats_key, field, || {
+            let runtime = tokio::runtime::Handle::try_current().ok()?;
+            let store = self.clone();
+            Some(runtime.spawn(async move {
+                loop {
+                    store.pending.wait().await;
+                    // A failure puts the counts back for the next write.
+                    let _ = store.write_pending_counts().await;
+                }
+            }))
+        });
+    }
+
+    /// Writes the queued unique-click counts, summed, in one pipeline.
+    async fn write_pending_counts(&self) -> Result<(), StoreError> {
+        let (_turn, counts) = self.pending.take().await;
+        if counts.is_empty() {
+            return Ok(());
+        }
+        let mut pipe = redis::pipe();
+        for ((key, field), n) in &counts {
+            pipe.hincr(key, field, *n).ignore();
+        }
+        let written = self
+            .with_conn(move |conn| {
+                Box::pin(async move { pipe.query_async::<()>(conn).await.map_err(unavailable) })
+            })
+            .await;
+        if let Err(e) = &written {
+            log::warn!("unique-click counts not written yet, will retry: {e}");
+            self.pending.give_back(counts);
+        }
+        written
     }
 
     /// Runs `op` on a pooled connection of its own within the timeout.
@@ -294,14 +332,26 @@ impl Store for RedisStore {
         let stats = self.keys.stats(shard, Day::from_unix(click.created_at));
         let ttl = click.ttl_secs(unix_now());
         let unique_field = counter::field(offer, aff, counter::UNIQUE_CLICKS);
-        let marker = self.keys.unique_visitor(shard, offer, aff, &click.visitor);
-        // One round trip, one hash slot. The bucket's TTL only ever grows
-        // (NX gives a new bucket its first, GT lengthens it for a click with a
-        // longer window). Plain commands wherever no decision is needed: each
-        // redis.call inside a script costs Redis about twice the command.
+        let detect_duplicates = unique_window_secs > 0;
+        // One round trip, one hash slot, no script: the duplicate marker
+        // (set only if absent: Redis decides, atomically), the record, the
+        // bucket's TTL (NX gives a new bucket its first, GT lengthens it for
+        // a click with a longer window: it only ever grows) and the click
+        // count. The unique count depends on the marker's answer, so it
+        // follows in the background (`store/pending.rs`).
         let mut pipe = redis::pipe();
-        pipe.ignore_errors()
-            .hset(&key, field, click.encode())
+        pipe.ignore_errors();
+        if detect_duplicates {
+            pipe.cmd("SET")
+                .arg(self.keys.unique_visitor(shard, offer, aff, &click.visitor))
+                .arg("1")
+                .arg("NX")
+                .arg("EX")
+                .arg(unique_window_secs);
+        } else {
+            pipe.hincr(&stats, &unique_field, 1);
+        }
+        pipe.hset(&key, field, click.encode())
             .cmd("EXPIRE")
             .arg(&key)
             .arg(ttl)
@@ -311,50 +361,27 @@ impl Store for RedisStore {
             .arg(ttl)
             .arg("GT")
             .hincr(&stats, counter::field(offer, aff, counter::CLICKS), 1);
-        if unique_window_secs == 0 {
-            pipe.hincr(&stats, &unique_field, 1);
-        } else {
-            pipe.cmd("EVALSHA")
-                .arg(UNIQUE_CLICK_SCRIPT.get_hash())
-                .arg(2)
-                .arg(&marker)
-                .arg(&stats)
-                .arg(unique_window_secs)
-                .arg(&unique_field);
-        }
-        Box::pin(self.with_conn(move |conn| {
-            Box::pin(async move {
-                let replies: Vec<redis::RedisResult<i64>> =
-                    pipe.query_async(conn).await.map_err(unavailable)?;
-                let mut replies = replies.into_iter();
-                // The record, its TTL and its count: any failure fails the click.
-                for reply in replies.by_ref().take(4) {
-                    reply.map_err(unavailable)?;
-                }
-                match replies.next() {
-                    Some(Ok(_)) if unique_window_secs == 0 => Ok(true),
-                    Some(Ok(unique)) => Ok(unique == 1),
-                    // Redis restarted or flushed its scripts: the record and its
-                    // count are stored; load the script and decide alone.
-                    Some(Err(e))
-                        if e.kind()
-                            == redis::ErrorKind::Server(redis::ServerErrorKind::NoScript) =>
-                    {
-                        let unique: i64 = UNIQUE_CLICK_SCRIPT
-                            .key(&marker)
-                            .key(&stats)
-                            .arg(unique_window_secs)
-                            .arg(&unique_field)
-                            .invoke_async(conn)
-                            .await
-                            .map_err(unavailable)?;
-                        Ok(unique == 1)
-                    }
-                    Some(Err(e)) => Err(unavailable(e)),
-                    None => Err(corrupt("the click pipeline answered too few replies")),
-                }
-            })
-        }))
+        Box::pin(async move {
+            let replies: Vec<redis::RedisResult<redis::Value>> = self
+                .with_conn(move |conn| {
+                    Box::pin(async move { pipe.query_async(conn).await.map_err(unavailable) })
+                })
+                .await?;
+            let mut replies = replies.into_iter();
+            let marker = replies
+                .next()
+                .ok_or_else(|| corrupt("the click pipeline answered too few replies"))?
+                .map_err(unavailable)?;
+            // The record, its TTL and its count: any failure fails the click.
+            for reply in replies {
+                reply.map_err(unavailable)?;
+            }
+            let unique = !detect_duplicates || !matches!(marker, redis::Value::Nil);
+            if unique && detect_duplicates {
+                self.count_unique_click(stats, unique_field);
+            }
+            Ok(unique)
+        })
     }
 
     fn count_untracked_click<'a>(
@@ -688,13 +715,14 @@ impl Store for RedisStore {
     }
 
     fn read_counters<'a>(&'a self, days: &'a [Day]) -> StoreFuture<'a, Vec<DayCounters>> {
+        let flushed = self.write_pending_counts();
         let mut pipe = redis::pipe();
         for day in days {
             for key in self.keys.stats_all_shards(*day) {
                 pipe.hgetall(key);
             }
         }
-        Box::pin(self.with_pooled_conn(move |conn| {
+        let read = self.with_pooled_conn(move |conn| {
             Box::pin(async move {
                 let hashes: Vec<HashMap<String, i64>> =
                     pipe.query_async(conn).await.map_err(unavailable)?;
@@ -712,7 +740,16 @@ impl Store for RedisStore {
                     })
                     .collect())
             })
-        }))
+        });
+        Box::pin(async move {
+            // This process's unique counts first, so it reads its own clicks.
+            flushed.await?;
+            read.await
+        })
+    }
+
+    fn flush(&self) -> StoreFuture<'_, ()> {
+        Box::pin(self.write_pending_counts())
     }
 
     fn ping(&self) -> StoreFuture<'_, ()> {
