@@ -524,7 +524,14 @@ async fn bench(url: String) {
     ];
     let rounds: usize = env_or("ROUNDS", 1).max(1);
     let flush = std::env::var("FLUSH").is_ok_and(|v| v == "1");
-    let mut admin = mux(&client).await;
+    // FLUSHALL of a few million keys takes longer than the default reply timeout.
+    let mut admin = client
+        .get_multiplexed_async_connection_with_config(
+            &redis::AsyncConnectionConfig::new()
+                .set_response_timeout(Some(Duration::from_secs(120))),
+        )
+        .await
+        .expect("admin connection");
     println!(
         "redis write paths: {tasks} tasks, {secs} s per variant, {rounds} round(s), \
          click = SET EX + HINCRBY under one hash tag{}",

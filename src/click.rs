@@ -1,8 +1,8 @@
 //! Tracking a click: from a tracking-link request to the redirect target.
 //!
 //! The hot path. Offer and affiliate come from the in-process cache; the only
-//! I/O is one atomic Redis round trip that stores the click and moves its
-//! counter. If that fails, the visitor is still sent to the offer (without a
+//! I/O the visitor waits for is one Redis round trip (one pipeline) that
+//! decides whether the click is a duplicate, stores it and counts it. If that fails, the visitor is still sent to the offer (without a
 //! click id) and the failure is counted: traffic is never dropped.
 
 use std::net::IpAddr;

@@ -3,7 +3,8 @@
 //!
 //! Every operation is one round trip (a pipeline, a MULTI/EXEC or a script)
 //! and is bounded by a timeout, so a stalled Redis degrades requests quickly
-//! instead of piling them up.
+//! instead of piling them up. One write follows later: a unique click's
+//! count, queued and summed by `pending.rs` (docs/architecture.md says why).
 
 use std::cell::RefCell;
 use std::collections::HashMap;
