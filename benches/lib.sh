@@ -47,7 +47,10 @@ install_missing() {
 free_port() {
     local port
     for _ in $(seq 200); do
-        port=$((20000 + RANDOM % 40000))
+        # Below Linux's ephemeral range (32768-60999): a port in it can be
+        # taken by any outgoing connection (wrk's, clickback's own) before
+        # the server binds it, and that server would then not start.
+        port=$((20000 + RANDOM % 12768))
         if ! (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
             echo "$port"
             return 0

@@ -24,11 +24,21 @@ pub struct RedisServer {
     watchdog: Mutex<Option<Child>>,
 }
 
+/// A port nobody listens on, below Linux's ephemeral range (32768–60999):
+/// a port from that range (what binding port 0 hands out) can be taken by
+/// any outgoing connection between this check and redis-server's bind, or
+/// while a test has the server stopped, and the server would not start.
 fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free local port")
+    const LOW: u128 = 20_000;
+    const HIGH: u128 = 32_768;
+    for _ in 0..1_000 {
+        let candidate = LOW + uuid::Uuid::new_v4().as_u128() % (HIGH - LOW);
+        let port = u16::try_from(candidate).expect("below 32768");
+        if TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
+    panic!("no free local port between {LOW} and {HIGH}")
 }
 
 fn binary() -> String {
