@@ -75,11 +75,13 @@ pub struct CapEntry {
 /// Persistence for clicks, conversions, counters and configuration.
 pub trait Store: Send + Sync + 'static {
     /// Stores a click until its attribution window closes and counts it, in
-    /// one round trip, atomically. Decides whether the visitor already clicked this offer and
-    /// affiliate within `unique_window_secs` (0: never a duplicate) and answers
-    /// whether the click was unique. The click id's shard must be the first
-    /// character of the visitor hash (as `click::track` mints it), so that the
-    /// visitor's duplicate marker shares the click's hash slot.
+    /// one round trip. Decides, atomically, whether the visitor already
+    /// clicked this offer and affiliate within `unique_window_secs` (0: never
+    /// a duplicate) and answers whether the click was unique; the Redis store
+    /// writes the unique count a moment later (`store/pending.rs`), and a
+    /// read of the counters waits for it. The click id's shard must be the
+    /// first character of the visitor hash (as `click::track` mints it), so
+    /// that the visitor's duplicate marker shares the click's hash slot.
     fn record_click<'a>(
         &'a self,
         click: &'a Click,
