@@ -471,9 +471,9 @@ impl Store for RedisStore {
             .arg(command.reason.unwrap_or(""));
         Box::pin(self.with_conn(move |conn| {
             Box::pin(async move {
-                let reply: Vec<Option<String>> =
-                    invocation.invoke_async(conn).await.map_err(unavailable)?;
-                let part = |i: usize| reply.get(i).and_then(|v| v.as_deref()).unwrap_or("");
+                let reply: String = invocation.invoke_async(conn).await.map_err(unavailable)?;
+                let parts: Vec<&str> = reply.split('\0').collect();
+                let part = |i: usize| parts.get(i).copied().unwrap_or("");
                 let record = || {
                     record_from_parts([
                         part(1),
