@@ -2,8 +2,9 @@
 //!
 //! The hot path. Offer and affiliate come from the in-process cache; the only
 //! I/O the visitor waits for is one Redis round trip (one pipeline) that
-//! decides whether the click is a duplicate, stores it and counts it. If that fails, the visitor is still sent to the offer (without a
-//! click id) and the failure is counted: traffic is never dropped.
+//! decides whether the click is a duplicate, stores it and counts it. If
+//! that fails, the visitor is still sent to the offer (without a click id)
+//! and the failure is counted: traffic is never dropped.
 
 use std::net::IpAddr;
 use std::sync::Arc;

@@ -11,6 +11,7 @@
 //! - [`startup`]: [`startup::Application`] builds the store, cache, metrics and HTTP server.
 //! - [`routes`]: thin HTTP adapters, one module per endpoint group.
 //! - [`click`]: the redirect hot path.
+//! - [`batch`]: queues that a background task writes out in batches.
 //! - [`caps`]: daily / monthly / lifetime caps on conversions and payout.
 //! - [`postback`]: conversion crediting, status changes, de-duplication.
 //! - [`postback_log`]: the troubleshooting log's batching background writer.
@@ -23,6 +24,7 @@
 //! - [`state`]: what every handler shares.
 //! - [`demo`]: demo data for the one-command start.
 
+pub mod batch;
 pub mod caps;
 pub mod click;
 pub mod config;

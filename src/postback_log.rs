@@ -13,18 +13,15 @@
 //! down when it is written or the queue is full, and the entries still queued
 //! when the process stops. Conversions and their counters never go this way.
 
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
-use tokio::sync::mpsc::{self, error::TrySendError};
-
+use crate::batch::BatchQueue;
 use crate::domain::OfferId;
 use crate::store::Store;
 
 /// Entries waiting to be written, at most; more are dropped (and logged at
 /// debug level) rather than held while Redis is unreachable.
 const QUEUE_CAPACITY: usize = 16_384;
-/// Entries in one write, at most.
-const BATCH_MAX: usize = 512;
 
 type Entry = (Option<OfferId>, String);
 
@@ -32,9 +29,7 @@ type Entry = (Option<OfferId>, String);
 pub struct PostbackLog {
     store: Arc<dyn Store>,
     keep: usize,
-    /// The running writer's queue; `None` until the first entry, and
-    /// replaced if the writer's runtime has gone (a restarted worker).
-    writer: Mutex<Option<mpsc::Sender<Entry>>>,
+    queue: Arc<BatchQueue<Vec<Entry>>>,
 }
 
 impl PostbackLog {
@@ -45,46 +40,42 @@ impl PostbackLog {
         Self {
             store,
             keep,
-            writer: Mutex::new(None),
+            queue: Arc::default(),
         }
     }
 
-    /// Queues an entry; never waits. Outside a tokio runtime the entry is dropped.
+    /// Queues an entry; never waits. Outside a tokio runtime the entry waits
+    /// for the next one filed inside one.
     pub fn append(&self, offer: Option<OfferId>, entry: String) {
-        let Ok(mut writer) = self.writer.lock() else {
-            return;
-        };
-        let mut entry = (offer, entry);
-        if let Some(queue) = writer.as_ref() {
-            match queue.try_send(entry) {
-                Ok(()) => return,
-                Err(TrySendError::Full(_)) => {
+        self.queue.push(
+            |queued| {
+                if queued.len() < QUEUE_CAPACITY {
+                    queued.push((offer, entry));
+                } else {
                     log::debug!("postback log queue full: entry dropped");
-                    return;
                 }
-                Err(TrySendError::Closed(back)) => entry = back,
-            }
-        }
-        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
-            return;
-        };
-        let (queue, entries) = mpsc::channel(QUEUE_CAPACITY);
-        // A fresh queue has room for one entry.
-        let _ = queue.try_send(entry);
-        runtime.spawn(write_batches(entries, Arc::clone(&self.store), self.keep));
-        *writer = Some(queue);
+            },
+            || write_batches(Arc::clone(&self.queue), Arc::clone(&self.store), self.keep),
+        );
     }
 }
 
-/// Writes everything queued, one batch per round trip, until every sender is gone.
-async fn write_batches(mut entries: mpsc::Receiver<Entry>, store: Arc<dyn Store>, keep: usize) {
-    let mut batch = Vec::with_capacity(BATCH_MAX);
-    while entries.recv_many(&mut batch, BATCH_MAX).await > 0 {
+impl Drop for PostbackLog {
+    fn drop(&mut self) {
+        self.queue.stop_writer();
+    }
+}
+
+/// Writes everything queued, one batch per round trip, until stopped.
+async fn write_batches(queue: Arc<BatchQueue<Vec<Entry>>>, store: Arc<dyn Store>, keep: usize) {
+    loop {
+        queue.wait().await;
+        let (_turn, batch) = queue.take().await;
+        if batch.is_empty() {
+            continue;
+        }
         let count = batch.len();
-        if let Err(e) = store
-            .append_postback_logs(std::mem::take(&mut batch), keep)
-            .await
-        {
+        if let Err(e) = store.append_postback_logs(batch, keep).await {
             log::debug!("{count} postback log entries lost: {e}");
         }
     }
@@ -119,7 +110,7 @@ mod tests {
     }
 
     #[test]
-    fn outside_a_runtime_an_entry_is_dropped_not_a_panic() {
+    fn outside_a_runtime_an_entry_is_kept_not_a_panic() {
         let store = Arc::new(MemoryStore::new());
         let log = PostbackLog::new(store, 10);
         log.append(None, "{}".into());

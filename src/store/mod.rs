@@ -7,7 +7,6 @@
 
 pub mod keys;
 pub mod memory;
-mod pending;
 pub mod redis;
 
 use std::collections::HashMap;
@@ -78,7 +77,7 @@ pub trait Store: Send + Sync + 'static {
     /// one round trip. Decides, atomically, whether the visitor already
     /// clicked this offer and affiliate within `unique_window_secs` (0: never
     /// a duplicate) and answers whether the click was unique; the Redis store
-    /// writes the unique count a moment later (`store/pending.rs`), and a
+    /// writes the unique count a moment later (`RedisStore::count_unique_click`), and a
     /// read of the counters waits for it. The click id's shard must be the
     /// first character of the visitor hash (as `click::track` mints it), so
     /// that the visitor's duplicate marker shares the click's hash slot.

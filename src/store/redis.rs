@@ -4,7 +4,8 @@
 //! Every operation is one round trip (a pipeline, a MULTI/EXEC or a script)
 //! and is bounded by a timeout, so a stalled Redis degrades requests quickly
 //! instead of piling them up. One write follows later: a unique click's
-//! count, queued and summed by `pending.rs` (docs/architecture.md says why).
+//! count, queued and summed (`RedisStore::count_unique_click`;
+//! docs/architecture.md says why).
 
 use std::cell::RefCell;
 use std::collections::HashMap;
@@ -17,8 +18,8 @@ use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::AsyncCommands;
 
 use super::keys::{counter, ClickLocation, Keys};
-use super::pending::PendingCounts;
 use super::{CapEntry, ConfigData, ConversionLookup, DayCounters, Store, StoreError, StoreFuture};
+use crate::batch::BatchQueue;
 use crate::domain::conversion::{
     ConversionCommand, ConversionOutcome, ConversionRecord, ConversionStatus,
 };
@@ -52,8 +53,9 @@ pub struct RedisStore {
     keys: Keys,
     /// Upper bound for any single store operation.
     timeout: Duration,
-    /// Unique-click counts on their way to Redis (see `store/pending.rs`).
-    pending: Arc<PendingCounts>,
+    /// Unique-click counts on their way to Redis, `(stats key, field)` →
+    /// increments (see [`RedisStore::count_unique_click`]).
+    pending: Arc<BatchQueue<UniqueCounts>>,
 }
 
 impl RedisStore {
@@ -91,7 +93,7 @@ impl RedisStore {
             pool,
             keys,
             timeout,
-            pending: Arc::new(PendingCounts::new()),
+            pending: Arc::default(),
         })
     }
 
@@ -139,19 +141,37 @@ impl RedisStore {
             .map_err(|_| StoreError::Unavailable(format!("no answer within {:?}", self.timeout)))?
     }
 
-    /// Queues a unique click's count; starts the writer task if none is alive.
+    /// Queues a unique click's count for a background writer.
+    ///
+    /// Whether a click is its visitor's first on an offer and affiliate is
+    /// decided by Redis, atomically, in the click's own pipeline (`SET
+    /// marker NX EX window`), but counting it needs that answer first: in
+    /// one round trip only a Lua script can do both, and the script was a
+    /// third of Redis's work per click (docs/PERFORMANCE.md). So the count
+    /// follows: the writer sends whatever has queued up while its previous
+    /// write was in flight, summed, one `HINCRBY` per offer, affiliate,
+    /// shard and day instead of one per click.
+    ///
+    /// A read of the counters writes the queue first (and waits for a write
+    /// in flight), so a process always reads its own counts; other processes
+    /// see them a round trip later. If clickback stops without its shutdown
+    /// flush, the unique counts still queued are lost (the clicks, their
+    /// records and their `clk` counts are not). A failed write puts its
+    /// counts back for the next one.
     fn count_unique_click(&self, stats_key: String, field: String) {
-        self.pending.add(stats_key, field, || {
-            let runtime = tokio::runtime::Handle::try_current().ok()?;
-            let store = self.clone();
-            Some(runtime.spawn(async move {
-                loop {
-                    store.pending.wait().await;
-                    // A failure puts the counts back for the next write.
-                    let _ = store.write_pending_counts().await;
+        self.pending.push(
+            |counts| *counts.entry((stats_key, field)).or_insert(0) += 1,
+            || {
+                let store = self.clone();
+                async move {
+                    loop {
+                        store.pending.wait().await;
+                        // A failure puts the counts back for the next write.
+                        let _ = store.write_pending_counts().await;
+                    }
                 }
-            }))
-        });
+            },
+        );
     }
 
     /// Writes the queued unique-click counts, summed, in one pipeline.
@@ -171,7 +191,11 @@ impl RedisStore {
             .await;
         if let Err(e) = &written {
             log::warn!("unique-click counts not written yet, will retry: {e}");
-            self.pending.give_back(counts);
+            self.pending.give_back(|queued| {
+                for (counter, n) in counts {
+                    *queued.entry(counter).or_insert(0) += n;
+                }
+            });
         }
         written
     }
@@ -194,6 +218,9 @@ impl RedisStore {
             .map_err(|_| StoreError::Unavailable(format!("no answer within {:?}", self.timeout)))?
     }
 }
+
+/// `(stats key, counter field)` → increments not yet written.
+type UniqueCounts = HashMap<(String, String), i64>;
 
 /// Hands out one lazily connected [`ConnectionManager`] per tokio runtime.
 ///
@@ -339,7 +366,7 @@ impl Store for RedisStore {
         // bucket's TTL (NX gives a new bucket its first, GT lengthens it for
         // a click with a longer window: it only ever grows) and the click
         // count. The unique count depends on the marker's answer, so it
-        // follows in the background (`store/pending.rs`).
+        // follows in the background (`count_unique_click`).
         let mut pipe = redis::pipe();
         pipe.ignore_errors();
         if detect_duplicates {
