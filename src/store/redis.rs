@@ -359,7 +359,7 @@ impl Store for RedisStore {
         };
         let stats = self.keys.stats(shard, Day::from_unix(click.created_at));
         let ttl = click.ttl_secs(unix_now());
-        let unique_field = counter::field(offer, aff, counter::UNIQUE_CLICKS);
+        let unique_field = || counter::field(offer, aff, counter::UNIQUE_CLICKS);
         let detect_duplicates = unique_window_secs > 0;
         // One round trip, one hash slot, no script: the duplicate marker
         // (set only if absent: Redis decides, atomically), the record, the
@@ -377,7 +377,7 @@ impl Store for RedisStore {
                 .arg("EX")
                 .arg(unique_window_secs);
         } else {
-            pipe.hincr(&stats, &unique_field, 1);
+            pipe.hincr(&stats, unique_field(), 1);
         }
         pipe.hset(&key, field, click.encode())
             .cmd("EXPIRE")
@@ -395,18 +395,23 @@ impl Store for RedisStore {
                     Box::pin(async move { pipe.query_async(conn).await.map_err(unavailable) })
                 })
                 .await?;
+            // The marker (or the unique count), the record, its TTL and its
+            // count: any failure fails the click.
             let mut replies = replies.into_iter();
-            let marker = replies
+            let first = replies
                 .next()
                 .ok_or_else(|| corrupt("the click pipeline answered too few replies"))?
                 .map_err(unavailable)?;
-            // The record, its TTL and its count: any failure fails the click.
             for reply in replies {
                 reply.map_err(unavailable)?;
             }
-            let unique = !detect_duplicates || !matches!(marker, redis::Value::Nil);
-            if unique && detect_duplicates {
-                self.count_unique_click(stats, unique_field);
+            if !detect_duplicates {
+                return Ok(true);
+            }
+            // SET NX answers nil when the marker was already there.
+            let unique = first != redis::Value::Nil;
+            if unique {
+                self.count_unique_click(stats, unique_field());
             }
             Ok(unique)
         })
