@@ -3,6 +3,8 @@
 #   nginx ceiling (1 worker, access_log off, fixed `return 302`)
 #   vs clickback click redirects (GET /c/{offer}) with a 0-lost-clicks check
 #   vs clickback postbacks, each crediting a distinct fresh click
+#   vs the floor of clickback's own stack (benches/floor_server.rs: actix-web
+#      answering a bare 302, and a 302 after one pipelined Redis SET)
 #   plus redis-benchmark's SET ceiling of the same Redis.
 # All of wrk, nginx, redis-server and clickback share this machine.
 #
@@ -22,6 +24,7 @@
 #   SKIP_BUILD=1        use the existing target/release/clickback
 #   CLICKBACK_BIN=path  run this binary instead (A/B comparisons; implies no build)
 #   SKIP_REDIS_BENCHMARK=1
+#   SKIP_FLOOR=1        skip the two floor phases (actix bare 302, 302 + one SET)
 #   STRICT=1            exit 1 when a target of issue #3 is missed
 #   KEEP_TMP=1          keep the temp dir (logs, configs, wrk output)
 #   WAIT_QUIET=SECS     wait up to SECS for other work on the machine to stop
@@ -52,6 +55,7 @@ fi
 
 # --- build -------------------------------------------------------------------
 release_binary
+[[ -z "${SKIP_FLOOR:-}" ]] && FLOOR_BIN="$(bench_binary floor_server)"
 check_quiet
 
 # --- processes ---------------------------------------------------------------
@@ -144,7 +148,7 @@ run_wrk() {
     shift 2
     log "wrk -t$THREADS -c$CONNECTIONS -d$DURATION --latency${*:+ $*} $url"
     local perf_pid=""
-    if [[ -n "${PERF:-}" && "$name" != nginx ]]; then
+    if [[ -n "${PERF:-}" && ("$name" == click || "$name" == postback) ]]; then
         perf record -e cpu-clock -F 999 -p "$CB_PID" -o "$BENCH_TMP/perf.$name.data" \
             >"$BENCH_TMP/perf.$name.log" 2>&1 &
         perf_pid=$!
@@ -285,7 +289,26 @@ credited=$((cv_after - cv_before))
 credited_metric=$((credited_after - credited_before))
 reused=$((pb_total > ids_available ? pb_total - ids_available : 0))
 
-# --- 4. Redis ceiling ------------------------------------------------------------
+# --- 4. the stack's floor: actix-web's bare 302, and a 302 after one SET ---------
+# Driven with the click phase's wrk script, so wrk does the same work per
+# request as it did for the clicks.
+if [[ -z "${SKIP_FLOOR:-}" ]]; then
+    for mode in bare write; do
+        FLOOR_PORT="$(free_port)"
+        MODE="$mode" LISTEN="127.0.0.1:$FLOOR_PORT" REDIS_URL="$REDIS_URL" WORKERS="$CLICKBACK_WORKERS" \
+            KEY_PREFIX="$PREFIX:floor" "$FLOOR_BIN" --bench >"$BENCH_TMP/floor.$mode.log" 2>&1 &
+        FLOOR_PID=$!
+        BENCH_PIDS+=("$FLOOR_PID")
+        wait_for floor_server curl -fsS -o /dev/null "http://127.0.0.1:$FLOOR_PORT/"
+        url="http://127.0.0.1:$FLOOR_PORT$CLICK_PATH"
+        warm "$url"
+        CB_PID="$FLOOR_PID" run_wrk "floor_$mode" "$url" "${CLICK_SCRIPT[@]}"
+        kill "$FLOOR_PID" 2>/dev/null || true
+        [[ "$(wrk_field "floor_$mode" bad)" == 0 ]] || die "floor_server ($mode) answered non-3xx: $(cat "$BENCH_TMP/wrk.floor_$mode")"
+    done
+fi
+
+# --- 5. Redis ceiling ------------------------------------------------------------
 redis_rps="skipped"
 if [[ -z "${SKIP_REDIS_BENCHMARK:-}" ]]; then
     log "redis-benchmark -q -t set -P 1 -c 64 -n 200000"
@@ -302,6 +325,10 @@ pb_rps="$(wrk_field postback rps)"
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "n/a" }'; }
 click_ratio="$(ratio "$cl_rps" "$ng_rps")"
 pb_ratio="$(ratio "$pb_rps" "$ng_rps")"
+floor_row() {
+    if [[ -n "${SKIP_FLOOR:-}" ]]; then echo skipped; else
+        echo "$(wrk_field "$1" rps) = $(ratio "$(wrk_field "$1" rps)" "$ng_rps") (p99 $(wrk_field "$1" p99) ms)"; fi
+}
 verdict() { awk -v v="$1" -v op="$2" -v t="$3" 'BEGIN { ok = (op == ">=") ? (v >= t) : (v <= t); print ok ? "ok" : "MISSED" }'; }
 
 cat <<EOF
@@ -313,8 +340,11 @@ click / postback phases ${OTHER[nginx]}% / ${OTHER[click]}% / ${OTHER[postback]}
 |--------------------------------|------------|--------------|
 | nginx fixed 302 (ceiling) rps  | $(printf '%-10s' "$ng_rps") |              |
 | nginx p50 / p99 ms             | $(printf '%-10s' "$(wrk_field nginx p50) / $(wrk_field nginx p99)") |              |
+| floor: actix bare 302 rps      | $(floor_row floor_bare) of nginx |   |
+| floor: actix 302 + 1 SET rps   | $(floor_row floor_write) of nginx |   |
 | click rps                      | $(printf '%-10s' "$cl_rps") |              |
 | click / nginx                  | $(printf '%-10s' "$click_ratio") | >= 0.6 $(verdict "$click_ratio" ">=" 0.6) |
+| click / floor (302 + 1 SET)    | $(printf '%-10s' "$([[ -n "${SKIP_FLOOR:-}" ]] && echo skipped || ratio "$cl_rps" "$(wrk_field floor_write rps)")") |              |
 | click p50 / p90 / p99 ms       | $(printf '%-10s' "$(wrk_field click p50) / $(wrk_field click p90) / $(wrk_field click p99)") | p99 <= 2 $(verdict "$(wrk_field click p99)" "<=" 2) |
 | clicks: 302s counted by wrk    | $(printf '%-10s' "$click_302") |              |
 | clicks: stored (records / clk) | $(printf '%-10s' "$stored_keys / $stored_clk") |              |
@@ -333,6 +363,13 @@ echo "         CPU during clicks: clickback ${CB_CORES[click]} cores, redis ${RE
     "= $(per_core "$cl_rps" "${CB_CORES[click]}") clicks/s per clickback core, $(per_core "$cl_rps" "${REDIS_CORES[click]}") per redis core"
 echo "         CPU during postbacks: clickback ${CB_CORES[postback]} cores, redis ${REDIS_CORES[postback]} cores" \
     "= $(per_core "$pb_rps" "${CB_CORES[postback]}") postbacks/s per clickback core, $(per_core "$pb_rps" "${REDIS_CORES[postback]}") per redis core"
+if [[ -z "${SKIP_FLOOR:-}" ]]; then
+    for phase in floor_bare floor_write; do
+        rps="$(wrk_field "$phase" rps)"
+        echo "         CPU during $phase: floor_server ${CB_CORES[$phase]} cores, redis ${REDIS_CORES[$phase]} cores" \
+            "= $(per_core "$rps" "${CB_CORES[$phase]}") requests/s per floor_server core, $(per_core "$rps" "${REDIS_CORES[$phase]}") per redis core"
+    done
+fi
 echo "         a stored click: value $sample_len bytes in bucket $sample_key ($sample_encoding, $sample_clicks clicks," \
     "MEMORY USAGE $sample_mem bytes = $(awk -v m="$sample_mem" -v n="$sample_clicks" 'BEGIN { printf "%.0f", m / n }') bytes/click, TTL $sample_ttl s)"
 echo "         postback non-2xx/3xx $pb_bad, socket errors $(wrk_field postback errors); credited per /metrics $credited_metric; click ids available $ids_available, reused $reused"

@@ -18,19 +18,7 @@ trap 'exit 130' INT TERM
 
 install_missing redis-server:redis-server redis-cli:redis-tools
 
-if [[ -z "${SKIP_BUILD:-}" ]]; then
-    log "building benches/redis_paths.rs (release)"
-    bin="$(cd "$BENCH_ROOT" && cargo bench --bench redis_paths --no-run --message-format=json-render-diagnostics |
-        grep -o '"executable":"[^"]*redis_paths[^"]*"' | tail -1 | cut -d'"' -f4)" ||
-        die "cargo bench --bench redis_paths --no-run failed"
-else
-    # The newest redis_paths executable cargo produced.
-    bin=""
-    for f in "$(target_dir)"/release/deps/redis_paths-*; do
-        [[ -x "$f" && "$f" != *.d && ( -z "$bin" || "$f" -nt "$bin" ) ]] && bin="$f"
-    done
-fi
-[[ -n "$bin" && -x "$bin" ]] || die "redis_paths executable not found (under $(target_dir)/release/deps)"
+bin="$(bench_binary redis_paths)"
 
 check_quiet
 start_redis
