@@ -154,7 +154,7 @@ impl Application {
                 .wrap_fn(move |req, srv| {
                     let started = Instant::now();
                     let route = routes::route_label(&req);
-                    let method = req.method().as_str().to_owned();
+                    let method = method_label(req.method());
                     let metrics = metrics.clone();
                     let response = srv.call(req);
                     async move {
@@ -165,7 +165,7 @@ impl Application {
                         };
                         metrics
                             .http_duration
-                            .with_label_values(&[&route, &method, itoa_status(status)])
+                            .with_label_values(&[&route, method, itoa_status(status)])
                             .observe(started.elapsed().as_secs_f64());
                         response
                     }
@@ -219,6 +219,22 @@ impl Application {
             log::warn!("shutting down with unwritten unique-click counts: {e}");
         }
         result
+    }
+}
+
+/// The method as a label: the standard ones by name, anything else as
+/// `other`, so that invented methods cannot create time series.
+fn method_label(method: &actix_web::http::Method) -> &'static str {
+    use actix_web::http::Method;
+    match *method {
+        Method::GET => "GET",
+        Method::HEAD => "HEAD",
+        Method::POST => "POST",
+        Method::PUT => "PUT",
+        Method::DELETE => "DELETE",
+        Method::PATCH => "PATCH",
+        Method::OPTIONS => "OPTIONS",
+        _ => "other",
     }
 }
 

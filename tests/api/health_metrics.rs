@@ -208,3 +208,68 @@ async fn unknown_offer_ids_do_not_become_metric_labels() {
         "{text}"
     );
 }
+
+#[tokio::test]
+async fn latency_is_labelled_by_route_template_and_known_methods_only() {
+    // Arrange
+    let app = spawn_app().await;
+    app.with_offer_and_affiliate().await;
+    let invented = reqwest::Method::from_bytes(b"BREW").expect("a method token");
+
+    // Act: a wrong method on a known route, an invented method, a junk path
+    // (the router answers the first two with a 4xx; which one is its business)
+    let wrong_method = app
+        .client
+        .delete(format!("{}/c/o1?aff_id=a1", app.address))
+        .send()
+        .await
+        .expect("DELETE answered");
+    let invented_method = app
+        .client
+        .request(invented, format!("{}/postback", app.address))
+        .send()
+        .await
+        .expect("BREW answered");
+    let junk = app.get("/wp-login.php").await;
+    let text = app.metrics().await;
+
+    // Assert
+    assert!(wrong_method.status().is_client_error());
+    assert!(invented_method.status().is_client_error());
+    assert_eq!(junk.status(), 404);
+    let count = |labels: &str| {
+        metric_value(
+            &text,
+            &format!("clickback_http_request_duration_seconds_count{{{labels}}}"),
+        )
+    };
+    assert_eq!(
+        count(&format!(
+            r#"method="DELETE",route="/c/{{offer_id}}",status="{}""#,
+            wrong_method.status().as_u16()
+        )),
+        1.0,
+        "{text}"
+    );
+    assert_eq!(
+        count(&format!(
+            r#"method="other",route="/postback",status="{}""#,
+            invented_method.status().as_u16()
+        )),
+        1.0,
+        "{text}"
+    );
+    assert_eq!(
+        count(r#"method="GET",route="unmatched",status="404""#),
+        1.0,
+        "{text}"
+    );
+    assert!(
+        !text.contains("BREW"),
+        "an invented method became a label:\n{text}"
+    );
+    assert!(
+        !text.contains("wp-login"),
+        "a raw path became a label:\n{text}"
+    );
+}
