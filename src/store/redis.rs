@@ -56,6 +56,45 @@ pub struct RedisStore {
     /// Unique-click counts on their way to Redis, `(stats key, field)` →
     /// increments (see [`RedisStore::count_unique_click`]).
     pending: Arc<BatchQueue<UniqueCounts>>,
+    /// Click buckets this process has given an expiry, with the latest
+    /// deadline it made sure of (see [`BucketDeadlines`]).
+    bucket_deadlines: Arc<BucketDeadlines>,
+}
+
+/// The latest expiry (unix seconds) this process has made sure each click
+/// bucket has: once `EXPIRE GT` has lengthened a bucket to a deadline, a
+/// click whose window ends no later needs no `EXPIRE GT` of its own: one
+/// command less per click for nearly every click. The `EXPIRE NX` that
+/// gives a new bucket its first expiry is still sent with every click, so a
+/// bucket never lives without one, even one deleted and written again.
+/// (After such a deletion a click with a longer window than the one that
+/// re-created the bucket could expire with it early; deleting live click
+/// buckets loses clicks anyway.)
+#[derive(Default)]
+struct BucketDeadlines(std::sync::Mutex<HashMap<String, u64>>);
+
+impl BucketDeadlines {
+    /// Buckets remembered at most; past it the memory starts over (a few
+    /// `EXPIRE GT`s again). The buckets of one hour are 64 shards × the
+    /// configured buckets per shard (64 by default).
+    const MAX: usize = 65_536;
+
+    /// Whether a click that must live until `deadline` still needs its
+    /// bucket lengthened.
+    fn needs_lengthening(&self, bucket: &str, deadline: u64) -> bool {
+        let known = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        known.get(bucket).is_none_or(|&d| d < deadline)
+    }
+
+    /// Notes that `bucket` now expires at `deadline` or later.
+    fn lengthened(&self, bucket: String, deadline: u64) {
+        let mut known = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        if known.len() >= Self::MAX {
+            known.clear();
+        }
+        let d = known.entry(bucket).or_insert(deadline);
+        *d = (*d).max(deadline);
+    }
 }
 
 impl RedisStore {
@@ -94,6 +133,7 @@ impl RedisStore {
             keys,
             timeout,
             pending: Arc::default(),
+            bucket_deadlines: Arc::default(),
         })
     }
 
@@ -364,9 +404,15 @@ impl Store for RedisStore {
         // One round trip, one hash slot, no script: the duplicate marker
         // (set only if absent: Redis decides, atomically), the record, the
         // bucket's TTL (NX gives a new bucket its first, GT lengthens it for
-        // a click with a longer window: it only ever grows) and the click
-        // count. The unique count depends on the marker's answer, so it
-        // follows in the background (`count_unique_click`).
+        // a click with a longer window: it only ever grows; GT is left out
+        // when this process already made sure of a deadline at least as
+        // late) and the click count. The unique count depends on the
+        // marker's answer, so it follows in the background
+        // (`count_unique_click`).
+        let lengthen = self
+            .bucket_deadlines
+            .needs_lengthening(&key, click.expires_at)
+            .then(|| key.clone());
         let mut pipe = redis::pipe();
         pipe.ignore_errors();
         if detect_duplicates {
@@ -383,12 +429,12 @@ impl Store for RedisStore {
             .cmd("EXPIRE")
             .arg(&key)
             .arg(ttl)
-            .arg("NX")
-            .cmd("EXPIRE")
-            .arg(&key)
-            .arg(ttl)
-            .arg("GT")
-            .hincr(&stats, counter::field(offer, aff, counter::CLICKS), 1);
+            .arg("NX");
+        if lengthen.is_some() {
+            pipe.cmd("EXPIRE").arg(&key).arg(ttl).arg("GT");
+        }
+        pipe.hincr(&stats, counter::field(offer, aff, counter::CLICKS), 1);
+        let deadline = click.expires_at;
         Box::pin(async move {
             let replies: Vec<redis::RedisResult<redis::Value>> = self
                 .with_conn(move |conn| {
@@ -404,6 +450,9 @@ impl Store for RedisStore {
                 .map_err(unavailable)?;
             for reply in replies {
                 reply.map_err(unavailable)?;
+            }
+            if let Some(bucket) = lengthen {
+                self.bucket_deadlines.lengthened(bucket, deadline);
             }
             if !detect_duplicates {
                 return Ok(true);

@@ -322,6 +322,48 @@ async fn a_stored_click_lives_as_long_as_the_offers_attribution_window() {
 }
 
 #[tokio::test]
+async fn a_bucket_is_lengthened_for_a_longer_window_and_never_shortened() {
+    // Arrange: one bucket per shard and hour, and one visitor (one shard),
+    // so every click below lands in the same bucket.
+    let prefix = random_prefix();
+    let mut settings = test_settings(Some(shared_redis_url()), &prefix);
+    settings.click_buckets = 1;
+    let app = spawn_app_with(
+        Backend::Redis {
+            url: shared_redis_url(),
+            prefix,
+        },
+        settings,
+    )
+    .await;
+    app.with_offer_and_affiliate().await;
+    app.create_offer("hour", json!({"attribution_window_secs": 3600}))
+        .await;
+
+    // Act
+    let first_hour_click = app.click_id("hour", "a1").await;
+    let (_, ttl_after_hour_click) = stored_click(&app, &first_hour_click);
+    let month_click = app.click_id("o1", "a1").await;
+    let (_, ttl_after_month_click) = stored_click(&app, &month_click);
+    let later_hour_click = app.click_id("hour", "a1").await;
+    let (_, ttl_after_later_hour_click) = stored_click(&app, &later_hour_click);
+
+    // Assert
+    assert!(
+        (3600 - 5..=3600).contains(&ttl_after_hour_click),
+        "a new bucket takes its first click's window: TTL {ttl_after_hour_click}"
+    );
+    assert!(
+        (2_592_000 - 5..=2_592_000).contains(&ttl_after_month_click),
+        "a longer window lengthens the bucket: TTL {ttl_after_month_click}"
+    );
+    assert!(
+        ttl_after_later_hour_click >= 2_592_000 - 5,
+        "a shorter window never shortens it: TTL {ttl_after_later_hour_click}"
+    );
+}
+
+#[tokio::test]
 async fn redis_never_holds_the_raw_ip_of_the_socket_peer() {
     // Arrange
     let app = spawn_app().await;
