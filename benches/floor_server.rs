@@ -11,7 +11,10 @@
 //! - `MODE=bare`: a fixed 302, nothing else (actix-web's own cost);
 //! - `MODE=write`: one `SET <key> <82-byte value> EX <ttl>` (the size of a
 //!   click record), awaited, then the same 302 (actix-web + one Redis round
-//!   trip, auto-pipelined with the other requests in flight).
+//!   trip, auto-pipelined with the other requests in flight);
+//! - `MODE=write2`: two such `SET`s one after the other, each awaited, then
+//!   the 302: the shape of a postback (look-up round trip, then the credit
+//!   round trip), without the postback's work.
 //!
 //! Every path gets the same answer, so the load test drives it with the
 //! click phase's own wrk script (same requests, same cost to wrk).
@@ -49,22 +52,45 @@ async fn bare() -> HttpResponse {
     redirect()
 }
 
-async fn write(state: web::Data<WorkerState>) -> HttpResponse {
+/// One awaited `SET` of a fresh key.
+async fn set_one(state: &WorkerState) -> redis::RedisResult<()> {
     let n = state.next.get();
     state.next.set(n + 1);
     let key = format!("{}:{:?}:{n}", state.prefix, std::thread::current().id());
     let mut conn = state.redis.clone();
-    let reply: redis::RedisResult<()> = redis::cmd("SET")
+    redis::cmd("SET")
         .arg(&key)
         .arg(VALUE)
         .arg("EX")
         .arg(TTL_SECS)
         .query_async(&mut conn)
-        .await;
+        .await
+}
+
+async fn write(state: web::Data<WorkerState>) -> HttpResponse {
+    match set_one(&state).await {
+        Ok(()) => redirect(),
+        Err(e) => HttpResponse::ServiceUnavailable().body(e.to_string()),
+    }
+}
+
+async fn write_twice(state: web::Data<WorkerState>) -> HttpResponse {
+    let reply = match set_one(&state).await {
+        Ok(()) => set_one(&state).await,
+        Err(e) => Err(e),
+    };
     match reply {
         Ok(()) => redirect(),
         Err(e) => HttpResponse::ServiceUnavailable().body(e.to_string()),
     }
+}
+
+/// What the server answers with.
+#[derive(Clone, Copy)]
+enum Mode {
+    Bare,
+    Write,
+    WriteTwice,
 }
 
 fn main() -> std::io::Result<()> {
@@ -80,10 +106,11 @@ fn main() -> std::io::Result<()> {
         .and_then(|w| w.parse().ok())
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
     let prefix = std::env::var("KEY_PREFIX").unwrap_or_else(|_| "floor".into());
-    let write_mode = match std::env::var("MODE").as_deref() {
-        Ok("bare") => false,
-        Ok("write") => true,
-        _ => return Err(std::io::Error::other("set MODE to bare or write")),
+    let mode = match std::env::var("MODE").as_deref() {
+        Ok("bare") => Mode::Bare,
+        Ok("write") => Mode::Write,
+        Ok("write2") => Mode::WriteTwice,
+        _ => return Err(std::io::Error::other("set MODE to bare, write or write2")),
     };
     let client = redis::Client::open(redis_url).map_err(std::io::Error::other)?;
 
@@ -104,10 +131,10 @@ fn main() -> std::io::Result<()> {
                         })
                     }
                 })
-                .default_service(if write_mode {
-                    web::to(write)
-                } else {
-                    web::to(bare)
+                .default_service(match mode {
+                    Mode::Bare => web::to(bare),
+                    Mode::Write => web::to(write),
+                    Mode::WriteTwice => web::to(write_twice),
                 })
         })
         .workers(workers)

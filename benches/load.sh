@@ -4,7 +4,8 @@
 #   vs clickback click redirects (GET /c/{offer}) with a 0-lost-clicks check
 #   vs clickback postbacks, each crediting a distinct fresh click
 #   vs the floor of clickback's own stack (benches/floor_server.rs: actix-web
-#      answering a bare 302, and a 302 after one pipelined Redis SET)
+#      answering a bare 302, a 302 after one pipelined Redis SET, and a 302
+#      after two SETs in turn, the round trips of a postback)
 #   plus redis-benchmark's SET ceiling of the same Redis.
 # All of wrk, nginx, redis-server and clickback share this machine.
 #
@@ -24,7 +25,8 @@
 #   SKIP_BUILD=1        use the existing target/release/clickback
 #   CLICKBACK_BIN=path  run this binary instead (A/B comparisons; implies no build)
 #   SKIP_REDIS_BENCHMARK=1
-#   SKIP_FLOOR=1        skip the two floor phases (actix bare 302, 302 + one SET)
+#   SKIP_FLOOR=1        skip the three floor phases (actix bare 302, 302 + one SET,
+#                       302 + two SETs one after the other)
 #   STRICT=1            exit 1 when a target of issue #3 is missed
 #   KEEP_TMP=1          keep the temp dir (logs, configs, wrk output)
 #   WAIT_QUIET=SECS     wait up to SECS for other work on the machine to stop
@@ -258,22 +260,25 @@ sample_ttl="$(rcli ttl "$sample_key")"
 log "$ids_available never-converted click ids for the postback phase"
 cat >"$BENCH_TMP/postback.lua" <<'LUA'
 -- Every request credits a different click, with its own txid. Click ids are
--- read from a file (one per line) made from the click keys in Redis.
+-- read from a file (one per line) made from the click keys in Redis. The
+-- request is built from one template with string.format, as the click
+-- script's: wrk.format per request costs wrk CPU the servers share.
 local ids, n, i = {}, 0, 0
-local token
+local template
 function init(args)
   for line in io.lines(os.getenv("CLICK_IDS")) do
     n = n + 1
     ids[n] = line
   end
-  token = os.getenv("POSTBACK_TOKEN")
+  local host = wrk.headers["Host"] or (wrk.host .. ":" .. wrk.port)
+  template = "GET /postback?click_id=%s&token=" .. os.getenv("POSTBACK_TOKEN"):gsub("%%", "%%%%") ..
+    "&txid=t%d HTTP/1.1\r\nHost: " .. host .. "\r\n\r\n"
 end
 function request()
   i = i + 1
   -- Past the end ids repeat: those postbacks answer "duplicate" and the
   -- script reports the shortfall; SEED makes more ids.
-  local id = ids[(i - 1) % n + 1]
-  return wrk.format("GET", "/postback?click_id=" .. id .. "&token=" .. token .. "&txid=t" .. i)
+  return template:format(ids[(i - 1) % n + 1], i)
 end
 LUA
 cv_before="$(sum_metric cv)"
@@ -289,11 +294,11 @@ credited=$((cv_after - cv_before))
 credited_metric=$((credited_after - credited_before))
 reused=$((pb_total > ids_available ? pb_total - ids_available : 0))
 
-# --- 4. the stack's floor: actix-web's bare 302, and a 302 after one SET ---------
+# --- 4. the stack's floor: actix-web's bare 302, a 302 after one SET, after two ---
 # Driven with the click phase's wrk script, so wrk does the same work per
 # request as it did for the clicks.
 if [[ -z "${SKIP_FLOOR:-}" ]]; then
-    for mode in bare write; do
+    for mode in bare write write2; do
         FLOOR_PORT="$(free_port)"
         MODE="$mode" LISTEN="127.0.0.1:$FLOOR_PORT" REDIS_URL="$REDIS_URL" WORKERS="$CLICKBACK_WORKERS" \
             KEY_PREFIX="$PREFIX:floor" "$FLOOR_BIN" --bench >"$BENCH_TMP/floor.$mode.log" 2>&1 &
@@ -342,6 +347,7 @@ click / postback phases ${OTHER[nginx]}% / ${OTHER[click]}% / ${OTHER[postback]}
 | nginx p50 / p99 ms             | $(printf '%-10s' "$(wrk_field nginx p50) / $(wrk_field nginx p99)") |              |
 | floor: actix bare 302 rps      | $(floor_row floor_bare) of nginx |   |
 | floor: actix 302 + 1 SET rps   | $(floor_row floor_write) of nginx |   |
+| floor: 302 + 2 SETs in turn    | $(floor_row floor_write2) of nginx |   |
 | click rps                      | $(printf '%-10s' "$cl_rps") |              |
 | click / nginx                  | $(printf '%-10s' "$click_ratio") | >= 0.6 $(verdict "$click_ratio" ">=" 0.6) |
 | click / floor (302 + 1 SET)    | $(printf '%-10s' "$([[ -n "${SKIP_FLOOR:-}" ]] && echo skipped || ratio "$cl_rps" "$(wrk_field floor_write rps)")") |              |
@@ -351,6 +357,7 @@ click / postback phases ${OTHER[nginx]}% / ${OTHER[click]}% / ${OTHER[postback]}
 | lost clicks                    | $(printf '%-10s' "$lost") | 0 $(verdict "$lost" "<=" 0) |
 | postback rps                   | $(printf '%-10s' "$pb_rps") |              |
 | postback / nginx               | $(printf '%-10s' "$pb_ratio") | >= 0.4 $(verdict "$pb_ratio" ">=" 0.4) |
+| postback / floor (2 SETs)      | $(printf '%-10s' "$([[ -n "${SKIP_FLOOR:-}" ]] && echo skipped || ratio "$pb_rps" "$(wrk_field floor_write2 rps)")") |              |
 | postback p50 / p99 ms          | $(printf '%-10s' "$(wrk_field postback p50) / $(wrk_field postback p99)") |              |
 | postbacks: answered / credited | $(printf '%-10s' "$pb_total / $credited") | all credited $(verdict "$((pb_total - credited))" "<=" 0) |
 | redis-benchmark SET rps        | $(printf '%-10s' "$redis_rps") |              |
@@ -364,7 +371,7 @@ echo "         CPU during clicks: clickback ${CB_CORES[click]} cores, redis ${RE
 echo "         CPU during postbacks: clickback ${CB_CORES[postback]} cores, redis ${REDIS_CORES[postback]} cores" \
     "= $(per_core "$pb_rps" "${CB_CORES[postback]}") postbacks/s per clickback core, $(per_core "$pb_rps" "${REDIS_CORES[postback]}") per redis core"
 if [[ -z "${SKIP_FLOOR:-}" ]]; then
-    for phase in floor_bare floor_write; do
+    for phase in floor_bare floor_write floor_write2; do
         rps="$(wrk_field "$phase" rps)"
         echo "         CPU during $phase: floor_server ${CB_CORES[$phase]} cores, redis ${REDIS_CORES[$phase]} cores" \
             "= $(per_core "$rps" "${CB_CORES[$phase]}") requests/s per floor_server core, $(per_core "$rps" "${REDIS_CORES[$phase]}") per redis core"
