@@ -34,7 +34,8 @@
 #                       User-Agent, so a distinct visitor, per request)
 #   PERF=1              sample clickback with `perf record` during the click and
 #                       postback phases and print its hottest symbols (perf
-#                       costs a little throughput in that run)
+#                       costs a little throughput in that run); PERF=redis
+#                       samples redis-server instead
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 trap bench_cleanup EXIT
@@ -151,7 +152,9 @@ run_wrk() {
     log "wrk -t$THREADS -c$CONNECTIONS -d$DURATION --latency${*:+ $*} $url"
     local perf_pid=""
     if [[ -n "${PERF:-}" && ("$name" == click || "$name" == postback) ]]; then
-        perf record -e cpu-clock -F 999 -p "$CB_PID" -o "$BENCH_TMP/perf.$name.data" \
+        local perf_target="$CB_PID"
+        [[ "${PERF:-}" == redis ]] && perf_target="$REDIS_PID"
+        perf record -e cpu-clock -F 999 -p "$perf_target" -o "$BENCH_TMP/perf.$name.data" \
             >"$BENCH_TMP/perf.$name.log" 2>&1 &
         perf_pid=$!
         BENCH_PIDS+=("$perf_pid")
@@ -390,10 +393,12 @@ if ((reused > 0)); then
 fi
 
 if [[ -n "${PERF:-}" ]]; then
+    PERF_NAME=clickback
+    [[ "$PERF" == redis ]] && PERF_NAME=redis-server
     for phase in click postback; do
         echo
-        echo "perf: clickback's CPU time during the $phase phase by object: $(cat "$BENCH_TMP/perf.$phase.dso" 2>/dev/null)"
-        echo "perf: clickback's hottest symbols during the $phase phase (cpu-clock samples, >= 0.7 %)"
+        echo "perf: ${PERF_NAME}'s CPU time during the $phase phase by object: $(cat "$BENCH_TMP/perf.$phase.dso" 2>/dev/null)"
+        echo "perf: ${PERF_NAME}'s hottest symbols during the $phase phase (cpu-clock samples, >= 0.7 %)"
         cat "$BENCH_TMP/perf.$phase.txt" 2>/dev/null || echo "(no profile)"
     done
 fi
