@@ -192,6 +192,14 @@ warm() {
     wrk -t"$THREADS" -c"$CONNECTIONS" -d"$WARMUP" "$1" >/dev/null 2>&1 || true
 }
 
+# command_stats NAME: Redis' own accounting of the commands since the last
+# CONFIG RESETSTAT (calls, µs of Redis CPU per call), kept for the report.
+command_stats() {
+    rcli info commandstats | tr -d '\r' | awk -F'[:,=]' '/^cmdstat_/ {
+        sub("cmdstat_", "", $1); if ($1 != "info" && $1 != "config") printf "%s %s×%s µs, ", $1, $3, $7 }' |
+        sed 's/, $//' >"$BENCH_TMP/cmdstats.$1"
+}
+
 # wrk_field NAME FIELD: rps | total | bad (non-2xx/3xx) | errors (socket) | p50 | p90 | p99 (ms)
 wrk_field() {
     local f="$BENCH_TMP/wrk.$1"
@@ -228,7 +236,9 @@ CLICK_SCRIPT=(-s "$BENCH_TMP/click.lua")
 [[ "${VISITORS:-distinct}" == one ]] && CLICK_SCRIPT=()
 keys_before="$(click_ids count)"
 clk_before="$(sum_metric clk)"
+rcli config resetstat >/dev/null
 run_wrk click "http://127.0.0.1:$CB_PORT$CLICK_PATH" "${CLICK_SCRIPT[@]}"
+command_stats click
 sleep 0.5
 keys_after="$(click_ids count)"
 clk_after="$(sum_metric clk)"
@@ -287,7 +297,9 @@ LUA
 cv_before="$(sum_metric cv)"
 credited_before="$(postback_metric credited)"
 export CLICK_IDS="$ids" POSTBACK_TOKEN="$TOKEN"
+rcli config resetstat >/dev/null
 run_wrk postback "http://127.0.0.1:$CB_PORT/" -s "$BENCH_TMP/postback.lua"
+command_stats postback
 sleep 0.5
 cv_after="$(sum_metric cv)"
 credited_after="$(postback_metric credited)"
@@ -373,6 +385,8 @@ echo "         CPU during clicks: clickback ${CB_CORES[click]} cores, redis ${RE
     "= $(per_core "$cl_rps" "${CB_CORES[click]}") clicks/s per clickback core, $(per_core "$cl_rps" "${REDIS_CORES[click]}") per redis core"
 echo "         CPU during postbacks: clickback ${CB_CORES[postback]} cores, redis ${REDIS_CORES[postback]} cores" \
     "= $(per_core "$pb_rps" "${CB_CORES[postback]}") postbacks/s per clickback core, $(per_core "$pb_rps" "${REDIS_CORES[postback]}") per redis core"
+echo "         Redis commands during clicks (calls × µs of Redis CPU each): $(cat "$BENCH_TMP/cmdstats.click")"
+echo "         Redis commands during postbacks: $(cat "$BENCH_TMP/cmdstats.postback")"
 if [[ -z "${SKIP_FLOOR:-}" ]]; then
     for phase in floor_bare floor_write floor_write2; do
         rps="$(wrk_field "$phase" rps)"

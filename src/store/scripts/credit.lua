@@ -25,41 +25,23 @@
 -- micro-units above 2^53, so the script never does arithmetic on amounts.
 -- The status table is ConversionStatus::can_move_to in src/domain/conversion.rs.
 
-local function negate(amount)
-  if amount == '0' then return '0' end
-  return '-' .. amount
-end
-
+-- Moves one conversion's counts into (or, with undo, out of) a counter hash.
 -- Every redis.call costs Redis about twice the bare command (the Lua
 -- conversions), so an amount of 0 moves nothing and costs nothing: a missing
--- counter field reads as 0.
+-- counter field reads as 0. No closures inside: Lua would build them anew
+-- on every call.
 local function count(stats, prefix, status, payout, revenue, undo)
   local one = undo and -1 or 1
-  local function add(field, amount)
-    if amount ~= '0' then
-      redis.call('HINCRBY', stats, prefix .. field, undo and negate(amount) or amount)
-    end
-  end
   if status == 'a' then
     redis.call('HINCRBY', stats, prefix .. 'cv', one)
-    add('py', payout)
-    add('rv', revenue)
+    if payout ~= '0' then redis.call('HINCRBY', stats, prefix .. 'py', undo and '-' .. payout or payout) end
+    if revenue ~= '0' then redis.call('HINCRBY', stats, prefix .. 'rv', undo and '-' .. revenue or revenue) end
   elseif status == 'p' then
     redis.call('HINCRBY', stats, prefix .. 'pd', one)
-    add('pp', payout)
+    if payout ~= '0' then redis.call('HINCRBY', stats, prefix .. 'pp', undo and '-' .. payout or payout) end
   else
     redis.call('HINCRBY', stats, prefix .. 'rj', one)
   end
-end
-
-local function joined(fields)
-  return table.concat(fields, '\0')
-end
-
-local function reply(outcome, previous)
-  local r = redis.call('HMGET', KEYS[1], 's', 'p', 'r', 'id', 'd', 'o', 'a', 'x')
-  for i = 1, 8 do r[i] = r[i] or '' end
-  return joined({outcome, r[1], r[2], r[3], r[4], r[5], r[6], r[7], previous or '', r[8]})
 end
 
 local cur = redis.call('HMGET', KEYS[1], 's', 'p', 'r', 'd', 'o', 'a')
@@ -73,7 +55,14 @@ if not cur[1] then
   redis.call('EXPIRE', KEYS[1], ARGV[9])
   count(KEYS[2], ARGV[7] .. '|' .. ARGV[8] .. '|', new, payout, revenue, false)
   -- Just written: answered from the arguments, not read back.
-  return joined({'created', new, payout, revenue, ARGV[4], ARGV[5], ARGV[7], ARGV[8], '', ARGV[11]})
+  return table.concat({'created', new, payout, revenue, ARGV[4], ARGV[5], ARGV[7], ARGV[8], '', ARGV[11]}, '\0')
+end
+
+-- The stored conversion, as the answer for a duplicate or an update.
+local function reply(outcome, previous)
+  local r = redis.call('HMGET', KEYS[1], 's', 'p', 'r', 'id', 'd', 'o', 'a', 'x')
+  for i = 1, 8 do r[i] = r[i] or '' end
+  return table.concat({outcome, r[1], r[2], r[3], r[4], r[5], r[6], r[7], previous or '', r[8]}, '\0')
 end
 
 local old = cur[1]
