@@ -141,17 +141,7 @@ async fn every_admin_endpoint_answers_401_to_a_wrong_token() {
 #[tokio::test]
 async fn without_a_configured_admin_token_the_admin_api_refuses_everything() {
     // Arrange
-    let prefix = random_prefix();
-    let mut settings = test_settings(Some(shared_redis_url()), &prefix);
-    settings.admin_token = None;
-    let app = spawn_app_with(
-        Backend::Redis {
-            url: shared_redis_url(),
-            prefix,
-        },
-        settings,
-    )
-    .await;
+    let app = spawn_app_tweaked(|settings| settings.admin_token = None).await;
     assert!(app.state.admin_token.is_none(), "precondition: no token");
 
     for authorization in [

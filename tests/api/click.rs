@@ -325,17 +325,7 @@ async fn a_stored_click_lives_as_long_as_the_offers_attribution_window() {
 async fn a_bucket_is_lengthened_for_a_longer_window_and_never_shortened() {
     // Arrange: one bucket per shard and hour, and one visitor (one shard),
     // so every click below lands in the same bucket.
-    let prefix = random_prefix();
-    let mut settings = test_settings(Some(shared_redis_url()), &prefix);
-    settings.click_buckets = 1;
-    let app = spawn_app_with(
-        Backend::Redis {
-            url: shared_redis_url(),
-            prefix,
-        },
-        settings,
-    )
-    .await;
+    let app = spawn_app_tweaked(|settings| settings.click_buckets = 1).await;
     app.with_offer_and_affiliate().await;
     app.create_offer("hour", json!({"attribution_window_secs": 3600}))
         .await;

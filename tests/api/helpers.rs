@@ -70,6 +70,15 @@ pub async fn spawn_app() -> TestApp {
     .await
 }
 
+/// A clickback on the shared test Redis with `tweak` applied to its settings.
+pub async fn spawn_app_tweaked(tweak: impl FnOnce(&mut Settings)) -> TestApp {
+    let url = shared_redis_url();
+    let prefix = random_prefix();
+    let mut settings = test_settings(Some(url.clone()), &prefix);
+    tweak(&mut settings);
+    spawn_app_with(Backend::Redis { url, prefix }, settings).await
+}
+
 /// A clickback on the given backend.
 pub async fn spawn_app_on(backend: Backend) -> TestApp {
     let settings = match &backend {

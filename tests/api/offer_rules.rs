@@ -5,7 +5,6 @@
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use clickback::config::Settings;
 use clickback::domain::signature::{canonical, sign};
 use serde_json::{json, Value};
 
@@ -27,15 +26,6 @@ const WATCH: Duration = Duration::from_secs(5);
 // ---------------------------------------------------------------------------
 // Helpers
 // ---------------------------------------------------------------------------
-
-/// A clickback on the shared test Redis with `tweak` applied to its settings.
-async fn spawn_app_tweaked(tweak: impl FnOnce(&mut Settings)) -> TestApp {
-    let url = shared_redis_url();
-    let prefix = random_prefix();
-    let mut settings = test_settings(Some(url.clone()), &prefix);
-    tweak(&mut settings);
-    spawn_app_with(Backend::Redis { url, prefix }, settings).await
-}
 
 /// Offer `o1` (2.50 EUR, from [`offer_body`]) with `overrides`, and affiliate `a1`.
 async fn app_with_offer(overrides: Value) -> TestApp {
