@@ -14,7 +14,12 @@
 //!   trip, auto-pipelined with the other requests in flight);
 //! - `MODE=write2`: two such `SET`s one after the other, each awaited, then
 //!   the 302: the shape of a postback (look-up round trip, then the credit
-//!   round trip), without the postback's work.
+//!   round trip), without the postback's work;
+//! - `MODE=write_raw`: the one `SET` of `write`, sent instead through a
+//!   minimal hand-written RESP pipeline (one socket per worker, a writer and
+//!   a reader task, replies matched in order): what the floor would be
+//!   without redis-rs' multiplexed connection, to weigh replacing it on the
+//!   hot path. It understands only `+OK` and errors; not for production.
 //!
 //! Every path gets the same answer, so the load test drives it with the
 //! click phase's own wrk script (same requests, same cost to wrk).
@@ -24,10 +29,14 @@
 //! `floor`). Keys expire after 10 minutes. Runs only with `--bench`, so that
 //! `cargo test --all-targets` does not start a server.
 
-use std::cell::Cell;
+use std::cell::{Cell, RefCell};
+use std::collections::VecDeque;
+use std::rc::Rc;
 
 use actix_web::{http::header, web, App, HttpResponse, HttpServer};
 use redis::aio::ConnectionManager;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::sync::{oneshot, Notify};
 
 /// A click record's size on the wire, so the write moves as many bytes.
 const VALUE: &str =
@@ -38,8 +47,101 @@ const LOCATION: &str = "https://shop.example/landing?x=1";
 /// Per worker: the worker's Redis connection and a counter for distinct keys.
 struct WorkerState {
     redis: ConnectionManager,
+    raw: Option<Rc<RawPipe>>,
     prefix: String,
     next: Cell<u64>,
+}
+
+/// The minimal RESP pipeline of `MODE=write_raw`: commands are appended to
+/// one buffer that a writer task sends whenever it has anything; a reader
+/// task answers the waiting requests in order, one reply line each.
+struct RawPipe {
+    out: RefCell<Vec<u8>>,
+    waiters: RefCell<VecDeque<oneshot::Sender<Result<(), String>>>>,
+    wake: Notify,
+}
+
+impl RawPipe {
+    /// Connects to `addr` (host:port) and starts the worker's two tasks.
+    async fn connect(addr: &str) -> std::io::Result<Rc<Self>> {
+        let stream = tokio::net::TcpStream::connect(addr).await?;
+        stream.set_nodelay(true)?;
+        let (mut reader, mut writer) = stream.into_split();
+        let pipe = Rc::new(RawPipe {
+            out: RefCell::new(Vec::with_capacity(64 * 1024)),
+            waiters: RefCell::new(VecDeque::new()),
+            wake: Notify::new(),
+        });
+        let sending = Rc::clone(&pipe);
+        tokio::task::spawn_local(async move {
+            let mut batch = Vec::with_capacity(64 * 1024);
+            loop {
+                if sending.out.borrow().is_empty() {
+                    sending.wake.notified().await;
+                    continue;
+                }
+                std::mem::swap(&mut batch, &mut *sending.out.borrow_mut());
+                if writer.write_all(&batch).await.is_err() {
+                    break;
+                }
+                batch.clear();
+            }
+        });
+        let answering = Rc::clone(&pipe);
+        tokio::task::spawn_local(async move {
+            let mut buf = vec![0u8; 64 * 1024];
+            let mut filled = 0;
+            loop {
+                match reader.read(&mut buf[filled..]).await {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => filled += n,
+                }
+                let mut start = 0;
+                while let Some(end) = buf[start..filled].windows(2).position(|w| w == b"\r\n") {
+                    let line = &buf[start..start + end];
+                    let reply = if line.first() == Some(&b'+') {
+                        Ok(())
+                    } else {
+                        Err(String::from_utf8_lossy(line).into_owned())
+                    };
+                    if let Some(waiter) = answering.waiters.borrow_mut().pop_front() {
+                        let _ = waiter.send(reply);
+                    }
+                    start += end + 2;
+                }
+                buf.copy_within(start..filled, 0);
+                filled -= start;
+            }
+            // The socket is gone: fail whoever still waits.
+            answering.waiters.borrow_mut().clear();
+        });
+        Ok(pipe)
+    }
+
+    /// `SET key value EX ttl`, awaited.
+    async fn set(&self, key: &str, value: &str, ttl: u64) -> Result<(), String> {
+        let (answer, answered) = oneshot::channel();
+        {
+            let mut out = self.out.borrow_mut();
+            let ttl = ttl.to_string();
+            let args = [
+                &b"SET"[..],
+                key.as_bytes(),
+                value.as_bytes(),
+                b"EX",
+                ttl.as_bytes(),
+            ];
+            out.extend_from_slice(format!("*{}\r\n", args.len()).as_bytes());
+            for arg in args {
+                out.extend_from_slice(format!("${}\r\n", arg.len()).as_bytes());
+                out.extend_from_slice(arg);
+                out.extend_from_slice(b"\r\n");
+            }
+            self.waiters.borrow_mut().push_back(answer);
+        }
+        self.wake.notify_one();
+        answered.await.map_err(|_| "connection closed".to_owned())?
+    }
 }
 
 fn redirect() -> HttpResponse {
@@ -85,12 +187,26 @@ async fn write_twice(state: web::Data<WorkerState>) -> HttpResponse {
     }
 }
 
+async fn write_raw(state: web::Data<WorkerState>) -> HttpResponse {
+    let n = state.next.get();
+    state.next.set(n + 1);
+    let key = format!("{}:{:?}:{n}", state.prefix, std::thread::current().id());
+    let Some(raw) = &state.raw else {
+        return HttpResponse::ServiceUnavailable().body("no raw connection");
+    };
+    match raw.set(&key, VALUE, TTL_SECS).await {
+        Ok(()) => redirect(),
+        Err(e) => HttpResponse::ServiceUnavailable().body(e),
+    }
+}
+
 /// What the server answers with.
-#[derive(Clone, Copy)]
+#[derive(Clone, Copy, PartialEq)]
 enum Mode {
     Bare,
     Write,
     WriteTwice,
+    WriteRaw,
 }
 
 fn main() -> std::io::Result<()> {
@@ -110,22 +226,43 @@ fn main() -> std::io::Result<()> {
         Ok("bare") => Mode::Bare,
         Ok("write") => Mode::Write,
         Ok("write2") => Mode::WriteTwice,
-        _ => return Err(std::io::Error::other("set MODE to bare, write or write2")),
+        Ok("write_raw") => Mode::WriteRaw,
+        _ => {
+            return Err(std::io::Error::other(
+                "set MODE to bare, write, write2 or write_raw",
+            ))
+        }
     };
+    // host:port of redis://host:port[/db] for the raw pipeline.
+    let raw_addr = redis_url
+        .trim_start_matches("redis://")
+        .split('/')
+        .next()
+        .unwrap_or_default()
+        .to_owned();
     let client = redis::Client::open(redis_url).map_err(std::io::Error::other)?;
 
     actix_web::rt::System::new().block_on(async move {
         HttpServer::new(move || {
             let client = client.clone();
             let prefix = prefix.clone();
+            let raw_addr = raw_addr.clone();
             App::new()
                 .data_factory(move || {
                     let client = client.clone();
                     let prefix = prefix.clone();
+                    let raw_addr = raw_addr.clone();
                     async move {
-                        let redis = ConnectionManager::new(client).await?;
-                        Ok::<_, redis::RedisError>(WorkerState {
+                        let redis = ConnectionManager::new(client)
+                            .await
+                            .map_err(std::io::Error::other)?;
+                        let raw = match mode {
+                            Mode::WriteRaw => Some(RawPipe::connect(&raw_addr).await?),
+                            _ => None,
+                        };
+                        Ok::<_, std::io::Error>(WorkerState {
                             redis,
+                            raw,
                             prefix,
                             next: Cell::new(0),
                         })
@@ -135,6 +272,7 @@ fn main() -> std::io::Result<()> {
                     Mode::Bare => web::to(bare),
                     Mode::Write => web::to(write),
                     Mode::WriteTwice => web::to(write_twice),
+                    Mode::WriteRaw => web::to(write_raw),
                 })
         })
         .workers(workers)

@@ -5,7 +5,8 @@
 #   vs clickback postbacks, each crediting a distinct fresh click
 #   vs the floor of clickback's own stack (benches/floor_server.rs: actix-web
 #      answering a bare 302, a 302 after one pipelined Redis SET, and a 302
-#      after two SETs in turn, the round trips of a postback)
+#      after two SETs in turn, the round trips of a postback, and a 302 after
+#      one SET through a hand-written RESP pipeline instead of redis-rs)
 #   plus redis-benchmark's SET ceiling of the same Redis.
 # All of wrk, nginx, redis-server and clickback share this machine.
 #
@@ -25,8 +26,9 @@
 #   SKIP_BUILD=1        use the existing target/release/clickback
 #   CLICKBACK_BIN=path  run this binary instead (A/B comparisons; implies no build)
 #   SKIP_REDIS_BENCHMARK=1
-#   SKIP_FLOOR=1        skip the three floor phases (actix bare 302, 302 + one SET,
-#                       302 + two SETs one after the other)
+#   SKIP_FLOOR=1        skip the four floor phases (actix bare 302, 302 + one SET,
+#                       302 + two SETs one after the other, 302 + one SET sent
+#                       through a hand-written RESP pipeline instead of redis-rs)
 #   STRICT=1            exit 1 when a target of issue #3 is missed
 #   KEEP_TMP=1          keep the temp dir (logs, configs, wrk output)
 #   WAIT_QUIET=SECS     wait up to SECS for other work on the machine to stop
@@ -313,7 +315,7 @@ reused=$((pb_total > ids_available ? pb_total - ids_available : 0))
 # Driven with the click phase's wrk script, so wrk does the same work per
 # request as it did for the clicks.
 if [[ -z "${SKIP_FLOOR:-}" ]]; then
-    for mode in bare write write2; do
+    for mode in bare write write2 write_raw; do
         FLOOR_PORT="$(free_port)"
         MODE="$mode" LISTEN="127.0.0.1:$FLOOR_PORT" REDIS_URL="$REDIS_URL" WORKERS="$CLICKBACK_WORKERS" \
             KEY_PREFIX="$PREFIX:floor" "$FLOOR_BIN" --bench >"$BENCH_TMP/floor.$mode.log" 2>&1 &
@@ -363,6 +365,7 @@ click / postback phases ${OTHER[nginx]}% / ${OTHER[click]}% / ${OTHER[postback]}
 | floor: actix bare 302 rps      | $(floor_row floor_bare) of nginx |   |
 | floor: actix 302 + 1 SET rps   | $(floor_row floor_write) of nginx |   |
 | floor: 302 + 2 SETs in turn    | $(floor_row floor_write2) of nginx |   |
+| floor: 302 + 1 SET, raw RESP   | $(floor_row floor_write_raw) of nginx |   |
 | click rps                      | $(printf '%-10s' "$cl_rps") |              |
 | click / nginx                  | $(printf '%-10s' "$click_ratio") | >= 0.6 $(verdict "$click_ratio" ">=" 0.6) |
 | click / floor (302 + 1 SET)    | $(printf '%-10s' "$([[ -n "${SKIP_FLOOR:-}" ]] && echo skipped || ratio "$cl_rps" "$(wrk_field floor_write rps)")") |              |
@@ -388,7 +391,7 @@ echo "         CPU during postbacks: clickback ${CB_CORES[postback]} cores, redi
 echo "         Redis commands during clicks (calls × µs of Redis CPU each): $(cat "$BENCH_TMP/cmdstats.click")"
 echo "         Redis commands during postbacks: $(cat "$BENCH_TMP/cmdstats.postback")"
 if [[ -z "${SKIP_FLOOR:-}" ]]; then
-    for phase in floor_bare floor_write floor_write2; do
+    for phase in floor_bare floor_write floor_write2 floor_write_raw; do
         rps="$(wrk_field "$phase" rps)"
         echo "         CPU during $phase: floor_server ${CB_CORES[$phase]} cores, redis ${REDIS_CORES[$phase]} cores" \
             "= $(per_core "$rps" "${CB_CORES[$phase]}") requests/s per floor_server core, $(per_core "$rps" "${REDIS_CORES[$phase]}") per redis core"
