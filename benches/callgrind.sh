@@ -51,6 +51,14 @@ for i in range(postbacks):
     assert r.status == 200, r.status
 PY
 
+# stop_and_count PID FILE: stops the process under callgrind and prints the
+# instructions it ran (callgrind writes FILE as the process exits).
+stop_and_count() {
+    kill -INT "$1"
+    wait "$1" 2>/dev/null || true
+    awk '/^summary:|^totals:/ { print $2; exit }' "$2"
+}
+
 # run NAME CLICKS POSTBACKS: one server under callgrind; prints its total Ir.
 run() {
     local name="$1" clicks="$2" postbacks="$3"
@@ -59,9 +67,7 @@ run() {
     seed_bench_offer
     python3 "$BENCH_TMP/drive.py" "$CB_PORT" "$clicks" "$postbacks" "$CLICK_PATH" "$TOKEN" ||
         die "$name: the requests failed"
-    kill -INT "$CB_PID"
-    wait "$CB_PID" 2>/dev/null || true
-    awk '/^summary:|^totals:/ { print $2; exit }' "$BENCH_TMP/callgrind.$name"
+    stop_and_count "$CB_PID" "$BENCH_TMP/callgrind.$name"
 }
 
 log "callgrind: idle run"
@@ -84,9 +90,7 @@ floor_run() {
     wait_for floor_server curl -fsS -o /dev/null "http://127.0.0.1:$port/"
     python3 "$BENCH_TMP/drive.py" "$port" "$n" 0 "$CLICK_PATH" "$TOKEN" >/dev/null 2>&1 ||
         die "floor: the requests failed"
-    kill -INT "$pid"
-    wait "$pid" 2>/dev/null || true
-    awk '/^summary:|^totals:/ { print $2; exit }' "$BENCH_TMP/callgrind.floor.$n"
+    stop_and_count "$pid" "$BENCH_TMP/callgrind.floor.$n"
 }
 floor_line=""
 if [[ -z "${SKIP_FLOOR:-}" ]]; then

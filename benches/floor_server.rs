@@ -154,11 +154,18 @@ async fn bare() -> HttpResponse {
     redirect()
 }
 
+impl WorkerState {
+    /// A key no request of this worker has written yet.
+    fn fresh_key(&self) -> String {
+        let n = self.next.get();
+        self.next.set(n + 1);
+        format!("{}:{:?}:{n}", self.prefix, std::thread::current().id())
+    }
+}
+
 /// One awaited `SET` of a fresh key.
 async fn set_one(state: &WorkerState) -> redis::RedisResult<()> {
-    let n = state.next.get();
-    state.next.set(n + 1);
-    let key = format!("{}:{:?}:{n}", state.prefix, std::thread::current().id());
+    let key = state.fresh_key();
     let mut conn = state.redis.clone();
     redis::cmd("SET")
         .arg(&key)
@@ -188,9 +195,7 @@ async fn write_twice(state: web::Data<WorkerState>) -> HttpResponse {
 }
 
 async fn write_raw(state: web::Data<WorkerState>) -> HttpResponse {
-    let n = state.next.get();
-    state.next.set(n + 1);
-    let key = format!("{}:{:?}:{n}", state.prefix, std::thread::current().id());
+    let key = state.fresh_key();
     let Some(raw) = &state.raw else {
         return HttpResponse::ServiceUnavailable().body("no raw connection");
     };

@@ -145,6 +145,15 @@ postback_metric() {
         awk -v r="result=\"$1\"" '/^clickback_postbacks_total\{/ && index($0, r) { s += $NF } END { printf "%d", s }'
 }
 
+# command_stats NAME: Redis' own accounting of the commands since the last
+# CONFIG RESETSTAT (calls, µs of Redis CPU per call), kept for the report;
+# run_wrk resets and reads it around every phase.
+command_stats() {
+    rcli info commandstats | tr -d '\r' | awk -F'[:,=]' '/^cmdstat_/ {
+        sub("cmdstat_", "", $1); if ($1 != "info" && $1 != "config") printf "%s %s×%s µs, ", $1, $3, $7 }' |
+        sed 's/, $//' >"$BENCH_TMP/cmdstats.$1"
+}
+
 # run_wrk NAME URL [wrk args...]: runs wrk, keeps its output in $BENCH_TMP/wrk.NAME
 # and the CPU share of other work during it in OTHER[NAME].
 declare -A OTHER IDLE CB_CORES REDIS_CORES
@@ -162,6 +171,7 @@ run_wrk() {
         BENCH_PIDS+=("$perf_pid")
     fi
     local cb0 rd0 t0 t1
+    rcli config resetstat >/dev/null
     cb0="$(pid_ticks "$CB_PID")"
     rd0="$(pid_ticks "$REDIS_PID")"
     t0="$(date +%s%N)"
@@ -170,6 +180,7 @@ run_wrk() {
         die "wrk failed: $(cat "$BENCH_TMP/wrk.$name")"
     phase_end
     t1="$(date +%s%N)"
+    command_stats "$name"
     OTHER[$name]="$OTHER_PCT"
     IDLE[$name]="$IDLE_PCT"
     # CPU used by clickback and by Redis during the phase, in cores.
@@ -192,14 +203,6 @@ run_wrk() {
 warm() {
     [[ "$WARMUP" == 0 || "$WARMUP" == 0s ]] && return 0
     wrk -t"$THREADS" -c"$CONNECTIONS" -d"$WARMUP" "$1" >/dev/null 2>&1 || true
-}
-
-# command_stats NAME: Redis' own accounting of the commands since the last
-# CONFIG RESETSTAT (calls, µs of Redis CPU per call), kept for the report.
-command_stats() {
-    rcli info commandstats | tr -d '\r' | awk -F'[:,=]' '/^cmdstat_/ {
-        sub("cmdstat_", "", $1); if ($1 != "info" && $1 != "config") printf "%s %s×%s µs, ", $1, $3, $7 }' |
-        sed 's/, $//' >"$BENCH_TMP/cmdstats.$1"
 }
 
 # wrk_field NAME FIELD: rps | total | bad (non-2xx/3xx) | errors (socket) | p50 | p90 | p99 (ms)
@@ -238,9 +241,7 @@ CLICK_SCRIPT=(-s "$BENCH_TMP/click.lua")
 [[ "${VISITORS:-distinct}" == one ]] && CLICK_SCRIPT=()
 keys_before="$(click_ids count)"
 clk_before="$(sum_metric clk)"
-rcli config resetstat >/dev/null
 run_wrk click "http://127.0.0.1:$CB_PORT$CLICK_PATH" "${CLICK_SCRIPT[@]}"
-command_stats click
 sleep 0.5
 keys_after="$(click_ids count)"
 clk_after="$(sum_metric clk)"
@@ -299,9 +300,7 @@ LUA
 cv_before="$(sum_metric cv)"
 credited_before="$(postback_metric credited)"
 export CLICK_IDS="$ids" POSTBACK_TOKEN="$TOKEN"
-rcli config resetstat >/dev/null
 run_wrk postback "http://127.0.0.1:$CB_PORT/" -s "$BENCH_TMP/postback.lua"
-command_stats postback
 sleep 0.5
 cv_after="$(sum_metric cv)"
 credited_after="$(postback_metric credited)"
@@ -347,9 +346,15 @@ pb_rps="$(wrk_field postback rps)"
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "n/a" }'; }
 click_ratio="$(ratio "$cl_rps" "$ng_rps")"
 pb_ratio="$(ratio "$pb_rps" "$ng_rps")"
+# floor_row PHASE: the floor phase's rps, its ratio to nginx and its p99.
 floor_row() {
     if [[ -n "${SKIP_FLOOR:-}" ]]; then echo skipped; else
         echo "$(wrk_field "$1" rps) = $(ratio "$(wrk_field "$1" rps)" "$ng_rps") (p99 $(wrk_field "$1" p99) ms)"; fi
+}
+# floor_ratio RPS PHASE: RPS against the rps of the floor phase PHASE.
+floor_ratio() {
+    if [[ -n "${SKIP_FLOOR:-}" ]]; then echo skipped; else
+        ratio "$1" "$(wrk_field "$2" rps)"; fi
 }
 verdict() { awk -v v="$1" -v op="$2" -v t="$3" 'BEGIN { ok = (op == ">=") ? (v >= t) : (v <= t); print ok ? "ok" : "MISSED" }'; }
 
@@ -368,14 +373,14 @@ click / postback phases ${OTHER[nginx]}% / ${OTHER[click]}% / ${OTHER[postback]}
 | floor: 302 + 1 SET, raw RESP   | $(floor_row floor_write_raw) of nginx |   |
 | click rps                      | $(printf '%-10s' "$cl_rps") |              |
 | click / nginx                  | $(printf '%-10s' "$click_ratio") | >= 0.6 $(verdict "$click_ratio" ">=" 0.6) |
-| click / floor (302 + 1 SET)    | $(printf '%-10s' "$([[ -n "${SKIP_FLOOR:-}" ]] && echo skipped || ratio "$cl_rps" "$(wrk_field floor_write rps)")") |              |
+| click / floor (302 + 1 SET)    | $(printf '%-10s' "$(floor_ratio "$cl_rps" floor_write)") |              |
 | click p50 / p90 / p99 ms       | $(printf '%-10s' "$(wrk_field click p50) / $(wrk_field click p90) / $(wrk_field click p99)") | p99 <= 2 $(verdict "$(wrk_field click p99)" "<=" 2) |
 | clicks: 302s counted by wrk    | $(printf '%-10s' "$click_302") |              |
 | clicks: stored (records / clk) | $(printf '%-10s' "$stored_keys / $stored_clk") |              |
 | lost clicks                    | $(printf '%-10s' "$lost") | 0 $(verdict "$lost" "<=" 0) |
 | postback rps                   | $(printf '%-10s' "$pb_rps") |              |
 | postback / nginx               | $(printf '%-10s' "$pb_ratio") | >= 0.4 $(verdict "$pb_ratio" ">=" 0.4) |
-| postback / floor (2 SETs)      | $(printf '%-10s' "$([[ -n "${SKIP_FLOOR:-}" ]] && echo skipped || ratio "$pb_rps" "$(wrk_field floor_write2 rps)")") |              |
+| postback / floor (2 SETs)      | $(printf '%-10s' "$(floor_ratio "$pb_rps" floor_write2)") |              |
 | postback p50 / p99 ms          | $(printf '%-10s' "$(wrk_field postback p50) / $(wrk_field postback p99)") |              |
 | postbacks: answered / credited | $(printf '%-10s' "$pb_total / $credited") | all credited $(verdict "$((pb_total - credited))" "<=" 0) |
 | redis-benchmark SET rps        | $(printf '%-10s' "$redis_rps") |              |
