@@ -150,7 +150,7 @@ postback_metric() {
 # run_wrk resets and reads it around every phase.
 command_stats() {
     rcli info commandstats | tr -d '\r' | awk -F'[:,=]' '/^cmdstat_/ {
-        sub("cmdstat_", "", $1); if ($1 != "info" && $1 != "config") printf "%s %s×%s µs, ", $1, $3, $7 }' |
+        sub("cmdstat_", "", $1); if ($1 !~ /^(info|config)/) printf "%s %s×%s µs, ", $1, $3, $7 }' |
         sed 's/, $//' >"$BENCH_TMP/cmdstats.$1"
 }
 
