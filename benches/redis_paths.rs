@@ -47,8 +47,9 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use clickback::domain::counter::Counter;
 use clickback::domain::{Click, ClickId, Day};
-use clickback::store::keys::{counter, Keys};
+use clickback::store::keys::{counter_field, Keys};
 use tokio::sync::{mpsc, oneshot};
 
 /// TTL of the benchmark's click keys: long enough to outlive the run, short
@@ -123,10 +124,10 @@ impl Maker {
         let template = Click::decode(id.clone(), &format!("{STORED_BASE}\x001"))
             .or_else(|_| Click::decode(id, STORED_BASE))
             .expect("the template click decodes");
-        let field = counter::field(
+        let field = counter_field(
             template.offer_id.as_str(),
             template.aff_id.as_str(),
-            counter::CLICKS,
+            Counter::Clicks,
         );
         let field_prefix = format!("{}|{}|", template.offer_id, template.aff_id);
         Self {

@@ -4,20 +4,17 @@
 //! hundreds per round trip.
 //!
 //! Used for what a request may hand off instead of waiting for it: the
-//! postback troubleshooting log (`postback_log.rs`) and the Redis store's
-//! unique-click counts (`store/redis.rs`). The writer task starts with the
-//! first item, on the runtime that pushes it, and again if that runtime has
-//! gone (an actix worker restarted).
+//! postback troubleshooting log (`postback/log.rs`) and the Redis store's
+//! unique-click counts (`store/redis.rs`). The writer tasks are started,
+//! stopped and drained by [`crate::background`].
 
-use std::future::Future;
 use std::sync::Mutex;
 
 use tokio::sync::{MutexGuard, Notify};
-use tokio::task::JoinHandle;
 
-/// Items waiting to be written, and the task that writes them.
+/// Items waiting to be written.
 pub struct BatchQueue<B> {
-    queued: Mutex<Queued<B>>,
+    queued: Mutex<B>,
     /// Wakes the writer; a wake-up while it writes is kept for after.
     wake: Notify,
     /// One write at a time, so a caller that writes the queue itself (a
@@ -25,18 +22,10 @@ pub struct BatchQueue<B> {
     writing: tokio::sync::Mutex<()>,
 }
 
-struct Queued<B> {
-    batch: B,
-    writer: Option<JoinHandle<()>>,
-}
-
 impl<B: Default> Default for BatchQueue<B> {
     fn default() -> Self {
         Self {
-            queued: Mutex::new(Queued {
-                batch: B::default(),
-                writer: None,
-            }),
+            queued: Mutex::new(B::default()),
             wake: Notify::new(),
             writing: tokio::sync::Mutex::new(()),
         }
@@ -44,22 +33,12 @@ impl<B: Default> Default for BatchQueue<B> {
 }
 
 impl<B: Default> BatchQueue<B> {
-    /// Adds to the batch with `add` and wakes the writer. When no writer is
-    /// alive, `writer()` is spawned on the current runtime; outside a runtime
-    /// the item waits for the next push or a [`BatchQueue::take`].
-    pub fn push<F>(&self, add: impl FnOnce(&mut B), writer: impl FnOnce() -> F)
-    where
-        F: Future<Output = ()> + Send + 'static,
-    {
+    /// Adds to the batch with `add` and wakes the writer.
+    pub fn push(&self, add: impl FnOnce(&mut B)) {
         let Ok(mut queued) = self.queued.lock() else {
             return;
         };
-        add(&mut queued.batch);
-        if queued.writer.as_ref().is_none_or(JoinHandle::is_finished) {
-            queued.writer = tokio::runtime::Handle::try_current()
-                .ok()
-                .map(|runtime| runtime.spawn(writer()));
-        }
+        add(&mut queued);
         drop(queued);
         self.wake.notify_one();
     }
@@ -73,7 +52,7 @@ impl<B: Default> BatchQueue<B> {
     pub async fn take(&self) -> (MutexGuard<'_, ()>, B) {
         let turn = self.writing.lock().await;
         let batch = match self.queued.lock() {
-            Ok(mut queued) => std::mem::take(&mut queued.batch),
+            Ok(mut queued) => std::mem::take(&mut *queued),
             Err(_) => B::default(),
         };
         (turn, batch)
@@ -83,19 +62,7 @@ impl<B: Default> BatchQueue<B> {
     /// queued since.
     pub fn give_back(&self, merge: impl FnOnce(&mut B)) {
         if let Ok(mut queued) = self.queued.lock() {
-            merge(&mut queued.batch);
-        }
-    }
-}
-
-impl<B> BatchQueue<B> {
-    /// Stops the writer task, for an owner that goes away: the task holds
-    /// the queue, so it would otherwise wait until its runtime ends.
-    pub fn stop_writer(&self) {
-        if let Ok(mut queued) = self.queued.lock() {
-            if let Some(writer) = queued.writer.take() {
-                writer.abort();
-            }
+            merge(&mut queued);
         }
     }
 }
@@ -108,7 +75,7 @@ mod tests {
     async fn what_is_pushed_is_taken_once() {
         let queue: BatchQueue<Vec<u32>> = BatchQueue::default();
         for i in 0..3 {
-            queue.push(|batch| batch.push(i), std::future::pending);
+            queue.push(|batch| batch.push(i));
         }
         let (turn, batch) = queue.take().await;
         assert_eq!(batch, vec![0, 1, 2]);
@@ -119,33 +86,21 @@ mod tests {
     #[tokio::test]
     async fn what_is_given_back_is_merged_with_newer_items() {
         let queue: BatchQueue<Vec<u32>> = BatchQueue::default();
-        queue.push(|batch| batch.push(1), std::future::pending);
+        queue.push(|batch| batch.push(1));
         let (turn, taken) = queue.take().await;
-        queue.push(|batch| batch.push(2), std::future::pending);
+        queue.push(|batch| batch.push(2));
         queue.give_back(|batch| batch.splice(0..0, taken).for_each(drop));
         drop(turn);
         assert_eq!(queue.take().await.1, vec![1, 2]);
     }
 
     #[tokio::test]
-    async fn a_writer_is_started_once_while_it_lives() {
+    async fn a_push_wakes_a_waiting_writer() {
         let queue: BatchQueue<Vec<u32>> = BatchQueue::default();
-        let mut started = 0;
-        for i in 0..5 {
-            queue.push(
-                |batch| batch.push(i),
-                || {
-                    started += 1;
-                    std::future::pending()
-                },
-            );
-        }
-        assert_eq!(started, 1);
-    }
-
-    #[test]
-    fn outside_a_runtime_items_wait_and_nothing_panics() {
-        let queue: BatchQueue<Vec<u32>> = BatchQueue::default();
-        queue.push(|batch| batch.push(1), std::future::pending);
+        queue.push(|batch| batch.push(1));
+        // The wake-up is kept for a writer that starts waiting afterwards.
+        tokio::time::timeout(std::time::Duration::from_secs(5), queue.wait())
+            .await
+            .expect("woken");
     }
 }

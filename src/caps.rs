@@ -66,9 +66,15 @@ impl CapWatch {
         full.contains(&(offer.clone(), None)) || full.contains(&(offer.clone(), Some(aff.clone())))
     }
 
-    /// Re-reads the counters of every capped offer (one pipeline per offer).
-    pub async fn refresh(&self, store: &dyn Store, config: &Snapshot) -> Result<(), StoreError> {
-        let today = Day::today();
+    /// Re-reads the counters of every capped offer (one pipeline per offer)
+    /// for the periods that contain `now` (Unix seconds).
+    pub async fn refresh(
+        &self,
+        store: &dyn Store,
+        config: &Snapshot,
+        now: u64,
+    ) -> Result<(), StoreError> {
+        let today = Day::from_unix(now);
         let mut full = HashSet::new();
         for offer in config.offers.values().filter(|o| !o.caps.is_empty()) {
             let periods: Vec<String> = offer.caps.iter().map(|c| c.period_id(today)).collect();

@@ -9,13 +9,18 @@
 use std::net::IpAddr;
 use std::sync::Arc;
 
+use crate::caps::CapWatch;
+use crate::clock::Clock;
 use crate::domain::bots::is_bot_user_agent;
 use crate::domain::click::MAX_SUB_LEN;
+use crate::domain::counter::Counter;
 use crate::domain::query::Params;
 use crate::domain::redirect::RedirectValues;
-use crate::domain::{unix_now, AffiliateId, Click, ClickId, Day, DomainError, Offer, Status};
-use crate::state::AppState;
-use crate::store::keys::counter;
+use crate::domain::visitor::VisitorHasher;
+use crate::domain::{AffiliateId, Click, ClickId, Day, DomainError, Offer, Status};
+use crate::metrics::Metrics;
+use crate::offers::ConfigCache;
+use crate::store::Store;
 
 /// Why a click could not be redirected at all.
 #[derive(Debug, thiserror::Error)]
@@ -130,17 +135,39 @@ fn read_link(params: &Params) -> Result<LinkParams<'_>, DomainError> {
     })
 }
 
+/// The click service: what a redirect needs, and nothing else.
+pub struct Clicks {
+    /// Where clicks and their counters are recorded.
+    pub store: Arc<dyn Store>,
+    /// Offers and affiliates, never read from the store per click.
+    pub cache: Arc<ConfigCache>,
+    /// Which caps are full, so capped clicks go to the fallback without asking Redis.
+    pub caps: Arc<CapWatch>,
+    /// Turns IP + user agent into an anonymous visitor hash.
+    pub hasher: VisitorHasher,
+    /// The click's time and day.
+    pub clock: Arc<dyn Clock>,
+    /// Store failures are counted (the visitor is redirected regardless).
+    pub metrics: Metrics,
+    /// Duplicate-click window, seconds (0: off).
+    pub unique_click_window_secs: u64,
+    /// Global landing page while a cap is full.
+    pub fallback_url: Option<String>,
+    /// Hash buckets per shard and hour for click records.
+    pub click_buckets: u16,
+}
+
 /// Counts a click that is not tracked; a failure only costs the count.
 async fn count_untracked(
-    state: &AppState,
+    state: &Clicks,
     offer: &Offer,
     aff: &AffiliateId,
     day: Day,
-    metric: &'static str,
+    counter: Counter,
 ) {
     if let Err(e) = state
         .store
-        .count_untracked_click(&offer.id, aff, day, metric)
+        .count_untracked_click(&offer.id, aff, day, counter)
         .await
     {
         state.metrics.store_error("count_untracked_click");
@@ -150,7 +177,7 @@ async fn count_untracked(
 
 /// Records a click (unless declined) and decides where the visitor goes.
 pub async fn track(
-    state: &AppState,
+    state: &Clicks,
     offer_id: &str,
     query: &[u8],
     visitor: Visitor<'_>,
@@ -179,7 +206,7 @@ pub async fn track(
         subs: link.subs,
         source: link.source,
     };
-    let now = unix_now();
+    let now = state.clock.now();
     let day = Day::from_unix(now);
 
     if visitor.is_bot || is_bot_user_agent(visitor.user_agent) {
@@ -192,7 +219,7 @@ pub async fn track(
 
     if !offer.caps.is_empty() && state.caps.is_full(&offer.id, &link.aff_id) {
         if let Some(fallback) = offer.fallback_url.as_ref().or(state.fallback_url.as_ref()) {
-            count_untracked(state, &offer, &link.aff_id, day, counter::CAPPED).await;
+            count_untracked(state, &offer, &link.aff_id, day, Counter::Capped).await;
             return Ok(Redirect {
                 location: fallback.clone(),
                 result: ClickResult::Capped,
@@ -202,7 +229,7 @@ pub async fn track(
     }
 
     if link.declined || visitor.global_privacy_control {
-        count_untracked(state, &offer, &link.aff_id, day, counter::DECLINED).await;
+        count_untracked(state, &offer, &link.aff_id, day, Counter::Declined).await;
         return Ok(Redirect {
             location: offer.redirect.build(&values),
             result: ClickResult::Declined,

@@ -11,10 +11,12 @@
 //! - [`startup`]: [`startup::Application`] builds the store, cache, metrics and HTTP server.
 //! - [`routes`]: thin HTTP adapters, one module per endpoint group.
 //! - [`click`]: the redirect hot path.
+//! - [`background`]: every background task, started, stopped and drained in one place.
 //! - [`batch`]: queues that a background task writes out in batches.
 //! - [`caps`]: daily / monthly / lifetime caps on conversions and payout.
-//! - [`postback`]: conversion crediting, status changes, de-duplication.
-//! - [`postback_log`]: the troubleshooting log's batching background writer.
+//! - [`clock`]: the injected clock.
+//! - [`postback`]: conversion crediting as stages (parse, authenticate, price,
+//!   judge, apply, answer), status changes, de-duplication, the troubleshooting log.
 //! - [`stats`]: reports summed from per-day counters.
 //! - [`offers`]: the in-process cache of offers and affiliates.
 //! - [`store`]: the [`store::Store`] trait, its Redis and in-memory implementations, the key layout.
@@ -24,9 +26,11 @@
 //! - [`state`]: what every handler shares.
 //! - [`demo`]: demo data for the one-command start.
 
+pub mod background;
 pub mod batch;
 pub mod caps;
 pub mod click;
+pub mod clock;
 pub mod config;
 pub mod demo;
 pub mod domain;
@@ -34,7 +38,6 @@ pub mod error;
 pub mod metrics;
 pub mod offers;
 pub mod postback;
-pub mod postback_log;
 pub mod routes;
 pub mod startup;
 pub mod state;

@@ -18,8 +18,10 @@ pub struct Metrics {
     pub clicks: IntCounterVec,
     /// Tracked clicks by offer that repeated a visitor's recent click.
     pub duplicate_clicks: IntCounterVec,
-    /// Postbacks by result: `credited`, `duplicate`, `updated`, `rejected`,
-    /// `unknown_click`, `invalid_token`, `invalid`, `store_error`.
+    /// Postbacks by result: `credited`, `pending`, `duplicate`, `updated`,
+    /// `rejected`, or a refusal's label (`src/postback/outcome.rs`):
+    /// `unknown_click`, `invalid_token`, `invalid`, `ip_not_allowed`,
+    /// `invalid_signature`, `replayed`, `in_flight`, `contended`, `store_error`.
     pub postbacks: IntCounterVec,
     /// Approved conversions by offer.
     pub conversions: IntCounterVec,
@@ -30,6 +32,9 @@ pub struct Metrics {
     pub http_duration: HistogramVec,
     /// Failed store operations by operation.
     pub store_errors: IntCounterVec,
+    /// Failed rounds of background work by task (`config_refresh`,
+    /// `postback_log`, `write_behind`).
+    pub background_failures: IntCounterVec,
 }
 
 impl Metrics {
@@ -95,7 +100,15 @@ impl Metrics {
         registry.register(Box::new(conversions.clone()))?;
         registry.register(Box::new(payout.clone()))?;
         registry.register(Box::new(http_duration.clone()))?;
+        let background_failures = IntCounterVec::new(
+            Opts::new(
+                "clickback_background_failures_total",
+                "Rounds of background work that failed and will be tried again, by task.",
+            ),
+            &["task"],
+        )?;
         registry.register(Box::new(store_errors.clone()))?;
+        registry.register(Box::new(background_failures.clone()))?;
         Ok(Self {
             registry,
             clicks,
@@ -105,7 +118,13 @@ impl Metrics {
             payout,
             http_duration,
             store_errors,
+            background_failures,
         })
+    }
+
+    /// Counts one failed round of a background task.
+    pub fn background_failure(&self, task: &str) {
+        self.background_failures.with_label_values(&[task]).inc();
     }
 
     /// Counts one failed store operation.

@@ -8,11 +8,8 @@
 
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
-use std::time::Duration;
 
-use crate::caps::CapWatch;
 use crate::domain::{Affiliate, AffiliateId, Offer, OfferId};
-use crate::metrics::Metrics;
 use crate::store::{ConfigData, Store, StoreError};
 
 /// One consistent view of the configuration.
@@ -132,57 +129,5 @@ impl ConfigCache {
         }
         self.reload(store).await?;
         Ok(true)
-    }
-
-    /// Polls for changes (and re-reads the cap counters) every `period`
-    /// until `shutdown` resolves.
-    pub async fn keep_fresh(
-        self: Arc<Self>,
-        store: Arc<dyn Store>,
-        caps: Arc<CapWatch>,
-        metrics: Metrics,
-        period: Duration,
-        shutdown: impl std::future::Future<Output = ()>,
-    ) {
-        let mut ticker = tokio::time::interval(period);
-        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        tokio::pin!(shutdown);
-        let mut failing = false;
-        loop {
-            tokio::select! {
-                _ = &mut shutdown => return,
-                _ = ticker.tick() => {}
-            }
-            let refreshed = match self.refresh_if_changed(store.as_ref()).await {
-                Ok(changed) => caps
-                    .refresh(store.as_ref(), &self.snapshot())
-                    .await
-                    .map(|()| changed),
-                Err(e) => Err(e),
-            };
-            match refreshed {
-                Ok(changed) => {
-                    if changed {
-                        log::info!(
-                            "configuration reloaded (version {})",
-                            self.snapshot().version
-                        );
-                    }
-                    if failing {
-                        log::info!("configuration store reachable again");
-                    }
-                    failing = false;
-                }
-                Err(e) => {
-                    metrics.store_error("config_refresh");
-                    if !failing {
-                        log::warn!(
-                            "cannot refresh configuration, serving the last loaded one: {e}"
-                        );
-                    }
-                    failing = true;
-                }
-            }
-        }
     }
 }

@@ -8,17 +8,20 @@ use std::time::Instant;
 use actix_web::dev::{Server, Service};
 use actix_web::middleware::ErrorHandlers;
 use actix_web::{web, App, HttpServer};
-use tokio::sync::watch;
 
+use crate::background::{Background, Work};
 use crate::caps::CapWatch;
+use crate::click::Clicks;
+use crate::clock::{Clock, SystemClock};
 use crate::config::Settings;
 use crate::domain::ids::base64url;
 use crate::domain::visitor::VisitorHasher;
 use crate::metrics::Metrics;
 use crate::offers::ConfigCache;
-use crate::postback_log::PostbackLog;
+use crate::postback::log::PostbackLog;
+use crate::postback::Postbacks;
 use crate::routes;
-use crate::state::AppState;
+use crate::state::{AppState, TrustedProxies};
 use crate::store::keys::Keys;
 use crate::store::{MemoryStore, RedisStore, Store};
 
@@ -49,8 +52,7 @@ pub struct Application {
     port: u16,
     server: Server,
     state: web::Data<AppState>,
-    shutdown: watch::Sender<bool>,
-    refresher: tokio::task::JoinHandle<()>,
+    background: Background,
 }
 
 impl Application {
@@ -88,10 +90,20 @@ impl Application {
         settings: Settings,
         store: Arc<dyn Store>,
     ) -> Result<Self, StartupError> {
+        Self::build_with(settings, store, Arc::new(SystemClock)).await
+    }
+
+    /// Like [`Application::build_with_store`] with a clock supplied by the
+    /// caller: tests move time forward instead of sleeping.
+    pub async fn build_with(
+        settings: Settings,
+        store: Arc<dyn Store>,
+        clock: Arc<dyn Clock>,
+    ) -> Result<Self, StartupError> {
         let metrics = Metrics::new()?;
         for operation in [
             "record_click",
-            "count_declined_click",
+            "count_untracked_click",
             "postback",
             "config_refresh",
             "read_counters",
@@ -129,19 +141,27 @@ impl Application {
             crate::demo::seed(store.as_ref(), &cache, &settings, port).await;
         }
 
+        let postback_log = Arc::new(PostbackLog::new(settings.postback_log_size));
         let state = web::Data::new(AppState {
+            clicks: Clicks {
+                store: Arc::clone(&store),
+                cache: Arc::clone(&cache),
+                caps: Arc::clone(&caps),
+                hasher: VisitorHasher::new(salt),
+                clock: Arc::clone(&clock),
+                metrics: metrics.clone(),
+                unique_click_window_secs: settings.unique_click_window_secs,
+                fallback_url: settings.fallback_url.clone(),
+                click_buckets: settings.click_buckets,
+            },
+            postbacks: Postbacks::new(Arc::clone(&store), Arc::clone(&cache), Arc::clone(&clock)),
             store: Arc::clone(&store),
             cache: Arc::clone(&cache),
             metrics: metrics.clone(),
-            hasher: VisitorHasher::new(salt),
             admin_token: settings.admin_token.clone(),
-            trusted_proxies: settings.trusted_proxies.clone(),
-            caps: Arc::clone(&caps),
-            unique_click_window_secs: settings.unique_click_window_secs,
-            fallback_url: settings.fallback_url.clone(),
-            postback_log_size: settings.postback_log_size,
-            postback_log: PostbackLog::new(Arc::clone(&store), settings.postback_log_size),
-            click_buckets: settings.click_buckets,
+            trusted_proxies: TrustedProxies(settings.trusted_proxies.clone()),
+            postback_log: Arc::clone(&postback_log),
+            clock: Arc::clone(&clock),
         });
 
         let server_state = state.clone();
@@ -178,23 +198,21 @@ impl Application {
         .listen(listener)?
         .run();
 
-        let (shutdown, mut stopped) = watch::channel(false);
-        let refresher = tokio::spawn(Arc::clone(&cache).keep_fresh(
+        let background = Background::start(Work {
             store,
+            cache,
             caps,
+            postback_log,
             metrics,
-            settings.config_refresh,
-            async move {
-                let _ = stopped.changed().await;
-            },
-        ));
+            clock,
+            config_refresh: settings.config_refresh,
+        });
 
         Ok(Self {
             port,
             server,
             state,
-            shutdown,
-            refresher,
+            background,
         })
     }
 
@@ -208,16 +226,12 @@ impl Application {
         self.state.clone()
     }
 
-    /// Serves until the server stops (SIGINT/SIGTERM, handled by actix), then
-    /// stops the background refresher and writes what the store still holds
-    /// back (unique-click counts).
+    /// Serves until the server stops (SIGINT/SIGTERM, handled by actix),
+    /// then stops the background tasks, each draining what it holds (the
+    /// postback log, the unique-click counts).
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
         let result = self.server.await;
-        let _ = self.shutdown.send(true);
-        let _ = self.refresher.await;
-        if let Err(e) = self.state.store.flush().await {
-            log::warn!("shutting down with unwritten unique-click counts: {e}");
-        }
+        self.background.stop().await;
         result
     }
 }

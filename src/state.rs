@@ -3,49 +3,57 @@
 use std::net::IpAddr;
 use std::sync::Arc;
 
-use crate::caps::CapWatch;
+use crate::click::Clicks;
+use crate::clock::Clock;
 use crate::domain::net::IpNet;
-use crate::domain::visitor::VisitorHasher;
 use crate::metrics::Metrics;
 use crate::offers::ConfigCache;
-use crate::postback_log::PostbackLog;
+use crate::postback::log::PostbackLog;
+use crate::postback::Postbacks;
 use crate::store::Store;
 
-/// Shared, read-mostly state of one clickback process.
+/// Shared, read-mostly state of one clickback process. Handlers hand each
+/// service only what it uses: the click path gets [`Clicks`], the postback
+/// path [`Postbacks`].
 pub struct AppState {
-    /// Clicks, conversions, counters and config live here (Redis or memory).
+    /// The redirect service.
+    pub clicks: Clicks,
+    /// The crediting service.
+    pub postbacks: Postbacks,
+    /// Admin reads and writes (offers, affiliates, stats, the postback log).
     pub store: Arc<dyn Store>,
-    /// Offers and affiliates, so redirects never wait on the store for config.
+    /// Offers and affiliates, so requests never wait on the store for config.
     pub cache: Arc<ConfigCache>,
     /// Counters and histograms `/metrics` exports.
     pub metrics: Metrics,
-    /// Turns IP + user agent into an anonymous visitor hash.
-    pub hasher: VisitorHasher,
     /// The admin bearer token; `None` keeps the admin API closed.
     pub admin_token: Option<String>,
     /// Proxies allowed to name the visitor's IP in `X-Forwarded-For`.
-    pub trusted_proxies: Vec<IpNet>,
-    /// Which caps are full, so capped clicks go to the fallback without asking Redis.
-    pub caps: Arc<CapWatch>,
-    /// Duplicate-click window, seconds (0: off).
-    pub unique_click_window_secs: u64,
-    /// Global landing page while a cap is full.
-    pub fallback_url: Option<String>,
-    /// Postbacks kept per offer in the troubleshooting log.
-    pub postback_log_size: usize,
+    pub trusted_proxies: TrustedProxies,
     /// Files postback log entries in the background, many per round trip.
-    pub postback_log: PostbackLog,
-    /// Hash buckets per shard and hour for click records.
-    pub click_buckets: u16,
+    pub postback_log: Arc<PostbackLog>,
+    /// Today, for reports and log entries.
+    pub clock: Arc<dyn Clock>,
 }
 
 impl AppState {
+    /// The sender's IP (see [`TrustedProxies::client_ip`]).
+    pub fn client_ip(&self, peer: Option<IpAddr>, forwarded_for: Option<&str>) -> Option<IpAddr> {
+        self.trusted_proxies.client_ip(peer, forwarded_for)
+    }
+}
+
+/// The proxies whose `X-Forwarded-For` is believed.
+#[derive(Clone, Debug, Default)]
+pub struct TrustedProxies(pub Vec<IpNet>);
+
+impl TrustedProxies {
     /// The visitor's IP: the socket peer, unless the peer is a trusted proxy,
     /// in which case the right-most `X-Forwarded-For` entry that is not itself
     /// a trusted proxy. Left-most entries are ignored: anyone can write them.
     pub fn client_ip(&self, peer: Option<IpAddr>, forwarded_for: Option<&str>) -> Option<IpAddr> {
         let peer = peer?;
-        let trusted = |ip: IpAddr| self.trusted_proxies.iter().any(|net| net.contains(ip));
+        let trusted = |ip: IpAddr| self.0.iter().any(|net| net.contains(ip));
         if !trusted(peer) {
             return Some(peer);
         }
@@ -77,22 +85,8 @@ pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
 mod tests {
     use super::*;
 
-    fn state(proxies: &[&str]) -> AppState {
-        let store: Arc<dyn crate::store::Store> = Arc::new(crate::store::MemoryStore::new());
-        AppState {
-            postback_log: PostbackLog::new(Arc::clone(&store), 10),
-            store,
-            cache: Arc::new(ConfigCache::new()),
-            metrics: Metrics::new().expect("metrics"),
-            hasher: VisitorHasher::new("s"),
-            admin_token: None,
-            trusted_proxies: proxies.iter().map(|p| p.parse().expect("net")).collect(),
-            caps: Arc::new(CapWatch::new()),
-            unique_click_window_secs: 0,
-            fallback_url: None,
-            postback_log_size: 10,
-            click_buckets: 1,
-        }
+    fn state(proxies: &[&str]) -> TrustedProxies {
+        TrustedProxies(proxies.iter().map(|p| p.parse().expect("net")).collect())
     }
 
     fn ip(s: &str) -> IpAddr {

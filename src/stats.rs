@@ -5,11 +5,13 @@
 //! on the range, never on the number of clicks: a year of stats is ~23,000
 //! `HGETALL`s, a week ~450.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
 
+use crate::domain::counter::Counter;
+use crate::domain::money::MoneyTotal;
 use crate::domain::query::Params;
-use crate::domain::{AffiliateId, Day, DomainError, Money, OfferId};
-use crate::store::keys::counter;
+use crate::domain::{AffiliateId, Day, DomainError, Offer, OfferId};
 use crate::store::{DayCounters, Store, StoreError};
 
 /// Longest date range one query may cover, in days.
@@ -104,7 +106,9 @@ impl StatsQuery {
     }
 }
 
-/// One row of the report. Grouping keys appear only when grouped by.
+/// One row of the report. Grouping keys appear only when grouped by; money
+/// of one row is always in one currency (`currency`), so rows are split by
+/// currency even when not grouped by offer.
 #[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
 pub struct StatsRow {
     /// The offer, when grouped by offer.
@@ -116,44 +120,48 @@ pub struct StatsRow {
     /// The UTC day, when grouped by day.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub day: Option<Day>,
+    /// The currency of every amount in the row: its offers' currency. Absent
+    /// only on the all-zero row of a report without any activity.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub currency: Option<String>,
     /// Tracked clicks.
-    pub clicks: i64,
+    pub clicks: i128,
     /// Approved conversions.
-    pub conversions: i64,
+    pub conversions: i128,
     /// Payout of approved conversions.
-    pub payout: Money,
+    pub payout: MoneyTotal,
     /// Revenue of approved conversions.
-    pub revenue: Money,
+    pub revenue: MoneyTotal,
     /// Pending conversions.
-    pub pending_conversions: i64,
+    pub pending_conversions: i128,
     /// Payout the pending conversions would earn.
-    pub pending_payout: Money,
+    pub pending_payout: MoneyTotal,
     /// Rejected conversions.
-    pub rejected_conversions: i64,
+    pub rejected_conversions: i128,
     /// Clicks of visitors who declined tracking (counted, nothing stored).
-    pub declined_clicks: i64,
+    pub declined_clicks: i128,
     /// Tracked clicks that were the visitor's first on this offer and
     /// affiliate within the duplicate-click window.
-    pub unique_clicks: i64,
+    pub unique_clicks: i128,
     /// Clicks sent to the fallback URL because a cap was full.
-    pub capped_clicks: i64,
+    pub capped_clicks: i128,
 }
 
 impl StatsRow {
-    fn add(&mut self, metric: &str, value: i64) {
-        let money = |m: &mut Money| *m = Money::from_micros(m.micros() + value);
-        match metric {
-            counter::CLICKS => self.clicks += value,
-            counter::DECLINED => self.declined_clicks += value,
-            counter::UNIQUE_CLICKS => self.unique_clicks += value,
-            counter::CAPPED => self.capped_clicks += value,
-            counter::CONVERSIONS => self.conversions += value,
-            counter::PAYOUT => money(&mut self.payout),
-            counter::REVENUE => money(&mut self.revenue),
-            counter::PENDING => self.pending_conversions += value,
-            counter::PENDING_PAYOUT => money(&mut self.pending_payout),
-            counter::REJECTED => self.rejected_conversions += value,
-            _ => {}
+    /// Adds one counter. Sums are `i128`: counters of every shard and day
+    /// added together can pass `i64::MAX`, and a report must never wrap.
+    fn add(&mut self, counter: Counter, value: i128) {
+        match counter {
+            Counter::Clicks => self.clicks += value,
+            Counter::Declined => self.declined_clicks += value,
+            Counter::UniqueClicks => self.unique_clicks += value,
+            Counter::Capped => self.capped_clicks += value,
+            Counter::Conversions => self.conversions += value,
+            Counter::Payout => self.payout.add_micros(value),
+            Counter::Revenue => self.revenue.add_micros(value),
+            Counter::Pending => self.pending_conversions += value,
+            Counter::PendingPayout => self.pending_payout.add_micros(value),
+            Counter::Rejected => self.rejected_conversions += value,
         }
     }
 
@@ -162,26 +170,39 @@ impl StatsRow {
             offer_id: self.offer_id.clone(),
             aff_id: self.aff_id.clone(),
             day: self.day,
+            currency: self.currency.clone(),
             ..StatsRow::default()
         };
         *self == zero
     }
 }
 
-/// A row's grouping key: day, offer, affiliate (each only when grouped by).
-type RowKey = (Option<Day>, Option<String>, Option<String>);
+/// A row's grouping key: day, offer, affiliate (each only when grouped by)
+/// and always the currency.
+type RowKey = (Option<Day>, Option<String>, Option<String>, Option<String>);
 
-/// Sums raw per-day counters into report rows, sorted by day, offer, affiliate.
+/// Sums raw per-day counters into report rows, sorted by day, offer,
+/// affiliate and currency. `currency_of` names an offer's currency; counters
+/// of an offer it does not know are reported under no currency rather than
+/// added to another currency's money.
 ///
-/// Without any grouping there is exactly one (possibly all-zero) total row;
-/// with grouping, only rows with some activity appear.
-pub fn summarise(query: &StatsQuery, days: &[Day], counters: &[DayCounters]) -> Vec<StatsRow> {
+/// Without any grouping there is one row per currency (one all-zero row when
+/// nothing happened); with grouping, only rows with some activity appear.
+pub fn summarise(
+    query: &StatsQuery,
+    days: &[Day],
+    counters: &[DayCounters],
+    currency_of: impl Fn(&str) -> Option<String>,
+) -> Vec<StatsRow> {
     let mut rows: BTreeMap<RowKey, StatsRow> = BTreeMap::new();
     for (day, fields) in days.iter().zip(counters) {
         for (field, value) in fields {
             let mut parts = field.splitn(3, '|');
-            let (Some(offer), Some(aff), Some(metric)) = (parts.next(), parts.next(), parts.next())
-            else {
+            let (Some(offer), Some(aff), Some(counter)) = (
+                parts.next(),
+                parts.next(),
+                parts.next().and_then(Counter::from_code),
+            ) else {
                 continue;
             };
             if query.offer_id.as_ref().is_some_and(|o| o.as_str() != offer)
@@ -193,38 +214,47 @@ pub fn summarise(query: &StatsQuery, days: &[Day], counters: &[DayCounters]) -> 
                 query.by_day.then_some(*day),
                 query.by_offer.then(|| offer.to_owned()),
                 query.by_affiliate.then(|| aff.to_owned()),
+                currency_of(offer),
             );
             rows.entry(key.clone())
                 .or_insert_with(|| StatsRow {
                     day: key.0,
                     offer_id: key.1,
                     aff_id: key.2,
+                    currency: key.3,
                     ..StatsRow::default()
                 })
-                .add(metric, *value);
+                .add(counter, *value);
         }
     }
     let grouped = query.by_day || query.by_offer || query.by_affiliate;
-    let mut rows: Vec<StatsRow> = rows
-        .into_values()
-        .filter(|r| !grouped || !r.is_empty())
-        .collect();
+    let mut rows: Vec<StatsRow> = rows.into_values().filter(|r| !r.is_empty()).collect();
     if rows.is_empty() && !grouped {
         rows.push(StatsRow::default());
     }
     rows
 }
 
-/// Runs a stats query against the store.
-pub async fn report(store: &dyn Store, query: &StatsQuery) -> Result<Vec<StatsRow>, StoreError> {
+/// Runs a stats query against the store; `offers` gives each offer's currency.
+pub async fn report(
+    store: &dyn Store,
+    offers: &HashMap<OfferId, Arc<Offer>>,
+    query: &StatsQuery,
+) -> Result<Vec<StatsRow>, StoreError> {
     let days = query.days();
     let counters = store.read_counters(&days).await?;
-    Ok(summarise(query, &days, &counters))
+    Ok(summarise(query, &days, &counters, |offer| {
+        offers.get(offer).map(|o| o.currency.as_str().to_owned())
+    }))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn eur(_: &str) -> Option<String> {
+        Some("EUR".into())
+    }
 
     fn query(raw: &str) -> Result<StatsQuery, DomainError> {
         StatsQuery::from_params(&Params::parse(raw.as_bytes())?, Day::parse("2026-11-23")?)
@@ -264,7 +294,7 @@ mod tests {
             .into_iter()
             .map(|(k, v)| (k.to_owned(), v))
             .collect();
-        let rows = summarise(&q, &days, &[day1.clone(), day2.clone()]);
+        let rows = summarise(&q, &days, &[day1.clone(), day2.clone()], eur);
         assert_eq!(rows.len(), 2);
         assert_eq!(
             (
@@ -281,11 +311,12 @@ mod tests {
         );
 
         let filtered = query("aff_id=a2&from=2026-11-22&to=2026-11-23").expect("valid");
-        let rows = summarise(&filtered, &days, &[day1, day2]);
+        let rows = summarise(&filtered, &days, &[day1, day2], eur);
         assert_eq!(
             rows,
             vec![StatsRow {
                 clicks: 2,
+                currency: Some("EUR".into()),
                 ..StatsRow::default()
             }]
         );
@@ -295,8 +326,52 @@ mod tests {
     fn ungrouped_report_without_data_is_one_zero_row() {
         let q = query("").expect("valid");
         assert_eq!(
-            summarise(&q, &q.days(), &[DayCounters::new()]),
+            summarise(&q, &q.days(), &[DayCounters::new()], eur),
             vec![StatsRow::default()]
         );
+    }
+
+    #[test]
+    fn money_of_two_currencies_is_never_one_sum() {
+        let q = query("").expect("valid");
+        let day: DayCounters = [
+            ("eur-offer|a1|py", 2_500_000),
+            ("usd-offer|a1|py", 2_500_000),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v))
+        .collect();
+        let rows = summarise(&q, &q.days(), &[day], |offer| {
+            Some(
+                if offer.starts_with("eur") {
+                    "EUR"
+                } else {
+                    "USD"
+                }
+                .to_owned(),
+            )
+        });
+        let shown: Vec<(Option<&str>, String)> = rows
+            .iter()
+            .map(|r| (r.currency.as_deref(), r.payout.to_string()))
+            .collect();
+        assert_eq!(
+            shown,
+            vec![
+                (Some("EUR"), "2.5".to_owned()),
+                (Some("USD"), "2.5".to_owned())
+            ]
+        );
+    }
+
+    #[test]
+    fn sums_past_i64_are_exact_never_wrapped() {
+        let q = query("from=2026-11-22&to=2026-11-23").expect("valid");
+        let near_limit: DayCounters = [("o1|a1|rv", i128::from(i64::MAX - 1))]
+            .into_iter()
+            .map(|(k, v)| (k.to_owned(), v))
+            .collect();
+        let rows = summarise(&q, &q.days(), &[near_limit.clone(), near_limit], eur);
+        assert_eq!(rows[0].revenue.to_string(), "18446744073709.551612");
     }
 }

@@ -9,12 +9,16 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use clickback::domain::conversion::{ConversionCommand, ConversionOutcome};
+use clickback::domain::conversion::{RejectReason, MAX_COUNTER_MICROS};
+use clickback::domain::counter::Counter;
 use clickback::domain::offer::OfferInput;
 use clickback::domain::{
     Affiliate, AffiliateId, Click, ClickId, ConversionStatus, Day, Identity, Money, Offer, OfferId,
 };
-use clickback::store::keys::{counter, Keys};
-use clickback::store::{MemoryStore, RedisStore, Store};
+use clickback::store::keys::{counter_field, Keys};
+use clickback::store::{
+    LogRetention, MemoryStore, PostbackLogKind, PostbackLogLine, RedisStore, Store,
+};
 
 /// A store under test; for Redis, the prefix is deleted afterwards.
 struct Subject {
@@ -129,6 +133,7 @@ fn command(
         seen_day: None,
         retention_secs: 3600,
         reason: None,
+        now: now(),
     }
 }
 
@@ -144,9 +149,9 @@ async fn counters_today(store: &dyn Store) -> clickback::store::DayCounters {
         .remove(0)
 }
 
-fn count(counters: &clickback::store::DayCounters, metric: &str) -> i64 {
+fn count(counters: &clickback::store::DayCounters, counter: Counter) -> i128 {
     counters
-        .get(&counter::field("o1", "a1", metric))
+        .get(&counter_field("o1", "a1", counter))
         .copied()
         .unwrap_or(0)
 }
@@ -157,7 +162,7 @@ conformance!(a_recorded_click_reads_back_whole, |store: Arc<
     let click = click_at(now());
     store.record_click(&click, 0).await.expect("recorded");
     let found = store
-        .lookup_conversion(&click.id, &goal("default"))
+        .lookup_conversion(&click.id, &goal("default"), now())
         .await
         .expect("lookup");
     assert_eq!(found.click, Some(click));
@@ -168,7 +173,7 @@ conformance!(
     an_unknown_click_is_not_found,
     |store: Arc<dyn Store>| async move {
         let found = store
-            .lookup_conversion(&ClickId::generate(), &goal("default"))
+            .lookup_conversion(&ClickId::generate(), &goal("default"), now())
             .await
             .expect("lookup");
         assert!(found.click.is_none() && found.conversion.is_none());
@@ -183,9 +188,8 @@ conformance!(a_click_expires_with_its_attribution_window, |store: Arc<
         ..click_at(now())
     };
     store.record_click(&click, 0).await.expect("recorded");
-    tokio::time::sleep(Duration::from_millis(2100)).await;
     let found = store
-        .lookup_conversion(&click.id, &goal("default"))
+        .lookup_conversion(&click.id, &goal("default"), click.expires_at)
         .await
         .expect("lookup");
     assert_eq!(found.click, None);
@@ -207,12 +211,11 @@ conformance!(
         };
         store.record_click(&long, 0).await.expect("recorded");
         store.record_click(&short, 0).await.expect("recorded");
-        tokio::time::sleep(Duration::from_millis(2100)).await;
         let lookup = |id: ClickId| {
             let store = Arc::clone(&store);
             async move {
                 store
-                    .lookup_conversion(&id, &goal("default"))
+                    .lookup_conversion(&id, &goal("default"), at + 2)
                     .await
                     .expect("lookup")
                     .click
@@ -233,7 +236,7 @@ conformance!(
                 .expect("recorded");
         }
         store
-            .count_untracked_click(&offer_id(), &aff_id(), Day::today(), counter::DECLINED)
+            .count_untracked_click(&offer_id(), &aff_id(), Day::today(), Counter::Declined)
             .await
             .expect("counted");
         let yesterday = Day::today().minus(1);
@@ -246,9 +249,9 @@ conformance!(
             .read_counters(&[yesterday, Day::today()])
             .await
             .expect("counters");
-        assert_eq!(count(&counters[0], counter::CLICKS), 1);
-        assert_eq!(count(&counters[1], counter::CLICKS), 3);
-        assert_eq!(count(&counters[1], counter::DECLINED), 1);
+        assert_eq!(count(&counters[0], Counter::Clicks), 1);
+        assert_eq!(count(&counters[1], Counter::Clicks), 3);
+        assert_eq!(count(&counters[1], Counter::Declined), 1);
     }
 );
 
@@ -282,11 +285,11 @@ conformance!(
         assert_eq!(duplicate.conversion_id, created.conversion_id);
 
         let counters = counters_today(store.as_ref()).await;
-        assert_eq!(count(&counters, counter::CONVERSIONS), 1);
-        assert_eq!(count(&counters, counter::PAYOUT), 2_500_000);
-        assert_eq!(count(&counters, counter::REVENUE), 10_000_000);
+        assert_eq!(count(&counters, Counter::Conversions), 1);
+        assert_eq!(count(&counters, Counter::Payout), 2_500_000);
+        assert_eq!(count(&counters, Counter::Revenue), 10_000_000);
         let found = store
-            .lookup_conversion(&click.id, &goal("default"))
+            .lookup_conversion(&click.id, &goal("default"), now())
             .await
             .expect("lookup");
         assert_eq!(found.conversion, Some(created));
@@ -318,8 +321,8 @@ conformance!(
         }
         assert_eq!(created, 1);
         let counters = counters_today(store.as_ref()).await;
-        assert_eq!(count(&counters, counter::CONVERSIONS), 1);
-        assert_eq!(count(&counters, counter::PAYOUT), 2_500_000);
+        assert_eq!(count(&counters, Counter::Conversions), 1);
+        assert_eq!(count(&counters, Counter::Payout), 2_500_000);
     }
 );
 
@@ -339,7 +342,7 @@ conformance!(
             assert!(matches!(outcome, Ok(ConversionOutcome::Created(_))));
         }
         assert_eq!(
-            count(&counters_today(store.as_ref()).await, counter::CONVERSIONS),
+            count(&counters_today(store.as_ref()).await, Counter::Conversions),
             4
         );
     }
@@ -376,11 +379,11 @@ conformance!(status_changes_follow_the_documented_table, |store: Arc<
     }
     // Final statuses: A→A a, A→P a, A→R r, P→A a, P→P p, P→R r, R→* r.
     let counters = counters_today(store.as_ref()).await;
-    assert_eq!(count(&counters, counter::CONVERSIONS), 3);
-    assert_eq!(count(&counters, counter::PAYOUT), 9_000_000);
-    assert_eq!(count(&counters, counter::PENDING), 1);
-    assert_eq!(count(&counters, counter::PENDING_PAYOUT), 3_000_000);
-    assert_eq!(count(&counters, counter::REJECTED), 5);
+    assert_eq!(count(&counters, Counter::Conversions), 3);
+    assert_eq!(count(&counters, Counter::Payout), 9_000_000);
+    assert_eq!(count(&counters, Counter::Pending), 1);
+    assert_eq!(count(&counters, Counter::PendingPayout), 3_000_000);
+    assert_eq!(count(&counters, Counter::Rejected), 5);
 });
 
 conformance!(
@@ -407,12 +410,12 @@ conformance!(
         let counters = counters_today(store.as_ref()).await;
         assert_eq!(
             (
-                count(&counters, counter::PENDING),
-                count(&counters, counter::PENDING_PAYOUT)
+                count(&counters, Counter::Pending),
+                count(&counters, Counter::PendingPayout)
             ),
             (0, 0)
         );
-        assert_eq!(count(&counters, counter::PAYOUT), 7_250_000);
+        assert_eq!(count(&counters, Counter::Payout), 7_250_000);
     }
 );
 
@@ -442,9 +445,9 @@ conformance!(
             .read_counters(&[yesterday, Day::today()])
             .await
             .expect("counters");
-        assert_eq!(count(&counters[0], counter::CONVERSIONS), 1);
-        assert_eq!(count(&counters[0], counter::PENDING), 0);
-        assert_eq!(count(&counters[1], counter::CONVERSIONS), 0);
+        assert_eq!(count(&counters[0], Counter::Conversions), 1);
+        assert_eq!(count(&counters[0], Counter::Pending), 0);
+        assert_eq!(count(&counters[1], Counter::Conversions), 0);
     }
 );
 
@@ -466,7 +469,7 @@ conformance!(
             .expect("created");
         store.apply_conversion(&reject).await.expect("rejected");
         let counters = counters_today(store.as_ref()).await;
-        assert_eq!(count(&counters, counter::PAYOUT), 9_007_199_254_740_993);
+        assert_eq!(count(&counters, Counter::Payout), 9_007_199_254_740_993);
     }
 );
 
@@ -522,13 +525,13 @@ conformance!(
 
         // A duplicate is still a click: stored, creditable, counted.
         let stored = store
-            .lookup_conversion(&again.id, &goal("default"))
+            .lookup_conversion(&again.id, &goal("default"), now())
             .await
             .expect("lookup");
         assert_eq!(stored.click.map(|c| c.id), Some(again.id.clone()));
         let counters = counters_today(store.as_ref()).await;
-        assert_eq!(count(&counters, counter::CLICKS), 3);
-        assert_eq!(count(&counters, counter::UNIQUE_CLICKS), 2);
+        assert_eq!(count(&counters, Counter::Clicks), 3);
+        assert_eq!(count(&counters, Counter::UniqueClicks), 2);
     }
 );
 
@@ -538,8 +541,23 @@ conformance!(
         let first = click_at(now());
         let later = click_at(now());
         assert!(store.record_click(&first, 1).await.expect("recorded"));
-        tokio::time::sleep(Duration::from_millis(2100)).await;
-        assert!(store.record_click(&later, 1).await.expect("recorded"));
+        // The marker lives one second of the store's own clock (a Redis TTL):
+        // poll, with a deadline, until a repeat click counts as unique again.
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        loop {
+            let later = Click {
+                id: ClickId::generate_in_shard(later.id.shard()),
+                ..later.clone()
+            };
+            if store.record_click(&later, 1).await.expect("recorded") {
+                break;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the duplicate marker never expired"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
     }
 );
 
@@ -622,45 +640,104 @@ conformance!(a_signature_is_claimed_once_until_released, |store: Arc<
     assert!(store.claim(&sig, 60).await.expect("claimed again"));
 });
 
+const RETENTION: LogRetention = LogRetention {
+    keep: 3,
+    ttl_secs: 3600,
+};
+
+fn log_line(offer: Option<OfferId>, kind: PostbackLogKind, json: String) -> PostbackLogLine {
+    PostbackLogLine { offer, kind, json }
+}
+
 conformance!(
     the_postback_log_keeps_the_newest_entries_per_offer,
     |store: Arc<dyn Store>| async move {
         let offer = offer_id();
-        let entry = |i: usize| (Some(offer.clone()), format!("{{\"n\":{i}}}"));
+        let entry = |i: usize| {
+            log_line(
+                Some(offer.clone()),
+                PostbackLogKind::Accepted,
+                format!("{{\"n\":{i}}}"),
+            )
+        };
+        let unattributed = log_line(None, PostbackLogKind::Refused, "{\"n\":\"x\"}".into());
         // One batch mixing two logs, then a batch of one: order is kept
         // within and across batches.
         store
-            .append_postback_logs(
-                vec![entry(0), entry(1), (None, "{\"n\":\"x\"}".into()), entry(2)],
-                3,
-            )
+            .append_postback_logs(vec![entry(0), entry(1), unattributed, entry(2)], RETENTION)
             .await
             .expect("logged");
         store
-            .append_postback_logs(vec![entry(3)], 3)
+            .append_postback_logs(vec![entry(3)], RETENTION)
             .await
             .expect("logged");
         store
-            .append_postback_logs(vec![entry(4)], 3)
+            .append_postback_logs(vec![entry(4)], RETENTION)
             .await
             .expect("logged");
-        let log = store
-            .read_postback_log(Some(&offer), 10)
-            .await
-            .expect("read");
-        assert_eq!(log, vec!["{\"n\":4}", "{\"n\":3}", "{\"n\":2}"]);
+        let read = |offer: Option<OfferId>, kind, limit| {
+            let store = Arc::clone(&store);
+            async move {
+                store
+                    .read_postback_log(offer.as_ref(), kind, limit)
+                    .await
+                    .expect("read")
+            }
+        };
         assert_eq!(
-            store
-                .read_postback_log(Some(&offer), 1)
+            read(Some(offer.clone()), PostbackLogKind::Accepted, 10).await,
+            vec!["{\"n\":4}", "{\"n\":3}", "{\"n\":2}"]
+        );
+        assert_eq!(
+            read(Some(offer.clone()), PostbackLogKind::Accepted, 1)
                 .await
-                .expect("read")
                 .len(),
             1
         );
         assert_eq!(
-            store.read_postback_log(None, 10).await.expect("read"),
+            read(None, PostbackLogKind::Refused, 10).await,
             vec!["{\"n\":\"x\"}"]
         );
+        assert!(read(None, PostbackLogKind::Accepted, 10).await.is_empty());
+    }
+);
+
+conformance!(
+    refused_postbacks_never_push_accepted_ones_out_of_the_log,
+    |store: Arc<dyn Store>| async move {
+        let offer = offer_id();
+        let accepted = log_line(
+            Some(offer.clone()),
+            PostbackLogKind::Accepted,
+            "{\"ok\":1}".into(),
+        );
+        store
+            .append_postback_logs(vec![accepted], RETENTION)
+            .await
+            .expect("logged");
+        let refusals = (0..1000)
+            .map(|i| {
+                log_line(
+                    Some(offer.clone()),
+                    PostbackLogKind::Refused,
+                    format!("{{\"bad\":{i}}}"),
+                )
+            })
+            .collect();
+        store
+            .append_postback_logs(refusals, RETENTION)
+            .await
+            .expect("logged");
+        let accepted = store
+            .read_postback_log(Some(&offer), PostbackLogKind::Accepted, 10)
+            .await
+            .expect("read");
+        let refused = store
+            .read_postback_log(Some(&offer), PostbackLogKind::Refused, 10)
+            .await
+            .expect("read");
+        assert_eq!(accepted, vec!["{\"ok\":1}"]);
+        assert_eq!(refused.len(), RETENTION.keep);
     }
 );
 
@@ -669,24 +746,25 @@ conformance!(a_rule_rejection_keeps_its_reason, |store: Arc<
 >| async move {
     let click = click_at(now());
     let mut rejection = command(&click, goal("g"), ConversionStatus::Rejected, "2");
-    rejection.reason = Some("too_fast");
+    rejection.reason = Some(RejectReason::TooFast);
     let ConversionOutcome::Created(record) =
         store.apply_conversion(&rejection).await.expect("applied")
     else {
         panic!("not created")
     };
-    assert_eq!(record.reason.as_deref(), Some("too_fast"));
+    assert_eq!(record.reason, Some(RejectReason::TooFast));
     let approve = command(&click, goal("g"), ConversionStatus::Approved, "2");
     let outcome = store.apply_conversion(&approve).await.expect("applied");
     assert!(
-        matches!(outcome, ConversionOutcome::Duplicate(ref r) if r.reason.as_deref() == Some("too_fast")),
+        matches!(outcome, ConversionOutcome::Duplicate(ref r) if r.reason == Some(RejectReason::TooFast)),
         "{outcome:?}"
     );
 });
 
 /// The unique count follows a click in the background, summed over many
-/// clicks: it must reach Redis without anyone reading the counters, and a
-/// burst of racing clicks must count exactly.
+/// clicks: the store says it holds counts back, one flush (what the
+/// background writer runs) writes them to Redis without anyone reading the
+/// counters, and a burst of racing clicks counts exactly.
 #[tokio::test]
 async fn unique_counts_reach_redis_in_the_background_and_exactly() {
     let subject = redis_store();
@@ -716,26 +794,65 @@ async fn unique_counts_reach_redis_in_the_background_and_exactly() {
         .get_multiplexed_async_connection()
         .await
         .expect("connection");
-    let field = counter::field("o1", "a1", counter::UNIQUE_CLICKS);
+    let field = counter_field("o1", "a1", Counter::UniqueClicks);
+    tokio::time::timeout(Duration::from_secs(10), store.write_behind_ready())
+        .await
+        .expect("the store says it holds counts back")
+        .expect("ready");
+    store.flush().await.expect("written");
     let mut written = 0;
-    for _ in 0..200 {
-        written = 0;
-        for key in keys.stats_all_shards(Day::today()) {
-            let n: Option<i64> = redis::cmd("HGET")
-                .arg(&key)
-                .arg(&field)
-                .query_async(&mut conn)
-                .await
-                .expect("HGET");
-            written += n.unwrap_or(0);
-        }
-        if written == 200 {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
+    for key in keys.stats_all_shards(Day::today()) {
+        let n: Option<i64> = redis::cmd("HGET")
+            .arg(&key)
+            .arg(&field)
+            .query_async(&mut conn)
+            .await
+            .expect("HGET");
+        written += n.unwrap_or(0);
     }
     assert_eq!(written, 200, "unique counts written without a read");
     let counters = counters_today(store.as_ref()).await;
-    assert_eq!(count(&counters, counter::CLICKS), 400);
-    assert_eq!(count(&counters, counter::UNIQUE_CLICKS), 200);
+    assert_eq!(count(&counters, Counter::Clicks), 400);
+    assert_eq!(count(&counters, Counter::UniqueClicks), 200);
 }
+
+conformance!(
+    a_credit_that_would_overflow_a_counter_writes_nothing,
+    |store: Arc<dyn Store>| async move {
+        // Each conversion pays just under a quarter of the bound: the fifth
+        // would pass it. It must be refused whole: no conversion, no count.
+        let big = Money::from_micros(MAX_COUNTER_MICROS / 4 - 1);
+        let click = click_at(now());
+        for i in 0..4 {
+            let mut credit = command(
+                &click,
+                goal(&format!("g{i}")),
+                ConversionStatus::Approved,
+                "1",
+            );
+            credit.payout = Some(big);
+            credit.revenue = Some(Money::ZERO);
+            let outcome = store.apply_conversion(&credit).await.expect("applied");
+            assert!(
+                matches!(outcome, ConversionOutcome::Created(_)),
+                "{outcome:?}"
+            );
+        }
+        let mut fifth = command(&click, goal("g4"), ConversionStatus::Approved, "1");
+        fifth.payout = Some(big);
+        fifth.revenue = Some(Money::ZERO);
+        let outcome = store.apply_conversion(&fifth).await.expect("applied");
+        assert_eq!(outcome, ConversionOutcome::TooLarge);
+        let counters = counters_today(store.as_ref()).await;
+        assert_eq!(count(&counters, Counter::Conversions), 4);
+        assert_eq!(
+            count(&counters, Counter::Payout),
+            4 * i128::from(big.micros())
+        );
+        let found = store
+            .lookup_conversion(&click.id, &goal("g4"), now())
+            .await
+            .expect("lookup");
+        assert_eq!(found.conversion, None, "half a conversion was written");
+    }
+);

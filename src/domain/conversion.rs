@@ -63,6 +63,63 @@ impl ConversionStatus {
     }
 }
 
+/// Why a conversion was recorded as rejected. Stored with the conversion, so
+/// that a retry of the postback answers the same reason.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum RejectReason {
+    /// Sooner after the click than the offer's `min_ctc_secs`.
+    TooFast,
+    /// A cap of the offer was full.
+    CapReached,
+    /// The advertiser said `status=rejected`.
+    ByAdvertiser,
+}
+
+impl RejectReason {
+    /// The `reason` of the JSON answer, as stored with the conversion.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::TooFast => "too_fast",
+            Self::CapReached => "cap_reached",
+            Self::ByAdvertiser => "rejected_by_advertiser",
+        }
+    }
+
+    /// A human sentence for the answer's `detail`.
+    pub fn detail(self) -> &'static str {
+        match self {
+            Self::TooFast => {
+                "the conversion came sooner after the click than the offer's min_ctc_secs allows"
+            }
+            Self::CapReached => {
+                "a cap of this offer is full; the conversion is recorded as rejected"
+            }
+            Self::ByAdvertiser => {
+                "the advertiser reported this conversion as rejected; it pays nothing"
+            }
+        }
+    }
+
+    /// Reads a stored reason; the advertiser's own rejection is stored as
+    /// no reason at all.
+    pub fn from_stored(raw: &str) -> Option<Self> {
+        match raw {
+            "too_fast" => Some(Self::TooFast),
+            "cap_reached" => Some(Self::CapReached),
+            _ => None,
+        }
+    }
+
+    /// What the store keeps: nothing for the advertiser's own rejection.
+    pub fn stored(reason: Option<Self>) -> &'static str {
+        match reason {
+            Some(Self::TooFast) => "too_fast",
+            Some(Self::CapReached) => "cap_reached",
+            Some(Self::ByAdvertiser) | None => "",
+        }
+    }
+}
+
 /// What makes two postbacks "the same conversion" (API.md §2).
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub enum Identity {
@@ -100,7 +157,7 @@ pub struct ConversionRecord {
     /// The affiliate it credits.
     pub aff_id: AffiliateId,
     /// Why clickback rejected it (`too_fast`, `cap_reached`), if it did.
-    pub reason: Option<String>,
+    pub reason: Option<RejectReason>,
 }
 
 /// What a postback asks the store to do, computed from the click and offer.
@@ -131,8 +188,18 @@ pub struct ConversionCommand {
     /// How long the conversion record is kept, to recognise late duplicates.
     pub retention_secs: u64,
     /// Why a new conversion is rejected by an offer rule (with status rejected).
-    pub reason: Option<&'static str>,
+    pub reason: Option<RejectReason>,
+    /// Now, in Unix seconds (the injected clock), recorded with a new conversion.
+    pub now: u64,
 }
+
+/// The most one day's money counter of one offer and affiliate may hold, in
+/// micro-units (4 trillion units). Counters are 64-bit integers in Redis; a
+/// conversion that would take one past this bound is refused before anything
+/// is written, so no increment can ever overflow half-way through a credit.
+/// Lua reads counters as doubles, exact to 2^53: a bound this far below 2^63
+/// leaves a margin no rounding can cross.
+pub const MAX_COUNTER_MICROS: i64 = 4_000_000_000_000_000_000;
 
 /// What the store did with a [`ConversionCommand`].
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -150,4 +217,7 @@ pub enum ConversionOutcome {
     },
     /// The conversion's day changed under us (a race over midnight); look up again.
     Retry,
+    /// Counting it would take a money counter past [`MAX_COUNTER_MICROS`]:
+    /// nothing was written.
+    TooLarge,
 }

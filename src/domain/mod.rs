@@ -7,6 +7,7 @@ pub mod bots;
 pub mod cap;
 pub mod click;
 pub mod conversion;
+pub mod counter;
 pub mod day;
 pub mod ids;
 pub mod money;

@@ -80,16 +80,7 @@ impl Money {
 impl fmt::Display for Money {
     /// Shortest exact decimal: `2.5`, `0`, `12.000001`, `-3.25`.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let sign = if self.0 < 0 { "-" } else { "" };
-        let abs = self.0.unsigned_abs();
-        let whole = abs / MICROS_PER_UNIT as u64;
-        let fraction = abs % MICROS_PER_UNIT as u64;
-        if fraction == 0 {
-            write!(f, "{sign}{whole}")
-        } else {
-            let digits = format!("{fraction:06}");
-            write!(f, "{sign}{whole}.{}", digits.trim_end_matches('0'))
-        }
+        MoneyTotal(i128::from(self.0)).fmt(f)
     }
 }
 
@@ -114,6 +105,49 @@ impl<'de> serde::Deserialize<'de> for Money {
             }
         }
         d.deserialize_str(DecimalString)
+    }
+}
+
+/// A sum of many amounts, in micro-units: reports add up counters of every
+/// shard and day, and an `i128` holds any such sum exactly (an `i64` sum of
+/// counters near their bound would wrap to a negative number).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct MoneyTotal(i128);
+
+impl MoneyTotal {
+    /// Nothing yet.
+    pub const ZERO: MoneyTotal = MoneyTotal(0);
+
+    /// Adds a counter's micro-units.
+    pub fn add_micros(&mut self, micros: i128) {
+        self.0 += micros;
+    }
+
+    /// The sum in micro-units.
+    pub fn micros(self) -> i128 {
+        self.0
+    }
+}
+
+impl fmt::Display for MoneyTotal {
+    /// Shortest exact decimal, like [`Money`].
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let sign = if self.0 < 0 { "-" } else { "" };
+        let abs = self.0.unsigned_abs();
+        let per_unit = MICROS_PER_UNIT as u128;
+        let (whole, fraction) = (abs / per_unit, abs % per_unit);
+        if fraction == 0 {
+            write!(f, "{sign}{whole}")
+        } else {
+            let digits = format!("{fraction:06}");
+            write!(f, "{sign}{whole}.{}", digits.trim_end_matches('0'))
+        }
+    }
+}
+
+impl serde::Serialize for MoneyTotal {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
     }
 }
 
@@ -151,6 +185,16 @@ impl<'de> serde::Deserialize<'de> for Currency {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn totals_beyond_i64_stay_exact_and_positive() {
+        let mut total = MoneyTotal::ZERO;
+        for _ in 0..3 {
+            total.add_micros(i128::from(i64::MAX));
+        }
+        assert_eq!(total.to_string(), "27670116110564.327421");
+        assert!(total > MoneyTotal::ZERO);
+    }
 
     fn m(s: &str) -> Money {
         Money::parse(s).expect(s)

@@ -10,7 +10,9 @@ use crate::domain::offer::{AffiliateInput, OfferInput};
 use crate::domain::query::Params;
 use crate::domain::{Affiliate, AffiliateId, Offer, OfferId};
 use crate::error::ApiError;
+use crate::postback::log::merge_newest_first;
 use crate::state::{constant_time_eq, AppState};
+use crate::store::PostbackLogKind;
 
 /// Proof that the request carried the admin bearer token. Taking it as a
 /// handler argument is what makes a handler an admin handler.
@@ -150,17 +152,20 @@ pub async fn get_affiliate(
     Ok(HttpResponse::Ok().json(affiliate.as_ref()))
 }
 
-/// `{"offer_id":..,"postbacks":[..]}`, newest first.
+/// `{"offer_id":..,"kind":..,"postbacks":[..]}`, newest first.
 #[derive(serde::Serialize)]
-struct PostbackLog {
+struct PostbackLogAnswer {
     offer_id: Option<String>,
+    kind: &'static str,
     postbacks: Vec<Box<serde_json::value::RawValue>>,
 }
 
-/// `GET /api/v1/postbacks?offer_id=..&limit=..`: the latest postbacks of an
-/// offer with their outcome and reason, for troubleshooting an advertiser's
-/// integration. Without `offer_id`: postbacks whose offer could not be
-/// determined (unknown click ids, unreadable requests).
+/// `GET /api/v1/postbacks?offer_id=..&kind=..&limit=..`: the latest
+/// postbacks of an offer with their outcome and reason, for troubleshooting
+/// an advertiser's integration. `kind` is `accepted` (answered 200),
+/// `refused` (answered 4xx/5xx) or `all` (both, merged; the default).
+/// Without `offer_id`: postbacks whose offer could not be determined
+/// (unknown click ids, unreadable requests).
 pub async fn postback_log(
     _: Admin,
     req: HttpRequest,
@@ -171,30 +176,50 @@ pub async fn postback_log(
         .get_nonempty(&["offer_id"])?
         .map(OfferId::parse)
         .transpose()?;
+    let keep = state.postback_log.keep();
     let limit = match params.get_nonempty(&["limit"])? {
-        None => 100,
+        None => 100.min(keep),
         Some(raw) => raw
             .parse::<usize>()
             .ok()
-            .filter(|n| (1..=state.postback_log_size.max(1)).contains(n))
+            .filter(|n| (1..=keep.max(1)).contains(n))
             .ok_or_else(|| {
-                ApiError::invalid(format!(
-                    "limit must be a whole number from 1 to {}",
-                    state.postback_log_size
-                ))
+                ApiError::invalid(format!("limit must be a whole number from 1 to {keep}"))
             })?,
     };
-    let entries = state
-        .store
-        .read_postback_log(offer.as_ref(), limit)
-        .await
-        .inspect_err(|_| state.metrics.store_error("read_postback_log"))?;
+    let kinds: &[PostbackLogKind] = match params.get_nonempty(&["kind"])? {
+        None | Some("all") => &[PostbackLogKind::Accepted, PostbackLogKind::Refused],
+        Some("accepted") => &[PostbackLogKind::Accepted],
+        Some("refused") => &[PostbackLogKind::Refused],
+        Some(_) => return Err(ApiError::invalid("kind must be accepted, refused or all")),
+    };
+    let mut lists = Vec::with_capacity(kinds.len());
+    for kind in kinds {
+        lists.push(
+            state
+                .store
+                .read_postback_log(offer.as_ref(), *kind, limit)
+                .await
+                .inspect_err(|_| state.metrics.store_error("read_postback_log"))?,
+        );
+    }
+    let refused = if lists.len() > 1 { lists.pop() } else { None };
+    let entries = merge_newest_first(
+        lists.pop().unwrap_or_default(),
+        refused.unwrap_or_default(),
+        limit,
+    );
     let postbacks = entries
         .into_iter()
         .filter_map(|entry| serde_json::value::RawValue::from_string(entry).ok())
         .collect();
-    Ok(HttpResponse::Ok().json(PostbackLog {
+    Ok(HttpResponse::Ok().json(PostbackLogAnswer {
         offer_id: offer.map(|o| o.as_str().to_owned()),
+        kind: match kinds {
+            [PostbackLogKind::Accepted] => "accepted",
+            [PostbackLogKind::Refused] => "refused",
+            _ => "all",
+        },
         postbacks,
     }))
 }

@@ -20,7 +20,14 @@ pub async fn click(req: HttpRequest, state: web::Data<AppState>) -> Result<HttpR
         // redirect, but they are not visitors and are not recorded.
         is_bot: req.method() == actix_web::http::Method::HEAD,
     };
-    match track(&state, offer_id, req.query_string().as_bytes(), visitor).await {
+    match track(
+        &state.clicks,
+        offer_id,
+        req.query_string().as_bytes(),
+        visitor,
+    )
+    .await
+    {
         Ok(redirect) => {
             state
                 .metrics

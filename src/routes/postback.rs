@@ -4,13 +4,11 @@ use actix_web::http::header;
 use actix_web::{web, HttpRequest, HttpResponse};
 
 use crate::domain::query::{Params, MAX_PARAMS_LEN};
-use crate::domain::signature::SignatureError;
-use crate::domain::OfferId;
+use crate::domain::DomainError;
 use crate::error::ApiError;
-use crate::postback::{
-    convert, names, PostbackContext, PostbackError, PostbackLogEntry, PostbackOutcome,
-    PostbackRequest,
-};
+use crate::postback::log::PostbackLogEntry;
+use crate::postback::outcome::observe;
+use crate::postback::{names, PostbackContext, PostbackError, PostbackOutcome, PostbackRequest};
 use crate::state::AppState;
 
 /// The postback as a query string.
@@ -19,7 +17,7 @@ pub async fn postback_get(
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
     let params = Params::parse(req.query_string().as_bytes());
-    respond(&req, &state, params.map_err(ApiError::from)).await
+    respond(&req, &state, params.map_err(PostbackError::from)).await
 }
 
 /// The postback as a form or JSON body (query parameters count too, so a
@@ -33,11 +31,11 @@ pub async fn postback_post(
     respond(&req, &state, params).await
 }
 
-fn read_body(req: &HttpRequest, body: &[u8]) -> Result<Params, ApiError> {
+fn read_body(req: &HttpRequest, body: &[u8]) -> Result<Params, PostbackError> {
     if body.len() > MAX_PARAMS_LEN {
-        return Err(ApiError::invalid(format!(
-            "body is longer than {MAX_PARAMS_LEN} bytes"
-        )));
+        return Err(
+            DomainError::invalid(format!("body is longer than {MAX_PARAMS_LEN} bytes")).into(),
+        );
     }
     let mut params = Params::parse(req.query_string().as_bytes())?;
     let content_type = req
@@ -53,11 +51,7 @@ fn read_body(req: &HttpRequest, body: &[u8]) -> Result<Params, ApiError> {
     {
         Params::parse(body)?
     } else {
-        return Err(ApiError::new(
-            actix_web::http::StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            "unsupported_media_type",
-            "send application/x-www-form-urlencoded or application/json",
-        ));
+        return Err(PostbackError::UnsupportedMediaType);
     };
     params.extend(body_params);
     Ok(params)
@@ -70,28 +64,28 @@ fn read_body(req: &HttpRequest, body: &[u8]) -> Result<Params, ApiError> {
 /// float: `19.99` is `"19.99"`, while `1e3` or `0.12345678` reach the money
 /// parser as written and are refused instead of being rounded. A field given
 /// twice is kept twice, so conflicting values are refused like in a query.
-fn json_params(body: &[u8]) -> Result<Params, ApiError> {
+fn json_params(body: &[u8]) -> Result<Params, DomainError> {
     let RawMembers(members) = serde_json::from_slice(body)
-        .map_err(|e| ApiError::invalid(format!("body is not a JSON object: {e}")))?;
+        .map_err(|e| DomainError::invalid(format!("body is not a JSON object: {e}")))?;
     let mut pairs = Vec::with_capacity(members.len());
     for (name, raw) in members {
         if !names::all().any(|known| known == name) {
-            return Err(ApiError::invalid(format!("unknown field {name:?}")));
+            return Err(DomainError::invalid(format!("unknown field {name:?}")));
         }
         let raw = raw.get();
         let text = match raw.as_bytes().first() {
             Some(b'"') => serde_json::from_str::<String>(raw)
-                .map_err(|e| ApiError::invalid(format!("{name}: {e}")))?,
+                .map_err(|e| DomainError::invalid(format!("{name}: {e}")))?,
             Some(b'-' | b'0'..=b'9') => raw.to_owned(),
             Some(b'n') => continue,
             _ => {
-                return Err(ApiError::invalid(format!(
+                return Err(DomainError::invalid(format!(
                     "{name} must be a string or a number"
                 )))
             }
         };
         if text.contains('\0') {
-            return Err(ApiError::invalid(format!(
+            return Err(DomainError::invalid(format!(
                 "{name}: NUL bytes are not allowed"
             )));
         }
@@ -129,7 +123,7 @@ impl<'de: 'a, 'a> serde::Deserialize<'de> for RawMembers<'a> {
 async fn respond(
     req: &HttpRequest,
     state: &AppState,
-    params: Result<Params, ApiError>,
+    params: Result<Params, PostbackError>,
 ) -> Result<HttpResponse, ApiError> {
     let remote_ip = state.client_ip(
         req.peer_addr().map(|a| a.ip()),
@@ -137,117 +131,32 @@ async fn respond(
             .get("x-forwarded-for")
             .and_then(|v| v.to_str().ok()),
     );
+    // Parse.
     let parsed = params.and_then(|p| {
-        let request = PostbackRequest::from_params(&p).map_err(ApiError::from)?;
+        let request = PostbackRequest::from_params(&p)?;
         Ok((p, request))
     });
-    let (outcome, offer_id, request) = match &parsed {
+    // The pipeline.
+    let (result, offer_id, request) = match parsed {
         Ok((params, request)) => {
-            let context = PostbackContext { remote_ip, params };
-            let PostbackOutcome { result, offer_id } = convert(state, request, context).await;
-            (
-                result.map_err(|e| to_api_error(state, e)),
-                offer_id,
-                Some(request),
-            )
-        }
-        Err(e) => (Err(e.clone()), None, None),
-    };
-    log_postback(state, offer_id, request, remote_ip, &outcome);
-    match outcome {
-        Ok(answer) => {
-            state
-                .metrics
-                .postbacks
-                .with_label_values(&[answer.label()])
-                .inc();
-            let newly_approved = answer.conversion_status
-                == crate::domain::ConversionStatus::Approved
-                && matches!(answer.status, "credited" | "updated");
-            if newly_approved {
-                state
-                    .metrics
-                    .conversions
-                    .with_label_values(&[&answer.offer_id])
-                    .inc();
-                let units = answer.payout.micros() as f64 / 1_000_000.0;
-                state
-                    .metrics
-                    .payout
-                    .with_label_values(&[&answer.offer_id, &answer.currency])
-                    .inc_by(units);
-            }
-            Ok(HttpResponse::Ok()
-                .insert_header((header::CACHE_CONTROL, "no-store"))
-                .json(answer))
-        }
-        Err(error) => {
-            let label = match error.reason {
-                "invalid_request" | "currency_mismatch" | "unsupported_media_type" => "invalid",
-                "store_unavailable" => "store_error",
-                other => other,
+            let context = PostbackContext {
+                remote_ip,
+                params: &params,
             };
-            state.metrics.postbacks.with_label_values(&[label]).inc();
-            Err(error)
+            let PostbackOutcome { result, offer_id } =
+                state.postbacks.handle(&request, context).await;
+            (result, offer_id, Some(request))
         }
-    }
-}
-
-/// Files the postback in its offer's troubleshooting log, in the background:
-/// the advertiser's answer never waits for it, and losing an entry while
-/// Redis is down costs nothing but the entry.
-fn log_postback(
-    state: &AppState,
-    offer_id: Option<OfferId>,
-    request: Option<&PostbackRequest>,
-    remote_ip: Option<std::net::IpAddr>,
-    outcome: &Result<crate::postback::PostbackAnswer, ApiError>,
-) {
-    let entry = PostbackLogEntry::new(request, remote_ip, outcome);
-    let Ok(entry) = serde_json::to_string(&entry) else {
-        return;
+        Err(e) => (Err(e), None, None),
     };
-    state.postback_log.append(offer_id, entry);
-}
-
-fn to_api_error(state: &AppState, error: PostbackError) -> ApiError {
-    use actix_web::http::StatusCode;
-    match error {
-        PostbackError::Invalid(e) => ApiError::from(e),
-        PostbackError::InvalidToken => ApiError::invalid_token(),
-        PostbackError::UnknownClick => ApiError::not_found(
-            "unknown_click",
-            "no click with this id, or its attribution window is over",
-        ),
-        PostbackError::CurrencyMismatch { given, expected } => ApiError::new(
-            StatusCode::BAD_REQUEST,
-            "currency_mismatch",
-            format!("currency {given} differs from the offer's currency {expected}"),
-        ),
-        PostbackError::IpNotAllowed => ApiError::new(
-            StatusCode::FORBIDDEN,
-            "ip_not_allowed",
-            "this offer accepts postbacks only from its allow-listed IPs; ask the network to add yours",
-        ),
-        PostbackError::InvalidSignature(why) => ApiError::new(
-            StatusCode::FORBIDDEN,
-            "invalid_signature",
-            match why {
-                SignatureError::Missing => "this offer requires signed postbacks: send ts and sig (see the signing guide)",
-                SignatureError::Expired => "ts is more than 5 minutes away from the server's clock; sign each request afresh",
-                SignatureError::Mismatch => "sig does not match the request's parameters",
-            },
-        ),
-        PostbackError::Replayed => ApiError::new(
-            StatusCode::FORBIDDEN,
-            "replayed",
-            "this signature was already used; sign each request afresh with a new ts",
-        ),
-        PostbackError::Store(e) => {
-            if matches!(e, crate::store::StoreError::Unavailable(_)) {
-                state.metrics.store_error("postback");
-            }
-            ApiError::from(e)
-        }
+    // Answer: the troubleshooting log, the metrics, the HTTP response.
+    let entry = PostbackLogEntry::new(request.as_ref(), remote_ip, &result, state.clock.now());
+    state.postback_log.append(offer_id, &entry);
+    observe(&state.metrics, &result);
+    match result {
+        Ok(answer) => Ok(HttpResponse::Ok()
+            .insert_header((header::CACHE_CONTROL, "no-store"))
+            .json(answer)),
+        Err(error) => Err(ApiError::from(&error)),
     }
 }

@@ -22,8 +22,8 @@ pub async fn stats(
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
     let params = Params::parse(req.query_string().as_bytes())?;
-    let query = StatsQuery::from_params(&params, Day::today())?;
-    let rows = report(state.store.as_ref(), &query)
+    let query = StatsQuery::from_params(&params, Day::from_unix(state.clock.now()))?;
+    let rows = report(state.store.as_ref(), &state.cache.snapshot().offers, &query)
         .await
         .inspect_err(|_| state.metrics.store_error("read_counters"))?;
     Ok(HttpResponse::Ok().json(StatsAnswer { rows }))

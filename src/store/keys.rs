@@ -11,7 +11,8 @@
 //! | `cb:{S}:u:<offer>\|<aff>\|<visitor>` | string | the visitor clicked recently  | duplicate-click window |
 //! | `cb:{cap:<offer>}:<period>` | hash   | cap counters of one offer and period    | period + margin       |
 //! | `cb:{claim:<xx>}:<token>`   | string | a used signature / an identity being decided | 10 min / 30 s    |
-//! | `cb:{log:<offer>}:postbacks`| list   | the latest postbacks and their outcome  | none (trimmed)        |
+//! | `cb:{log:<offer>}:postbacks`| list   | the latest accepted postbacks and their outcome | 30 days after the last, trimmed |
+//! | `cb:{log:<offer>}:refused`  | list   | the latest refused postbacks and why    | 30 days after the last, trimmed |
 //! | `cb:{cfg}:offers`           | hash   | offer id → offer JSON                   | none                  |
 //! | `cb:{cfg}:affiliates`       | hash   | affiliate id → affiliate JSON           | none                  |
 //! | `cb:{cfg}:version`          | string | bumped on every config write            | none                  |
@@ -21,8 +22,10 @@
 //! each touch a single slot; 64 shard tags spread the load over the cluster
 //! instead of making a big offer a hot slot.
 
+use crate::domain::counter::Counter;
 use crate::domain::ids::shard_char;
 use crate::domain::{ClickId, Day, Identity};
+use crate::store::PostbackLogKind;
 
 /// Where one click record is stored.
 ///
@@ -64,11 +67,6 @@ impl Keys {
         Self {
             prefix: prefix.into(),
         }
-    }
-
-    /// The prefix, for tools that clean up after tests.
-    pub fn prefix(&self) -> &str {
-        &self.prefix
     }
 
     /// Where a click record lives: a field of its hour bucket, or (legacy
@@ -126,9 +124,15 @@ impl Keys {
         format!("{}:{{claim:{tag}}}:{token}", self.prefix)
     }
 
-    /// The latest postbacks of an offer (`-` for postbacks without a known offer).
-    pub fn postback_log(&self, offer: Option<&str>) -> String {
-        format!("{}:{{log:{}}}:postbacks", self.prefix, offer.unwrap_or("-"))
+    /// The latest accepted or refused postbacks of an offer (`-` for
+    /// postbacks without a known offer). Accepted ones keep the name they
+    /// always had.
+    pub fn postback_log(&self, offer: Option<&str>, kind: PostbackLogKind) -> String {
+        let list = match kind {
+            PostbackLogKind::Accepted => "postbacks",
+            PostbackLogKind::Refused => "refused",
+        };
+        format!("{}:{{log:{}}}:{list}", self.prefix, offer.unwrap_or("-"))
     }
 
     /// A shard's counters for one day.
@@ -159,40 +163,17 @@ impl Keys {
     }
 }
 
-/// Names of the per-day counters, the fields of the stats hashes:
-/// `<offer_id>|<aff_id>|<metric>`. The credit script spells them the same way.
-pub mod counter {
-    /// Tracked clicks.
-    pub const CLICKS: &str = "clk";
-    /// Tracked clicks that were the visitor's first within the duplicate window.
-    pub const UNIQUE_CLICKS: &str = "uclk";
-    /// Clicks sent to the fallback URL because a cap was full.
-    pub const CAPPED: &str = "cap";
-    /// Clicks of visitors who declined tracking (nothing else about them is stored).
-    pub const DECLINED: &str = "nc";
-    /// Approved conversions.
-    pub const CONVERSIONS: &str = "cv";
-    /// Payout of approved conversions, micro-units.
-    pub const PAYOUT: &str = "py";
-    /// Revenue of approved conversions, micro-units.
-    pub const REVENUE: &str = "rv";
-    /// Pending conversions.
-    pub const PENDING: &str = "pd";
-    /// Payout of pending conversions, micro-units.
-    pub const PENDING_PAYOUT: &str = "pp";
-    /// Rejected conversions.
-    pub const REJECTED: &str = "rj";
-
-    /// `offer|aff|metric`.
-    pub fn field(offer: &str, aff: &str, metric: &str) -> String {
-        let mut field = String::with_capacity(offer.len() + aff.len() + metric.len() + 2);
-        field.push_str(offer);
-        field.push('|');
-        field.push_str(aff);
-        field.push('|');
-        field.push_str(metric);
-        field
-    }
+/// The field of a day's counter hash: `offer|aff|<counter code>`. The credit
+/// script builds the same fields.
+pub fn counter_field(offer: &str, aff: &str, counter: Counter) -> String {
+    let code = counter.code();
+    let mut field = String::with_capacity(offer.len() + aff.len() + code.len() + 2);
+    field.push_str(offer);
+    field.push('|');
+    field.push_str(aff);
+    field.push('|');
+    field.push_str(code);
+    field
 }
 
 #[cfg(test)]
@@ -214,7 +195,7 @@ mod tests {
             "cb:{k}:u:o1|a1|h4sh"
         );
         assert_eq!(keys.stats('k', Day::from_unix(0)), "cb:{k}:st:19700101");
-        assert_eq!(counter::field("o1", "a1", counter::CLICKS), "o1|a1|clk");
+        assert_eq!(counter_field("o1", "a1", Counter::Clicks), "o1|a1|clk");
     }
 
     #[test]

@@ -9,9 +9,15 @@ use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-use super::keys::counter;
-use super::{CapEntry, ConfigData, ConversionLookup, DayCounters, Store, StoreError, StoreFuture};
-use crate::domain::conversion::{ConversionCommand, ConversionOutcome, ConversionRecord};
+use super::keys::counter_field;
+use super::{
+    CapEntry, ConfigData, ConversionLookup, DayCounters, LogRetention, PostbackLogKind,
+    PostbackLogLine, Store, StoreError, StoreFuture,
+};
+use crate::domain::conversion::{
+    ConversionCommand, ConversionOutcome, ConversionRecord, ConversionStatus, MAX_COUNTER_MICROS,
+};
+use crate::domain::counter::Counter;
 use crate::domain::{
     unix_now, Affiliate, AffiliateId, Click, ClickId, Day, Identity, Money, Offer, OfferId,
 };
@@ -27,11 +33,12 @@ struct Inner {
     /// Each click carries its own deadline (`expires_at`).
     clicks: HashMap<ClickId, Click>,
     conversions: HashMap<(ClickId, Identity), (ConversionRecord, Instant)>,
-    counters: HashMap<Day, DayCounters>,
+    /// Per day, `offer|aff|counter` → value: 64-bit like Redis's counters.
+    counters: HashMap<Day, HashMap<String, i64>>,
     unique_visitors: HashMap<String, Instant>,
     caps: HashMap<(OfferId, String), CapCounters>,
     claims: HashMap<String, Instant>,
-    postback_logs: HashMap<Option<OfferId>, VecDeque<String>>,
+    postback_logs: HashMap<(Option<OfferId>, PostbackLogKind), (VecDeque<String>, Instant)>,
     offers: BTreeMap<OfferId, Offer>,
     affiliates: BTreeMap<AffiliateId, Affiliate>,
     version: u64,
@@ -39,13 +46,39 @@ struct Inner {
 }
 
 impl Inner {
-    fn bump(&mut self, day: Day, offer: &OfferId, aff: &AffiliateId, metric: &str, by: i64) {
-        *self
+    fn bump(&mut self, day: Day, offer: &OfferId, aff: &AffiliateId, counter: Counter, by: i64) {
+        let value = self
             .counters
             .entry(day)
             .or_default()
-            .entry(counter::field(offer.as_str(), aff.as_str(), metric))
-            .or_insert(0) += by;
+            .entry(counter_field(offer.as_str(), aff.as_str(), counter))
+            .or_insert(0);
+        *value = value.saturating_add(by);
+    }
+
+    fn counter(&self, day: Day, offer: &OfferId, aff: &AffiliateId, counter: Counter) -> i64 {
+        self.counters
+            .get(&day)
+            .and_then(|c| c.get(&counter_field(offer.as_str(), aff.as_str(), counter)))
+            .copied()
+            .unwrap_or(0)
+    }
+
+    /// Whether counting `record` keeps every money counter it moves within
+    /// [`MAX_COUNTER_MICROS`] (the credit script's check).
+    fn fits(&self, record: &ConversionRecord) -> bool {
+        let (day, offer, aff) = (record.day, &record.offer_id, &record.aff_id);
+        let within = |counter, amount: Money| {
+            i128::from(self.counter(day, offer, aff, counter)) + i128::from(amount.micros())
+                <= i128::from(MAX_COUNTER_MICROS)
+        };
+        match record.status {
+            ConversionStatus::Approved => {
+                within(Counter::Payout, record.payout) && within(Counter::Revenue, record.revenue)
+            }
+            ConversionStatus::Pending => within(Counter::PendingPayout, record.payout),
+            ConversionStatus::Rejected => true,
+        }
     }
 
     /// Moves the counters of one conversion in or out of a status.
@@ -54,33 +87,33 @@ impl Inner {
         let (day, offer, aff) = (record.day, record.offer_id.clone(), record.aff_id.clone());
         match record.status {
             Approved => {
-                self.bump(day, &offer, &aff, counter::CONVERSIONS, sign);
+                self.bump(day, &offer, &aff, Counter::Conversions, sign);
                 self.bump(
                     day,
                     &offer,
                     &aff,
-                    counter::PAYOUT,
+                    Counter::Payout,
                     sign * record.payout.micros(),
                 );
                 self.bump(
                     day,
                     &offer,
                     &aff,
-                    counter::REVENUE,
+                    Counter::Revenue,
                     sign * record.revenue.micros(),
                 );
             }
             Pending => {
-                self.bump(day, &offer, &aff, counter::PENDING, sign);
+                self.bump(day, &offer, &aff, Counter::Pending, sign);
                 self.bump(
                     day,
                     &offer,
                     &aff,
-                    counter::PENDING_PAYOUT,
+                    Counter::PendingPayout,
                     sign * record.payout.micros(),
                 );
             }
-            Rejected => self.bump(day, &offer, &aff, counter::REJECTED, sign),
+            Rejected => self.bump(day, &offer, &aff, Counter::Rejected, sign),
         }
     }
 
@@ -95,6 +128,7 @@ impl Inner {
             self.claims.retain(|_, expires| *expires > now);
             self.caps
                 .retain(|_, (_, expires)| expires.is_none_or(|e| e > now));
+            self.postback_logs.retain(|_, (_, expires)| *expires > now);
         }
     }
 }
@@ -143,13 +177,13 @@ impl Store for MemoryStore {
                 };
             inner.clicks.insert(click.id.clone(), click.clone());
             let day = Day::from_unix(click.created_at);
-            inner.bump(day, &click.offer_id, &click.aff_id, counter::CLICKS, 1);
+            inner.bump(day, &click.offer_id, &click.aff_id, Counter::Clicks, 1);
             if unique {
                 inner.bump(
                     day,
                     &click.offer_id,
                     &click.aff_id,
-                    counter::UNIQUE_CLICKS,
+                    Counter::UniqueClicks,
                     1,
                 );
             }
@@ -163,11 +197,11 @@ impl Store for MemoryStore {
         offer: &'a OfferId,
         aff: &'a AffiliateId,
         day: Day,
-        metric: &'static str,
+        counter: Counter,
     ) -> StoreFuture<'a, ()> {
         ready(
             self.lock()
-                .map(|mut inner| inner.bump(day, offer, aff, metric, 1)),
+                .map(|mut inner| inner.bump(day, offer, aff, counter, 1)),
         )
     }
 
@@ -175,19 +209,20 @@ impl Store for MemoryStore {
         &'a self,
         click_id: &'a ClickId,
         identity: &'a Identity,
+        now: u64,
     ) -> StoreFuture<'a, ConversionLookup> {
         ready(self.lock().map(|inner| {
-            let now = Instant::now();
+            let instant = Instant::now();
             ConversionLookup {
                 click: inner
                     .clicks
                     .get(click_id)
-                    .filter(|click| !click.expired(unix_now()))
+                    .filter(|click| !click.expired(now))
                     .cloned(),
                 conversion: inner
                     .conversions
                     .get(&(click_id.clone(), identity.clone()))
-                    .filter(|(_, expires)| *expires > now)
+                    .filter(|(_, expires)| *expires > instant)
                     .map(|(record, _)| record.clone()),
             }
         }))
@@ -214,8 +249,11 @@ impl Store for MemoryStore {
                     day: command.today,
                     offer_id: command.offer_id.clone(),
                     aff_id: command.aff_id.clone(),
-                    reason: command.reason.map(str::to_owned),
+                    reason: command.reason,
                 };
+                if !inner.fits(&record) {
+                    return ConversionOutcome::TooLarge;
+                }
                 inner.count(&record, 1);
                 let expires = now + Duration::from_secs(command.retention_secs);
                 inner.conversions.insert(key, (record.clone(), expires));
@@ -235,6 +273,10 @@ impl Store for MemoryStore {
                 ..old.clone()
             };
             inner.count(&old, -1);
+            if !inner.fits(&new) {
+                inner.count(&old, 1);
+                return ConversionOutcome::TooLarge;
+            }
             inner.count(&new, 1);
             if let Some(entry) = inner.conversions.get_mut(&key) {
                 entry.0 = new.clone();
@@ -344,28 +386,41 @@ impl Store for MemoryStore {
 
     fn append_postback_logs<'a>(
         &'a self,
-        entries: Vec<(Option<OfferId>, String)>,
-        keep: usize,
+        entries: Vec<PostbackLogLine>,
+        retention: LogRetention,
     ) -> StoreFuture<'a, ()> {
         ready(self.lock().map(|mut inner| {
-            for (offer, entry) in entries {
-                let log = inner.postback_logs.entry(offer).or_default();
-                log.push_front(entry);
-                log.truncate(keep);
+            let now = Instant::now();
+            let expires = now + Duration::from_secs(retention.ttl_secs);
+            for line in entries {
+                let (log, log_expires) = inner
+                    .postback_logs
+                    .entry((line.offer, line.kind))
+                    .or_insert_with(|| (VecDeque::new(), expires));
+                if *log_expires <= now {
+                    log.clear();
+                }
+                log.push_front(line.json);
+                log.truncate(retention.keep);
+                *log_expires = expires;
             }
+            inner.sweep_now_and_then();
         }))
     }
 
     fn read_postback_log<'a>(
         &'a self,
         offer: Option<&'a OfferId>,
+        kind: PostbackLogKind,
         limit: usize,
     ) -> StoreFuture<'a, Vec<String>> {
         ready(self.lock().map(|inner| {
+            let now = Instant::now();
             inner
                 .postback_logs
-                .get(&offer.cloned())
-                .map(|log| log.iter().take(limit).cloned().collect())
+                .get(&(offer.cloned(), kind))
+                .filter(|(_, expires)| *expires > now)
+                .map(|(log, _)| log.iter().take(limit).cloned().collect())
                 .unwrap_or_default()
         }))
     }
@@ -401,7 +456,18 @@ impl Store for MemoryStore {
     fn read_counters<'a>(&'a self, days: &'a [Day]) -> StoreFuture<'a, Vec<DayCounters>> {
         ready(self.lock().map(|inner| {
             days.iter()
-                .map(|day| inner.counters.get(day).cloned().unwrap_or_default())
+                .map(|day| {
+                    inner
+                        .counters
+                        .get(day)
+                        .map(|fields| {
+                            fields
+                                .iter()
+                                .map(|(field, value)| (field.clone(), i128::from(*value)))
+                                .collect::<DayCounters>()
+                        })
+                        .unwrap_or_default()
+                })
                 .collect()
         }))
     }

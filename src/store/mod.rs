@@ -14,6 +14,7 @@ use std::future::Future;
 use std::pin::Pin;
 
 use crate::domain::conversion::{ConversionCommand, ConversionOutcome, ConversionRecord};
+use crate::domain::counter::Counter;
 use crate::domain::{Affiliate, AffiliateId, Click, ClickId, Day, Identity, Offer, OfferId};
 
 pub use self::memory::MemoryStore;
@@ -53,8 +54,53 @@ pub struct ConversionLookup {
     pub conversion: Option<ConversionRecord>,
 }
 
-/// One day's counters summed over all shards: field `offer|aff|metric` → value.
-pub type DayCounters = HashMap<String, i64>;
+/// One day's counters summed over all shards: field `offer|aff|metric` →
+/// value. Each stored counter is an `i64`; their sum over 64 shards is kept
+/// in an `i128` so that it can never wrap.
+pub type DayCounters = HashMap<String, i128>;
+
+/// The two logs of an offer's postbacks. Refusals (a wrong token, a
+/// forbidden IP, a bad signature, unreadable input) have a list of their own,
+/// so that anyone who knows a click id cannot flush the record of accepted
+/// postbacks by sending refused ones.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum PostbackLogKind {
+    /// Postbacks answered 200: credited, pending, duplicate, updated, rejected by a rule.
+    Accepted,
+    /// Postbacks answered 4xx or 5xx.
+    Refused,
+}
+
+impl PostbackLogKind {
+    /// The name used in keys and in the API's `kind` parameter.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Accepted => "accepted",
+            Self::Refused => "refused",
+        }
+    }
+}
+
+/// One entry for a postback log: which log, and the entry's JSON.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PostbackLogLine {
+    /// The offer the postback concerned; `None` when it could not be told
+    /// (an unknown click id, an unreadable request).
+    pub offer: Option<OfferId>,
+    /// Accepted or refused.
+    pub kind: PostbackLogKind,
+    /// The entry, JSON.
+    pub json: String,
+}
+
+/// How many entries each postback log keeps, and for how long.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct LogRetention {
+    /// Newest entries kept per log.
+    pub keep: usize,
+    /// A log nobody writes to for this long disappears.
+    pub ttl_secs: u64,
+}
 
 /// One counter a new conversion moves under a cap.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -87,27 +133,32 @@ pub trait Store: Send + Sync + 'static {
         unique_window_secs: u64,
     ) -> StoreFuture<'a, bool>;
 
-    /// Counts a click that was not tracked (`metric` is
-    /// [`keys::counter::DECLINED`] or [`keys::counter::CAPPED`]); stores
-    /// nothing about the visitor.
+    /// Counts a click that was not tracked (`counter` is
+    /// [`Counter::Declined`] or [`Counter::Capped`]); stores nothing about
+    /// the visitor.
     fn count_untracked_click<'a>(
         &'a self,
         offer: &'a OfferId,
         aff: &'a AffiliateId,
         day: Day,
-        metric: &'static str,
+        counter: Counter,
     ) -> StoreFuture<'a, ()>;
 
     /// Reads the click and the conversion a postback refers to, in one round
-    /// trip. A click whose attribution window has closed is not found.
+    /// trip. A click whose attribution window has closed by `now` (Unix
+    /// seconds) is not found.
     fn lookup_conversion<'a>(
         &'a self,
         click_id: &'a ClickId,
         identity: &'a Identity,
+        now: u64,
     ) -> StoreFuture<'a, ConversionLookup>;
 
     /// Creates or moves a conversion and its counters atomically: exactly
-    /// once, however many identical commands race.
+    /// once, however many identical commands race. All or nothing: a command
+    /// that would take a money counter past
+    /// [`crate::domain::conversion::MAX_COUNTER_MICROS`] writes nothing and
+    /// answers [`ConversionOutcome::TooLarge`].
     fn apply_conversion<'a>(
         &'a self,
         command: &'a ConversionCommand,
@@ -143,19 +194,21 @@ pub trait Store: Send + Sync + 'static {
     /// Gives a claim back (the postback failed, or its decision is written).
     fn release_claim<'a>(&'a self, token: &'a str) -> StoreFuture<'a, ()>;
 
-    /// Prepends entries to their offers' postback logs, in order (the last
-    /// becomes the newest), keeping the newest `keep` of each log. A batch,
-    /// so that a busy server files many postbacks in one round trip.
+    /// Prepends entries to their postback logs, in order (the last becomes
+    /// the newest), keeping the newest `retention.keep` of each log and
+    /// letting a log expire `retention.ttl_secs` after its last entry. A
+    /// batch, so that a busy server files many postbacks in one round trip.
     fn append_postback_logs<'a>(
         &'a self,
-        entries: Vec<(Option<OfferId>, String)>,
-        keep: usize,
+        entries: Vec<PostbackLogLine>,
+        retention: LogRetention,
     ) -> StoreFuture<'a, ()>;
 
-    /// The newest `limit` entries of an offer's postback log, newest first.
+    /// The newest `limit` entries of one postback log, newest first.
     fn read_postback_log<'a>(
         &'a self,
         offer: Option<&'a OfferId>,
+        kind: PostbackLogKind,
         limit: usize,
     ) -> StoreFuture<'a, Vec<String>>;
 
@@ -178,9 +231,16 @@ pub trait Store: Send + Sync + 'static {
     fn ping(&self) -> StoreFuture<'_, ()>;
 
     /// Writes what the store holds back to batch it (the Redis store's
-    /// unique-click counts); called once the server has stopped. Reads of
-    /// the counters flush by themselves.
+    /// unique-click counts). The background writer calls it whenever
+    /// [`Store::write_behind_ready`] answers, and once more at shutdown.
+    /// Reads of the counters flush by themselves.
     fn flush(&self) -> StoreFuture<'_, ()> {
         Box::pin(std::future::ready(Ok(())))
+    }
+
+    /// Answers when the store holds something back for [`Store::flush`] to
+    /// write; a store that writes everything at once never answers.
+    fn write_behind_ready(&self) -> StoreFuture<'_, ()> {
+        Box::pin(std::future::pending())
     }
 }

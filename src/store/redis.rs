@@ -17,12 +17,17 @@ use deadpool_redis::{Config, Pool, PoolConfig, Runtime, Timeouts};
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::AsyncCommands;
 
-use super::keys::{counter, ClickLocation, Keys};
-use super::{CapEntry, ConfigData, ConversionLookup, DayCounters, Store, StoreError, StoreFuture};
+use super::keys::{counter_field, ClickLocation, Keys};
+use super::{
+    CapEntry, ConfigData, ConversionLookup, DayCounters, LogRetention, PostbackLogKind,
+    PostbackLogLine, Store, StoreError, StoreFuture,
+};
 use crate::batch::BatchQueue;
 use crate::domain::conversion::{
-    ConversionCommand, ConversionOutcome, ConversionRecord, ConversionStatus,
+    ConversionCommand, ConversionOutcome, ConversionRecord, ConversionStatus, RejectReason,
+    MAX_COUNTER_MICROS,
 };
+use crate::domain::counter::Counter;
 use crate::domain::ids::random_shard;
 use crate::domain::offer::OfferView;
 use crate::domain::{
@@ -165,11 +170,6 @@ impl RedisStore {
         }
     }
 
-    /// The key builder, for tests that clean up their prefix.
-    pub fn keys(&self) -> &Keys {
-        &self.keys
-    }
-
     /// Runs `op` on this runtime's multiplexed connection within the timeout.
     async fn with_conn<T, F>(&self, op: F) -> Result<T, StoreError>
     where
@@ -181,7 +181,8 @@ impl RedisStore {
             .map_err(|_| StoreError::Unavailable(format!("no answer within {:?}", self.timeout)))?
     }
 
-    /// Queues a unique click's count for a background writer.
+    /// Queues a unique click's count for the background writer
+    /// (`crate::background`), which calls [`Store::flush`].
     ///
     /// Whether a click is its visitor's first on an offer and affiliate is
     /// decided by Redis, atomically, in the click's own pipeline (`SET
@@ -199,19 +200,8 @@ impl RedisStore {
     /// records and their `clk` counts are not). A failed write puts its
     /// counts back for the next one.
     fn count_unique_click(&self, stats_key: String, field: String) {
-        self.pending.push(
-            |counts| *counts.entry((stats_key, field)).or_insert(0) += 1,
-            || {
-                let store = self.clone();
-                async move {
-                    loop {
-                        store.pending.wait().await;
-                        // A failure puts the counts back for the next write.
-                        let _ = store.write_pending_counts().await;
-                    }
-                }
-            },
-        );
+        self.pending
+            .push(|counts| *counts.entry((stats_key, field)).or_insert(0) += 1);
     }
 
     /// Writes the queued unique-click counts, summed, in one pipeline.
@@ -258,6 +248,12 @@ impl RedisStore {
             .map_err(|_| StoreError::Unavailable(format!("no answer within {:?}", self.timeout)))?
     }
 }
+
+/// Days of counters read per round trip (64 `HGETALL`s a day).
+const COUNTER_DAYS_PER_ROUND_TRIP: usize = 8;
+
+/// One postback log: its offer (if known) and which of its lists.
+type LogName = (Option<OfferId>, PostbackLogKind);
 
 /// `(stats key, counter field)` → increments not yet written.
 type UniqueCounts = HashMap<(String, String), i64>;
@@ -380,7 +376,7 @@ fn record_from_parts(parts: [&str; 8]) -> Result<ConversionRecord, StoreError> {
         day: Day::parse_compact(day).map_err(|_| corrupt("conversion day"))?,
         offer_id: OfferId::parse(offer).map_err(|_| corrupt("conversion offer"))?,
         aff_id: AffiliateId::parse(aff).map_err(|_| corrupt("conversion affiliate"))?,
-        reason: (!reason.is_empty()).then(|| reason.to_owned()),
+        reason: RejectReason::from_stored(reason),
     })
 }
 
@@ -399,7 +395,7 @@ impl Store for RedisStore {
         };
         let stats = self.keys.stats(shard, Day::from_unix(click.created_at));
         let ttl = click.ttl_secs(unix_now());
-        let unique_field = || counter::field(offer, aff, counter::UNIQUE_CLICKS);
+        let unique_field = || counter_field(offer, aff, Counter::UniqueClicks);
         let detect_duplicates = unique_window_secs > 0;
         // One round trip, one hash slot, no script: the duplicate marker
         // (set only if absent: Redis decides, atomically), the record, the
@@ -433,7 +429,7 @@ impl Store for RedisStore {
         if lengthen.is_some() {
             pipe.cmd("EXPIRE").arg(&key).arg(ttl).arg("GT");
         }
-        pipe.hincr(&stats, counter::field(offer, aff, counter::CLICKS), 1);
+        pipe.hincr(&stats, counter_field(offer, aff, Counter::Clicks), 1);
         let deadline = click.expires_at;
         Box::pin(async move {
             let replies: Vec<redis::RedisResult<redis::Value>> = self
@@ -471,12 +467,12 @@ impl Store for RedisStore {
         offer: &'a OfferId,
         aff: &'a AffiliateId,
         day: Day,
-        metric: &'static str,
+        counter: Counter,
     ) -> StoreFuture<'a, ()> {
         // Any shard will do: nothing ties this count to a visitor.
         let shard = random_shard();
         let stats_key = self.keys.stats(shard, day);
-        let field = counter::field(offer.as_str(), aff.as_str(), metric);
+        let field = counter_field(offer.as_str(), aff.as_str(), counter);
         Box::pin(self.with_conn(move |conn| {
             Box::pin(async move {
                 conn.hincr::<_, _, _, ()>(&stats_key, field, 1)
@@ -490,6 +486,7 @@ impl Store for RedisStore {
         &'a self,
         click_id: &'a ClickId,
         identity: &'a Identity,
+        now: u64,
     ) -> StoreFuture<'a, ConversionLookup> {
         let mut pipe = redis::pipe();
         match self.keys.click(click_id) {
@@ -509,7 +506,7 @@ impl Store for RedisStore {
                     None => None,
                 };
                 // The bucket outlives clicks with a shorter window than its longest.
-                let click = click.filter(|c| !c.expired(unix_now()));
+                let click = click.filter(|c| !c.expired(now));
                 Ok(ConversionLookup {
                     click,
                     conversion: conversion_from_fields(&fields)?,
@@ -548,8 +545,9 @@ impl Store for RedisStore {
             .arg(command.offer_id.as_str())
             .arg(command.aff_id.as_str())
             .arg(command.retention_secs)
-            .arg(crate::domain::unix_now())
-            .arg(command.reason.unwrap_or(""));
+            .arg(command.now)
+            .arg(RejectReason::stored(command.reason))
+            .arg(MAX_COUNTER_MICROS);
         Box::pin(self.with_conn(move |conn| {
             Box::pin(async move {
                 let reply: String = invocation.invoke_async(conn).await.map_err(unavailable)?;
@@ -576,6 +574,7 @@ impl Store for RedisStore {
                             .ok_or_else(|| corrupt("previous status"))?,
                     }),
                     "retry" => Ok(ConversionOutcome::Retry),
+                    "too_large" => Ok(ConversionOutcome::TooLarge),
                     other => Err(corrupt(format!("credit script answered {other:?}"))),
                 }
             })
@@ -664,24 +663,31 @@ impl Store for RedisStore {
 
     fn append_postback_logs<'a>(
         &'a self,
-        entries: Vec<(Option<OfferId>, String)>,
-        keep: usize,
+        entries: Vec<PostbackLogLine>,
+        retention: LogRetention,
     ) -> StoreFuture<'a, ()> {
-        // One LPUSH (entries in arrival order: the last ends up first) and
-        // one LTRIM per offer, every offer in one pipeline.
-        let mut by_offer: Vec<(Option<OfferId>, Vec<String>)> = Vec::new();
-        for (offer, entry) in entries {
-            match by_offer.iter_mut().find(|(o, _)| *o == offer) {
-                Some((_, list)) => list.push(entry),
-                None => by_offer.push((offer, vec![entry])),
+        // One LPUSH (entries in arrival order: the last ends up first), one
+        // LTRIM and one EXPIRE per log, every log in one pipeline. Each log
+        // is a key of its own offer's slot: the pipeline may span slots,
+        // which a cluster client splits per node.
+        let mut by_log: Vec<(LogName, Vec<String>)> = Vec::new();
+        for line in entries {
+            let log = (line.offer, line.kind);
+            match by_log.iter_mut().find(|(l, _)| *l == log) {
+                Some((_, list)) => list.push(line.json),
+                None => by_log.push((log, vec![line.json])),
             }
         }
         let mut pipe = redis::pipe();
-        for (offer, list) in by_offer {
-            let key = self.keys.postback_log(offer.as_ref().map(OfferId::as_str));
+        for ((offer, kind), list) in by_log {
+            let key = self
+                .keys
+                .postback_log(offer.as_ref().map(OfferId::as_str), kind);
             pipe.lpush(&key, list)
                 .ignore()
-                .ltrim(&key, 0, keep.saturating_sub(1) as isize)
+                .ltrim(&key, 0, retention.keep.saturating_sub(1) as isize)
+                .ignore()
+                .expire(&key, retention.ttl_secs as i64)
                 .ignore();
         }
         Box::pin(self.with_conn(move |conn| {
@@ -692,9 +698,10 @@ impl Store for RedisStore {
     fn read_postback_log<'a>(
         &'a self,
         offer: Option<&'a OfferId>,
+        kind: PostbackLogKind,
         limit: usize,
     ) -> StoreFuture<'a, Vec<String>> {
-        let key = self.keys.postback_log(offer.map(OfferId::as_str));
+        let key = self.keys.postback_log(offer.map(OfferId::as_str), kind);
         Box::pin(self.with_conn(move |conn| {
             Box::pin(async move {
                 conn.lrange(&key, 0, limit.saturating_sub(1) as isize)
@@ -798,40 +805,49 @@ impl Store for RedisStore {
 
     fn read_counters<'a>(&'a self, days: &'a [Day]) -> StoreFuture<'a, Vec<DayCounters>> {
         let flushed = self.write_pending_counts();
-        let mut pipe = redis::pipe();
-        for day in days {
-            for key in self.keys.stats_all_shards(*day) {
-                pipe.hgetall(key);
-            }
-        }
-        let read = self.with_pooled_conn(move |conn| {
-            Box::pin(async move {
-                let hashes: Vec<HashMap<String, i64>> =
-                    pipe.query_async(conn).await.map_err(unavailable)?;
-                let shards = crate::domain::ids::SHARD_COUNT;
-                Ok(hashes
-                    .chunks(shards)
-                    .map(|day_hashes| {
-                        let mut sum = DayCounters::new();
-                        for hash in day_hashes {
-                            for (field, value) in hash {
-                                *sum.entry(field.clone()).or_insert(0) += value;
-                            }
-                        }
-                        sum
-                    })
-                    .collect())
-            })
-        });
         Box::pin(async move {
             // This process's unique counts first, so it reads its own clicks.
             flushed.await?;
-            read.await
+            let shards = crate::domain::ids::SHARD_COUNT;
+            let mut summed = Vec::with_capacity(days.len());
+            // A pipeline per few days: a year is ~23,000 HGETALLs, and one
+            // pipeline of them all would hold a connection past its response
+            // timeout on a busy Redis.
+            for chunk in days.chunks(COUNTER_DAYS_PER_ROUND_TRIP) {
+                let mut pipe = redis::pipe();
+                for day in chunk {
+                    for key in self.keys.stats_all_shards(*day) {
+                        pipe.hgetall(key);
+                    }
+                }
+                let hashes: Vec<HashMap<String, i64>> = self
+                    .with_pooled_conn(move |conn| {
+                        Box::pin(async move { pipe.query_async(conn).await.map_err(unavailable) })
+                    })
+                    .await?;
+                for day_hashes in hashes.chunks(shards) {
+                    let mut sum = DayCounters::new();
+                    for hash in day_hashes {
+                        for (field, value) in hash {
+                            *sum.entry(field.clone()).or_insert(0) += i128::from(*value);
+                        }
+                    }
+                    summed.push(sum);
+                }
+            }
+            Ok(summed)
         })
     }
 
     fn flush(&self) -> StoreFuture<'_, ()> {
         Box::pin(self.write_pending_counts())
+    }
+
+    fn write_behind_ready(&self) -> StoreFuture<'_, ()> {
+        Box::pin(async move {
+            self.pending.wait().await;
+            Ok(())
+        })
     }
 
     fn ping(&self) -> StoreFuture<'_, ()> {

@@ -529,7 +529,10 @@ async fn a_capped_offer_with_no_fallback_anywhere_keeps_redirecting_to_the_offer
         clickback::domain::OfferId::parse("o1").expect("id"),
         clickback::domain::AffiliateId::parse("a1").expect("id"),
     );
-    let watched = eventually(WATCH, || async { app.state.caps.is_full(&offer, &aff) }).await;
+    let watched = eventually(WATCH, || async {
+        app.state.clicks.caps.is_full(&offer, &aff)
+    })
+    .await;
     assert!(
         watched.is_some(),
         "precondition: the cap watcher sees the full cap"

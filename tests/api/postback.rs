@@ -382,7 +382,11 @@ async fn a_pending_conversion_approved_later_answers_updated_and_moves_the_stats
     let approved = postback_ok(&app, &click_id, "txid=t&status=approved").await;
 
     // Assert
-    assert_eq!(pending["status"], "credited", "{pending}");
+    assert_eq!(
+        pending["status"], "pending",
+        "a pending conversion reads as paid: {pending}"
+    );
+    assert_eq!(pending["conversion_status"], "pending", "{pending}");
     assert_eq!(before["pending_conversions"], 1, "{before}");
     assert_eq!(before["pending_payout"], "2.5", "{before}");
     assert_eq!(before["conversions"], 0, "{before}");

@@ -377,5 +377,6 @@ async fn a_range_of_exactly_366_days_is_accepted() {
         .await;
 
     // Assert
-    assert_eq!(response.status(), 200);
+    let status = response.status();
+    assert_eq!(status, 200, "{}", response.text().await.unwrap_or_default());
 }

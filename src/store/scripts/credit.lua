@@ -13,10 +13,13 @@
 -- ARGV[9]  retention of the conversion record, seconds
 -- ARGV[10] now, unix seconds
 -- ARGV[11] why a new conversion is rejected (too_fast, cap_reached) or ''
+-- ARGV[12] the most a money counter may hold, micro-units (MAX_COUNTER_MICROS)
 --
 -- Returns one string, the fields joined by NUL:
 --   outcome, status, payout, revenue, conversion_id, day, offer, aff, previous, reason
--- with outcome one of created, duplicate, updated, or just 'retry'. One
+-- with outcome one of created, duplicate, updated, or just 'retry' (the
+-- conversion's day moved: look up again) or 'too_large' (a money counter
+-- would pass ARGV[12]: nothing was written). One
 -- string rather than an array of ten: clickback's Redis client spends more
 -- instructions per reply value than on the bytes in it. No field can hold
 -- NUL: ids and amounts have fixed alphabets, reasons are fixed words.
@@ -44,16 +47,40 @@ local function count(stats, prefix, status, payout, revenue, undo)
   end
 end
 
+-- Whether counting a conversion keeps the money counters it moves within
+-- the bound. Checked before the first write: a failed HINCRBY halfway
+-- through would leave the conversion written without all of its counters
+-- (Redis does not roll a script back). Lua compares doubles here, which is
+-- exact enough: the bound sits far below 2^63, where HINCRBY would fail.
+local function fits(stats, prefix, status, payout, revenue)
+  local limit = tonumber(ARGV[12])
+  if status == 'a' then
+    if payout == '0' and revenue == '0' then return true end
+    local c = redis.call('HMGET', stats, prefix .. 'py', prefix .. 'rv')
+    return tonumber(c[1] or '0') + tonumber(payout) <= limit
+      and tonumber(c[2] or '0') + tonumber(revenue) <= limit
+  elseif status == 'p' then
+    if payout == '0' then return true end
+    local c = redis.call('HGET', stats, prefix .. 'pp')
+    return tonumber(c or '0') + tonumber(payout) <= limit
+  end
+  return true
+end
+
 local cur = redis.call('HMGET', KEYS[1], 's', 'p', 'r', 'd', 'o', 'a')
 local new = ARGV[1]
 
 if not cur[1] then
   local payout = ARGV[2] ~= '' and ARGV[2] or '0'
   local revenue = ARGV[3] ~= '' and ARGV[3] or '0'
+  local prefix = ARGV[7] .. '|' .. ARGV[8] .. '|'
+  if not fits(KEYS[2], prefix, new, payout, revenue) then
+    return 'too_large'
+  end
   redis.call('HSET', KEYS[1], 's', new, 'p', payout, 'r', revenue, 'id', ARGV[4],
     'd', ARGV[5], 'o', ARGV[7], 'a', ARGV[8], 't', ARGV[10], 'x', ARGV[11])
   redis.call('EXPIRE', KEYS[1], ARGV[9])
-  count(KEYS[2], ARGV[7] .. '|' .. ARGV[8] .. '|', new, payout, revenue, false)
+  count(KEYS[2], prefix, new, payout, revenue, false)
   -- Just written: answered from the arguments, not read back.
   return table.concat({'created', new, payout, revenue, ARGV[4], ARGV[5], ARGV[7], ARGV[8], '', ARGV[11]}, '\0')
 end
@@ -83,6 +110,9 @@ end
 local payout = ARGV[2] ~= '' and ARGV[2] or cur[2]
 local revenue = ARGV[3] ~= '' and ARGV[3] or cur[3]
 local prefix = cur[5] .. '|' .. cur[6] .. '|'
+if not fits(stats, prefix, new, payout, revenue) then
+  return 'too_large'
+end
 count(stats, prefix, old, cur[2], cur[3], true)
 count(stats, prefix, new, payout, revenue, false)
 redis.call('HSET', KEYS[1], 's', new, 'p', payout, 'r', revenue)

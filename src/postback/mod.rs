@@ -1,0 +1,251 @@
+//! Crediting a conversion from an advertiser's server-to-server postback.
+//!
+//! A postback passes through stages, each with its own module:
+//!
+//! 1. **parse** ([`request`]): parameters become a [`PostbackRequest`];
+//! 2. **look up**: one pipeline reads the click and any conversion with the
+//!    same identity; the offer comes from the in-process cache;
+//! 3. **authenticate** ([`auth`]): IP allow-list, token, signature;
+//! 4. **price** ([`price`]): payout and revenue in exact micro-units;
+//! 5. **judge** ([`rules`]): the offer's rules decide a new conversion;
+//! 6. **apply**: one Lua script creates or moves the conversion and its
+//!    counters atomically — however many identical postbacks race, exactly
+//!    one credits — or writes nothing at all;
+//! 7. **answer** ([`outcome`]): one table maps the outcome to HTTP, the JSON
+//!    reason and the metric label.
+//!
+//! Claims taken on the way (a signature, a decision) are held by
+//! [`claim::Claims`] and given back whenever the postback fails. Every
+//! answered postback is filed in its offer's troubleshooting log ([`log`]).
+
+pub mod auth;
+pub mod claim;
+pub mod log;
+pub mod outcome;
+pub mod price;
+pub mod request;
+pub mod rules;
+
+use std::net::IpAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::clock::Clock;
+use crate::domain::conversion::{ConversionCommand, ConversionOutcome};
+use crate::domain::ids::base64url;
+use crate::domain::query::Params;
+use crate::domain::{ConversionStatus, Day, Offer, OfferId};
+use crate::offers::ConfigCache;
+use crate::store::Store;
+
+use self::claim::Claims;
+pub use self::outcome::{PostbackAnswer, PostbackError, PostbackResult};
+pub use self::request::{names, PostbackRequest};
+use self::rules::{Case, Verdict};
+
+/// How long a conversion is remembered after its click's attribution window,
+/// so that late retries and late status changes still find it.
+pub const CONVERSION_RETENTION_EXTRA_SECS: u64 = 90 * 86_400;
+
+/// Fresh look-ups after the conversion's day moved under a status change (a
+/// race over UTC midnight); a window that small needs few.
+const MAX_RETRIES: u32 = 3;
+/// Pause between looks while an identical postback decides a capped conversion.
+const DECISION_WAIT: Duration = Duration::from_millis(10);
+/// Looks before answering 503 `in_progress` (about two seconds): the sender retries.
+const MAX_DECISION_WAITS: u32 = 200;
+
+/// What the route knows about the request beyond its parameters.
+#[derive(Debug, Clone, Copy)]
+pub struct PostbackContext<'a> {
+    /// The sender's IP (the advertiser's server), for the offer's allow-list.
+    pub remote_ip: Option<IpAddr>,
+    /// Every parameter received, for signature verification.
+    pub params: &'a Params,
+}
+
+/// A postback's result, with the offer it concerned when that became known
+/// (the troubleshooting log files it under that offer).
+#[derive(Debug)]
+pub struct PostbackOutcome {
+    /// The answer, or why there is none.
+    pub result: Result<PostbackAnswer, PostbackError>,
+    /// The click's offer, once the click or conversion was found.
+    pub offer_id: Option<OfferId>,
+}
+
+/// The postback service: what crediting needs, and nothing else.
+#[derive(Clone)]
+pub struct Postbacks {
+    /// Clicks, conversions, counters, claims and caps.
+    store: Arc<dyn Store>,
+    /// Offers, never read from the store per postback.
+    cache: Arc<ConfigCache>,
+    /// Windows, signature skew, the conversion's day.
+    clock: Arc<dyn Clock>,
+}
+
+/// Bounds the two loops of the pipeline.
+#[derive(Default)]
+struct Attempts {
+    retries: u32,
+    waits: u32,
+}
+
+impl Attempts {
+    fn retry(&mut self) -> Result<(), PostbackError> {
+        self.retries += 1;
+        if self.retries >= MAX_RETRIES {
+            return Err(PostbackError::Contended);
+        }
+        Ok(())
+    }
+
+    async fn wait(&mut self) -> Result<(), PostbackError> {
+        self.waits += 1;
+        if self.waits > MAX_DECISION_WAITS {
+            return Err(PostbackError::InFlight);
+        }
+        tokio::time::sleep(DECISION_WAIT).await;
+        Ok(())
+    }
+}
+
+impl Postbacks {
+    /// A service over this store, config cache and clock.
+    pub fn new(store: Arc<dyn Store>, cache: Arc<ConfigCache>, clock: Arc<dyn Clock>) -> Self {
+        Self {
+            store,
+            cache,
+            clock,
+        }
+    }
+
+    /// Credits, updates, de-duplicates or rejects one conversion. Every claim
+    /// taken is given back if the postback fails.
+    pub async fn handle(
+        &self,
+        request: &PostbackRequest,
+        context: PostbackContext<'_>,
+    ) -> PostbackOutcome {
+        let mut claims = Claims::new(Arc::clone(&self.store));
+        let mut offer_id = None;
+        let result = self.run(request, context, &mut claims, &mut offer_id).await;
+        match &result {
+            Ok(_) => claims.settle().await,
+            Err(_) => claims.release_all().await,
+        }
+        PostbackOutcome { result, offer_id }
+    }
+
+    async fn run(
+        &self,
+        request: &PostbackRequest,
+        context: PostbackContext<'_>,
+        claims: &mut Claims,
+        seen_offer: &mut Option<OfferId>,
+    ) -> Result<PostbackAnswer, PostbackError> {
+        let mut attempts = Attempts::default();
+        loop {
+            let now = self.clock.now();
+            // Look up.
+            let lookup = self
+                .store
+                .lookup_conversion(&request.click_id, &request.identity, now)
+                .await?;
+            let (offer_id, aff_id) = match (&lookup.click, &lookup.conversion) {
+                (Some(click), _) => (click.offer_id.clone(), click.aff_id.clone()),
+                (None, Some(record)) => (record.offer_id.clone(), record.aff_id.clone()),
+                (None, None) => return Err(PostbackError::UnknownClick),
+            };
+            *seen_offer = Some(offer_id.clone());
+            let offer: Arc<Offer> = self
+                .cache
+                .offer(offer_id.as_str())
+                .ok_or(PostbackError::UnknownClick)?;
+
+            auth::authenticate(
+                &offer,
+                request,
+                context.remote_ip,
+                context.params,
+                now,
+                claims,
+            )
+            .await?;
+            let price = price::price(&offer, request, lookup.conversion.is_some())?;
+
+            // Judge new conversions only: a decision, once recorded, is never
+            // revisited by a retry.
+            let mut status = request.status;
+            let mut reason = None;
+            let mut reservations = Vec::new();
+            if let (Some(click), None) = (&lookup.click, &lookup.conversion) {
+                if request.status != ConversionStatus::Rejected {
+                    let case = Case {
+                        offer: &offer,
+                        click,
+                        click_id: &request.click_id,
+                        identity: &request.identity,
+                        aff: &aff_id,
+                        payout: price.payout.unwrap_or_default(),
+                        now,
+                    };
+                    match rules::judge(&self.store, &case, claims).await? {
+                        Verdict::Accept(held) => reservations = held,
+                        Verdict::Reject(why) => {
+                            status = ConversionStatus::Rejected;
+                            reason = Some(why);
+                        }
+                        Verdict::Busy => {
+                            attempts.wait().await?;
+                            continue;
+                        }
+                    }
+                }
+            }
+
+            // Apply.
+            let command = ConversionCommand {
+                click_id: request.click_id.clone(),
+                identity: request.identity.clone(),
+                offer_id,
+                aff_id,
+                status,
+                payout: price.payout,
+                revenue: price.revenue,
+                new_conversion_id: base64url(uuid::Uuid::new_v4().as_bytes()),
+                today: Day::from_unix(now),
+                seen_day: lookup.conversion.as_ref().map(|r| r.day),
+                retention_secs: offer.attribution_window_secs + CONVERSION_RETENTION_EXTRA_SECS,
+                reason,
+                now,
+            };
+            let applied = self.store.apply_conversion(&command).await;
+            let created = matches!(applied, Ok(ConversionOutcome::Created(_)));
+            for reservation in reservations {
+                if created {
+                    reservation.keep();
+                } else {
+                    reservation.release().await;
+                }
+            }
+            // Decided: from now on a look-up finds the conversion, or after a
+            // failure the next postback decides afresh.
+            claims.release(claim::ClaimKind::Decision).await;
+
+            // Answer.
+            match applied? {
+                ConversionOutcome::Retry => {
+                    attempts.retry()?;
+                    continue;
+                }
+                ConversionOutcome::TooLarge => return Err(PostbackError::TooLarge),
+                outcome => {
+                    return PostbackAnswer::from_outcome(request.click_id.as_str(), &offer, outcome)
+                        .ok_or(PostbackError::Contended)
+                }
+            }
+        }
+    }
+}
