@@ -78,6 +78,21 @@ pub async fn put_offer(
 ) -> Result<HttpResponse, ApiError> {
     let id = OfferId::parse(path_id(&req, "offer_id"))?;
     let offer = Offer::from_input(id, json_body::<OfferInput>(&body)?)?;
+    if let Some(existing) = state.cache.offer(offer.id.as_str()) {
+        // Reports take an offer's currency from the offer: money counted in
+        // one currency must never be shown in another.
+        if existing.currency != offer.currency {
+            return Err(ApiError::new(
+                actix_web::http::StatusCode::CONFLICT,
+                "currency_immutable",
+                format!(
+                    "this offer's money is counted in {}; its currency cannot change. Create a new offer for {}",
+                    existing.currency.as_str(),
+                    offer.currency.as_str()
+                ),
+            ));
+        }
+    }
     state
         .store
         .put_offer(&offer)

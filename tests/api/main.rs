@@ -7,6 +7,7 @@ mod click;
 mod fault;
 mod health_metrics;
 mod helpers;
+mod integrity;
 mod offer_rules;
 mod outage;
 mod postback;
