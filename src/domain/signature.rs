@@ -30,6 +30,15 @@ pub enum SignatureError {
     Mismatch,
 }
 
+/// Compares secrets in time independent of where they differ, so a token
+/// cannot be guessed byte by byte from response times.
+pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    if a.len() != b.len() {
+        return false;
+    }
+    a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
 /// The canonical string a signature covers.
 pub fn canonical<'a>(pairs: impl IntoIterator<Item = (&'a str, &'a str)>) -> String {
     let mut encoded: Vec<(String, String)> = pairs
@@ -85,7 +94,7 @@ pub fn verify<'a>(
         return Err(SignatureError::Expired);
     }
     let expected = sign(secret, &canonical(pairs));
-    if crate::state::constant_time_eq(expected.as_bytes(), sig.to_ascii_lowercase().as_bytes()) {
+    if constant_time_eq(expected.as_bytes(), sig.to_ascii_lowercase().as_bytes()) {
         Ok(())
     } else {
         Err(SignatureError::Mismatch)
@@ -95,6 +104,14 @@ pub fn verify<'a>(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn constant_time_eq_compares_contents_and_length() {
+        assert!(constant_time_eq(b"secret", b"secret"));
+        assert!(!constant_time_eq(b"secret", b"secreT"));
+        assert!(!constant_time_eq(b"secret", b"secret2"));
+        assert!(!constant_time_eq(b"", b"x"));
+    }
 
     const SECRET: &str = "0123456789abcdef-secret";
 

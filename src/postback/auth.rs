@@ -9,9 +9,8 @@ use super::claim::{ClaimKind, Claims};
 use super::outcome::PostbackError;
 use super::request::PostbackRequest;
 use crate::domain::query::Params;
-use crate::domain::signature;
+use crate::domain::signature::{self, constant_time_eq};
 use crate::domain::Offer;
-use crate::state::constant_time_eq;
 
 /// Checks the sender of `request` for `offer` at Unix time `now`, claiming
 /// its signature in `claims` the first time round.

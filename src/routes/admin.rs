@@ -8,10 +8,11 @@ use serde::de::DeserializeOwned;
 
 use crate::domain::offer::{AffiliateInput, OfferInput};
 use crate::domain::query::Params;
+use crate::domain::signature::constant_time_eq;
 use crate::domain::{Affiliate, AffiliateId, Offer, OfferId};
 use crate::error::ApiError;
 use crate::postback::log::merge_newest_first;
-use crate::state::{constant_time_eq, AppState};
+use crate::state::AppState;
 use crate::store::PostbackLogKind;
 
 /// Proof that the request carried the admin bearer token. Taking it as a
