@@ -10,4 +10,5 @@ mod helpers;
 mod offer_rules;
 mod outage;
 mod postback;
+mod startup;
 mod stats;
