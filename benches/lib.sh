@@ -104,7 +104,7 @@ OFFER="bench-offer"
 AFF="bench-aff"
 TOKEN="bench-token-123"
 CLICK_PATH="/c/$OFFER?aff_id=$AFF&sub1=120210456789&sub2=ad7f3k2q&source=fb"
-ADMIN_TOKEN="bench-admin-$RANDOM$RANDOM"
+ADMIN_TOKEN="bench-admin-token-for-load-$RANDOM$RANDOM"
 
 # release_binary: sets BIN to CLICKBACK_BIN, or to the release build, building
 # it first unless SKIP_BUILD is set.

@@ -1,38 +1,332 @@
 //! Settings, read from the environment once at startup.
 //!
-//! | variable                        | default          | meaning |
-//! |---------------------------------|------------------|---------|
-//! | `CLICKBACK_LISTEN`              | `0.0.0.0:8080`   | address to serve HTTP on |
-//! | `REDIS_URL`                     | unset            | Redis to use; unset runs the embedded in-memory store (nothing survives a restart) |
-//! | `CLICKBACK_ADMIN_TOKEN`         | unset            | bearer token of the admin API; unset refuses every admin request |
-//! | `CLICKBACK_HASH_SALT`           | random per start | secret salt of the visitor hash; set it so hashes agree across instances and restarts |
-//! | `CLICKBACK_KEY_PREFIX`          | `cb`             | prefix of every Redis key |
-//! | `CLICKBACK_DEMO`                | `1` without `REDIS_URL`, else `0` | `1` seeds a demo offer and affiliate (unless they exist) and logs a ready-to-click link |
-//! | `CLICKBACK_WORKERS`             | CPU count        | HTTP worker threads |
-//! | `CLICKBACK_REDIS_POOL_SIZE`     | `64`             | Redis connections |
-//! | `CLICKBACK_STORE_TIMEOUT_MS`    | `1000`           | bound on any one store operation |
-//! | `CLICKBACK_CONFIG_REFRESH_MS`   | `1000`           | how often each instance checks for offer/affiliate changes |
-//! | `CLICKBACK_TRUSTED_PROXIES`     | empty            | comma-separated IPs/CIDRs whose `X-Forwarded-For` is believed |
-//! | `CLICKBACK_PUBLIC_URL`          | `http://localhost:<port>` | how the demo spells links in its log |
-//! | `CLICKBACK_UNIQUE_CLICK_WINDOW_SECS` | `86400`     | a visitor's repeat clicks on one offer + affiliate within this window count as non-unique; `0` turns detection off |
-//! | `CLICKBACK_FALLBACK_URL`        | unset            | where clicks go while an offer's cap is full and it has no `fallback_url` |
-//! | `CLICKBACK_POSTBACK_LOG_SIZE`   | `1000`           | postbacks kept per offer for `GET /api/v1/postbacks` |
-//! | `CLICKBACK_CLICK_BUCKETS`       | `64`             | Redis hashes per shard and hour that clicks are spread over (1-4096); keep peak clicks per hour / (64 × this) under ~400 |
-//! | `RUST_LOG`                      | `info`           | log filter (env_logger) |
+//! Every variable, its default and its meaning are listed once, in
+//! [`VARIABLES`]; `clickback --help` prints that table. A value that cannot
+//! be used stops the process at start with a [`ConfigError`] that names the
+//! variable, shows the value (never a secret) and says how to put it right.
+//!
+//! Secrets (the admin token, the hash salt, the password in `REDIS_URL`) are
+//! held as [`Secret`] and [`RedisUrl`], whose `Debug` never shows them, so a
+//! `{settings:?}` in a log line cannot leak them.
 
+use std::fmt;
 use std::time::Duration;
 
 use crate::domain::ids::MAX_CLICK_BUCKETS;
 use crate::domain::net::IpNet;
 
-/// A setting that could not be understood; names the variable.
+/// One environment variable clickback reads.
+#[derive(Clone, Copy, Debug)]
+pub struct Variable {
+    /// Its name.
+    pub name: &'static str,
+    /// What applies while it is unset (an empty value counts as unset).
+    pub default: &'static str,
+    /// What it does.
+    pub meaning: &'static str,
+}
+
+const fn row(name: &'static str, default: &'static str, meaning: &'static str) -> Variable {
+    Variable {
+        name,
+        default,
+        meaning,
+    }
+}
+
+/// The shortest admin token accepted: 24 characters of `openssl rand
+/// -base64 32` are far beyond guessing; `change-me` is not.
+pub const MIN_ADMIN_TOKEN_CHARS: usize = 24;
+
+/// Every variable clickback reads, its default and its meaning: the one
+/// table `clickback --help` prints and configuration errors take defaults from.
+pub const VARIABLES: &[Variable] = &[
+    row("CLICKBACK_LISTEN", "0.0.0.0:8080", "address to serve HTTP on"),
+    row(
+        "REDIS_URL",
+        "unset",
+        "Redis to use, redis://[[user]:password@]host[:port][/db]; unset runs the embedded in-memory store (nothing survives a restart)",
+    ),
+    row(
+        "CLICKBACK_ADMIN_TOKEN",
+        "unset",
+        "bearer token of the admin API, at least 24 characters (make one with `openssl rand -base64 32`); unset refuses every admin request",
+    ),
+    row(
+        "CLICKBACK_HASH_SALT",
+        "random per start",
+        "secret salt of the visitor hash; set it so hashes agree across instances and restarts",
+    ),
+    row("CLICKBACK_KEY_PREFIX", "cb", "prefix of every Redis key"),
+    row(
+        "CLICKBACK_DEMO",
+        "1 without REDIS_URL, else 0",
+        "1 seeds a demo offer and affiliate (unless they exist) and logs a ready-to-click link",
+    ),
+    row("CLICKBACK_WORKERS", "CPU count", "HTTP worker threads"),
+    row("CLICKBACK_REDIS_POOL_SIZE", "64", "Redis connections"),
+    row(
+        "CLICKBACK_STORE_TIMEOUT_MS",
+        "1000",
+        "bound on any one store operation",
+    ),
+    row(
+        "CLICKBACK_CONFIG_REFRESH_MS",
+        "1000",
+        "how often each instance checks for offer/affiliate changes (at least 10)",
+    ),
+    row(
+        "CLICKBACK_TRUSTED_PROXIES",
+        "empty",
+        "comma-separated IPs/CIDRs whose X-Forwarded-For is believed",
+    ),
+    row(
+        "CLICKBACK_PUBLIC_URL",
+        "http://localhost:<port>",
+        "how the demo spells links in its log",
+    ),
+    row(
+        "CLICKBACK_UNIQUE_CLICK_WINDOW_SECS",
+        "86400",
+        "a visitor's repeat clicks on one offer + affiliate within this window count as non-unique; 0 turns detection off",
+    ),
+    row(
+        "CLICKBACK_FALLBACK_URL",
+        "unset",
+        "where clicks go while an offer's cap is full and it has no fallback_url",
+    ),
+    row(
+        "CLICKBACK_POSTBACK_LOG_SIZE",
+        "1000",
+        "postbacks kept per offer for GET /api/v1/postbacks",
+    ),
+    row(
+        "CLICKBACK_CLICK_BUCKETS",
+        "64",
+        "Redis hashes per shard and hour that clicks are spread over (1-4096); keep peak clicks per hour / (64 x this) under ~400",
+    ),
+    row("RUST_LOG", "info", "log filter (env_logger)"),
+];
+
+/// The default of `name` as [`VARIABLES`] states it, for error messages.
+fn default_of(name: &str) -> &'static str {
+    VARIABLES
+        .iter()
+        .find(|v| v.name == name)
+        .map_or("none", |v| v.default)
+}
+
+/// What `clickback --help` prints: usage, every variable of [`VARIABLES`]
+/// with its default and meaning, and the exit statuses.
+pub fn help_text() -> String {
+    let mut text = format!(
+        "clickback {}: server-to-server (postback) affiliate tracker\n\n\
+         Usage: clickback            run the server\n       \
+         clickback --help     print this help\n       \
+         clickback --version  print the version\n\n\
+         Configuration comes from environment variables (an empty value counts as unset):\n",
+        env!("CARGO_PKG_VERSION")
+    );
+    for variable in VARIABLES {
+        text.push_str(&format!(
+            "\n  {} (default: {})\n",
+            variable.name, variable.default
+        ));
+        text.push_str(&wrap(variable.meaning, "      ", 78));
+    }
+    text.push_str(
+        "\nExit status: 0 after a clean shutdown (and for --help, --version), \
+         1 when starting or serving fails, 2 when a variable or an argument cannot be used.\n",
+    );
+    text
+}
+
+/// `text` broken at spaces into lines of at most `width` columns, each
+/// starting with `indent` (a word longer than a line gets a line of its own).
+fn wrap(text: &str, indent: &str, width: usize) -> String {
+    let mut out = String::new();
+    let mut line = String::from(indent);
+    for word in text.split_whitespace() {
+        if line.len() > indent.len() && line.len() + 1 + word.len() > width {
+            out.push_str(&line);
+            out.push('\n');
+            line = String::from(indent);
+        }
+        if line.len() > indent.len() {
+            line.push(' ');
+        }
+        line.push_str(word);
+    }
+    out.push_str(&line);
+    out.push('\n');
+    out
+}
+
+/// A value that must never reach a log or a debug print (the admin token,
+/// the hash salt): its `Debug` prints `[redacted]`, it has no `Display`,
+/// and [`Secret::expose`] is the one way to the value.
+#[derive(Clone)]
+pub struct Secret(String);
+
+impl Secret {
+    /// The value itself, for the one place that needs it (comparing a
+    /// bearer token, keying the visitor hash).
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("[redacted]")
+    }
+}
+
+impl From<String> for Secret {
+    fn from(value: String) -> Self {
+        Self(value)
+    }
+}
+
+impl From<&str> for Secret {
+    fn from(value: &str) -> Self {
+        Self(value.to_owned())
+    }
+}
+
+/// `REDIS_URL`, which may carry a password: `Debug` and `Display` show it
+/// with the password masked (`redis://:****@host:6379/0`), so it can be
+/// logged; [`RedisUrl::expose`] gives the URL to connect with.
+#[derive(Clone)]
+pub struct RedisUrl(Secret);
+
+impl RedisUrl {
+    /// The URL with its password, to connect with.
+    pub fn expose(&self) -> &str {
+        self.0.expose()
+    }
+
+    /// The URL with its password masked, to show.
+    pub fn redacted(&self) -> String {
+        redact_url(self.0.expose())
+    }
+}
+
+impl fmt::Debug for RedisUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(&self.redacted(), f)
+    }
+}
+
+impl fmt::Display for RedisUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.redacted())
+    }
+}
+
+impl From<String> for RedisUrl {
+    fn from(value: String) -> Self {
+        Self(Secret(value))
+    }
+}
+
+impl From<&str> for RedisUrl {
+    fn from(value: &str) -> Self {
+        Self(Secret(value.to_owned()))
+    }
+}
+
+/// `url` with the password masked: everything between the user name and the
+/// last `@` (`redis://user:****@host`, or `redis://****@host` when there is
+/// no user name to keep), and the `pass`/`password` query parameters of
+/// socket URLs. Works on malformed URLs too, masking more rather than less.
+fn redact_url(url: &str) -> String {
+    const MASK: &str = "****";
+    let (scheme, rest) = match url.find("://") {
+        Some(i) => url.split_at(i + 3),
+        None => ("", url),
+    };
+    let (userinfo, host_and_more) = match rest.rfind('@') {
+        Some(at) => (Some(&rest[..at]), &rest[at + 1..]),
+        None => (None, rest),
+    };
+    let mut out = String::from(scheme);
+    if let Some(userinfo) = userinfo {
+        match userinfo.split_once(':') {
+            Some((user, _password)) => out.push_str(&format!("{user}:{MASK}@")),
+            None => out.push_str(&format!("{MASK}@")),
+        }
+    }
+    match host_and_more.split_once('?') {
+        None => out.push_str(host_and_more),
+        Some((before, query)) => {
+            out.push_str(before);
+            out.push('?');
+            let params: Vec<String> = query
+                .split('&')
+                .map(|param| match param.split_once('=') {
+                    Some((key, _))
+                        if key.eq_ignore_ascii_case("pass")
+                            || key.eq_ignore_ascii_case("password") =>
+                    {
+                        format!("{key}={MASK}")
+                    }
+                    _ => param.to_owned(),
+                })
+                .collect();
+            out.push_str(&params.join("&"));
+        }
+    }
+    out
+}
+
+/// A setting that cannot be used. Its message names the variable and shows
+/// the value (masked for `REDIS_URL`, left out for secrets); [`ConfigError::fix`]
+/// says how to put it right.
 #[derive(Debug, thiserror::Error)]
-#[error("{variable}: {problem}")]
 pub struct ConfigError {
     /// The environment variable at fault.
     pub variable: &'static str,
-    /// What is wrong with it.
+    /// The value as it may be shown; `None` for secrets.
+    pub value: Option<String>,
+    /// What is wrong with it, e.g. "is not a whole number of at least 1".
     pub problem: String,
+    /// How to put it right, e.g. "set a whole number of at least 1, or unset it".
+    pub fix: String,
+    /// The parser's own complaint, when there is one.
+    #[source]
+    pub source: Option<Box<dyn std::error::Error + Send + Sync>>,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.value {
+            Some(value) => write!(f, "{}={value:?} {}", self.variable, self.problem),
+            None => write!(f, "{} {}", self.variable, self.problem),
+        }
+    }
+}
+
+impl ConfigError {
+    fn new(
+        variable: &'static str,
+        value: Option<String>,
+        problem: impl Into<String>,
+        fix: impl Into<String>,
+    ) -> Self {
+        Self {
+            variable,
+            value,
+            problem: problem.into(),
+            fix: fix.into(),
+            source: None,
+        }
+    }
+
+    fn caused_by(mut self, source: impl std::error::Error + Send + Sync + 'static) -> Self {
+        self.source = Some(Box::new(source));
+        self
+    }
 }
 
 /// Everything clickback can be configured with.
@@ -41,11 +335,11 @@ pub struct Settings {
     /// Address to bind; port 0 picks a free port (tests).
     pub listen: String,
     /// `None` runs the in-memory store.
-    pub redis_url: Option<String>,
+    pub redis_url: Option<RedisUrl>,
     /// `None` disables the admin API entirely.
-    pub admin_token: Option<String>,
+    pub admin_token: Option<Secret>,
     /// Secret for the visitor hash; `None` draws a random one at start.
-    pub hash_salt: Option<String>,
+    pub hash_salt: Option<Secret>,
     /// Prefix of every Redis key (a random one per test keeps tests apart).
     pub key_prefix: String,
     /// Seed demo data and log a tracking link.
@@ -98,102 +392,175 @@ impl Default for Settings {
     }
 }
 
-fn var(name: &'static str) -> Option<String> {
-    std::env::var(name).ok().filter(|v| !v.trim().is_empty())
-}
+/// The variables as `lookup` reports them; empty or blank counts as unset.
+struct Env<L>(L);
 
-fn number<T>(name: &'static str, min: T) -> Result<Option<T>, ConfigError>
-where
-    T: std::str::FromStr + PartialOrd + std::fmt::Display,
-{
-    match var(name) {
-        None => Ok(None),
-        Some(raw) => match raw.trim().parse::<T>() {
-            Ok(n) if n >= min => Ok(Some(n)),
-            _ => Err(ConfigError {
-                variable: name,
-                problem: format!("expected a whole number of at least {min}, got {raw:?}"),
-            }),
-        },
+impl<L: Fn(&str) -> Option<String>> Env<L> {
+    fn var(&self, name: &'static str) -> Option<String> {
+        (self.0)(name).filter(|v| !v.trim().is_empty())
     }
-}
 
-fn flag(name: &'static str, default: bool) -> Result<bool, ConfigError> {
-    match var(name).as_deref() {
-        None => Ok(default),
-        Some("0") | Some("false") | Some("no") => Ok(false),
-        Some("1") | Some("true") | Some("yes") => Ok(true),
-        Some(other) => Err(ConfigError {
-            variable: name,
-            problem: format!("expected 1 or 0, got {other:?}"),
-        }),
+    fn number<T>(&self, name: &'static str, min: T) -> Result<Option<T>, ConfigError>
+    where
+        T: std::str::FromStr + PartialOrd + fmt::Display,
+    {
+        match self.var(name) {
+            None => Ok(None),
+            Some(raw) => match raw.trim().parse::<T>() {
+                Ok(n) if n >= min => Ok(Some(n)),
+                _ => Err(ConfigError::new(
+                    name,
+                    Some(raw),
+                    format!("is not a whole number of at least {min}"),
+                    format!(
+                        "set a whole number of at least {min}, or unset it for the default ({})",
+                        default_of(name)
+                    ),
+                )),
+            },
+        }
+    }
+
+    fn flag(&self, name: &'static str, default: bool) -> Result<bool, ConfigError> {
+        match self.var(name) {
+            None => Ok(default),
+            Some(raw) => match raw.trim() {
+                "0" | "false" | "no" => Ok(false),
+                "1" | "true" | "yes" => Ok(true),
+                _ => Err(ConfigError::new(
+                    name,
+                    Some(raw),
+                    "is neither 1 nor 0",
+                    format!(
+                        "set 1 (or true, yes) or 0 (or false, no), or unset it for the default ({})",
+                        default_of(name)
+                    ),
+                )),
+            },
+        }
     }
 }
 
 impl Settings {
-    /// Reads every variable in the table above; the error names the culprit.
+    /// Reads every variable of [`VARIABLES`]; the error names the culprit.
     pub fn from_env() -> Result<Self, ConfigError> {
+        Self::from_vars(|name| std::env::var(name).ok())
+    }
+
+    /// Like [`Settings::from_env`], reading each variable through `lookup`,
+    /// so tests need not change the process environment.
+    pub fn from_vars(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let env = Env(lookup);
         let defaults = Settings::default();
-        let redis_url = var("REDIS_URL");
-        let key_prefix = var("CLICKBACK_KEY_PREFIX").unwrap_or(defaults.key_prefix);
+        let redis_url = env.var("REDIS_URL").map(RedisUrl::from);
+        if let Some(url) = &redis_url {
+            redis::IntoConnectionInfo::into_connection_info(url.expose()).map_err(|e| {
+                ConfigError::new(
+                    "REDIS_URL",
+                    Some(url.redacted()),
+                    "is not a Redis URL",
+                    "write it as redis://[[user]:password@]host[:port][/db], with special characters in the password percent-encoded",
+                )
+                .caused_by(e)
+            })?;
+        }
+        let admin_token = env.var("CLICKBACK_ADMIN_TOKEN").map(Secret::from);
+        if let Some(token) = &admin_token {
+            let chars = token.expose().chars().count();
+            if chars < MIN_ADMIN_TOKEN_CHARS {
+                return Err(ConfigError::new(
+                    "CLICKBACK_ADMIN_TOKEN",
+                    None,
+                    format!(
+                        "is too short: {chars} character{}, at least {MIN_ADMIN_TOKEN_CHARS} are needed",
+                        if chars == 1 { "" } else { "s" }
+                    ),
+                    "make one with `openssl rand -base64 32` (or `head -c 32 /dev/urandom | base64`), or unset it to keep the admin API closed",
+                ));
+            }
+        }
+        let key_prefix = env
+            .var("CLICKBACK_KEY_PREFIX")
+            .unwrap_or(defaults.key_prefix);
         validate_prefix(&key_prefix)?;
-        let trusted_proxies = match var("CLICKBACK_TRUSTED_PROXIES") {
+        let trusted_proxies = match env.var("CLICKBACK_TRUSTED_PROXIES") {
             None => Vec::new(),
             Some(list) => list
                 .split(',')
                 .filter(|s| !s.trim().is_empty())
                 .map(|s| {
-                    s.parse()
-                        .map_err(|e: crate::domain::DomainError| ConfigError {
-                            variable: "CLICKBACK_TRUSTED_PROXIES",
-                            problem: e.detail,
-                        })
+                    s.parse().map_err(|e: crate::domain::DomainError| {
+                        ConfigError::new(
+                            "CLICKBACK_TRUSTED_PROXIES",
+                            Some(list.clone()),
+                            "has an entry that is not a network",
+                            "list IP addresses or CIDR blocks separated by commas, e.g. 10.0.0.0/8,192.168.1.7",
+                        )
+                        .caused_by(e)
+                    })
                 })
                 .collect::<Result<_, _>>()?,
         };
         Ok(Self {
-            listen: var("CLICKBACK_LISTEN").unwrap_or(defaults.listen),
-            redis_url: redis_url.clone(),
-            admin_token: var("CLICKBACK_ADMIN_TOKEN"),
-            hash_salt: var("CLICKBACK_HASH_SALT"),
-            key_prefix,
+            listen: env.var("CLICKBACK_LISTEN").unwrap_or(defaults.listen),
             // The embedded store exists for the demo: seed it unless told not to.
-            demo: flag("CLICKBACK_DEMO", redis_url.is_none())?,
-            workers: number("CLICKBACK_WORKERS", 1)?.unwrap_or(defaults.workers),
-            redis_pool_size: number("CLICKBACK_REDIS_POOL_SIZE", 1)?
+            demo: env.flag("CLICKBACK_DEMO", redis_url.is_none())?,
+            redis_url,
+            admin_token,
+            hash_salt: env.var("CLICKBACK_HASH_SALT").map(Secret::from),
+            key_prefix,
+            workers: env
+                .number("CLICKBACK_WORKERS", 1)?
+                .unwrap_or(defaults.workers),
+            redis_pool_size: env
+                .number("CLICKBACK_REDIS_POOL_SIZE", 1)?
                 .unwrap_or(defaults.redis_pool_size),
-            store_timeout: number("CLICKBACK_STORE_TIMEOUT_MS", 1)?
+            store_timeout: env
+                .number("CLICKBACK_STORE_TIMEOUT_MS", 1)?
                 .map(Duration::from_millis)
                 .unwrap_or(defaults.store_timeout),
-            config_refresh: number("CLICKBACK_CONFIG_REFRESH_MS", 10)?
+            config_refresh: env
+                .number("CLICKBACK_CONFIG_REFRESH_MS", 10)?
                 .map(Duration::from_millis)
                 .unwrap_or(defaults.config_refresh),
             trusted_proxies,
-            public_url: var("CLICKBACK_PUBLIC_URL"),
-            unique_click_window_secs: number("CLICKBACK_UNIQUE_CLICK_WINDOW_SECS", 0)?
+            public_url: env.var("CLICKBACK_PUBLIC_URL"),
+            unique_click_window_secs: env
+                .number("CLICKBACK_UNIQUE_CLICK_WINDOW_SECS", 0)?
                 .unwrap_or(defaults.unique_click_window_secs),
-            fallback_url: match var("CLICKBACK_FALLBACK_URL") {
+            fallback_url: match env.var("CLICKBACK_FALLBACK_URL") {
                 None => None,
                 Some(url) => {
-                    crate::domain::redirect::RedirectTemplate::parse(&url, "click_id").map_err(
-                        |e| ConfigError {
-                            variable: "CLICKBACK_FALLBACK_URL",
-                            problem: e.detail,
-                        },
-                    )?;
+                    if let Err(e) =
+                        crate::domain::redirect::RedirectTemplate::parse(&url, "click_id")
+                    {
+                        return Err(ConfigError::new(
+                            "CLICKBACK_FALLBACK_URL",
+                            Some(url),
+                            "is not a usable landing page",
+                            "set an absolute http:// or https:// URL without credentials, or unset it",
+                        )
+                        .caused_by(e));
+                    }
                     Some(url)
                 }
             },
-            postback_log_size: number("CLICKBACK_POSTBACK_LOG_SIZE", 1)?
+            postback_log_size: env
+                .number("CLICKBACK_POSTBACK_LOG_SIZE", 1)?
                 .unwrap_or(defaults.postback_log_size),
-            click_buckets: match number::<u16>("CLICKBACK_CLICK_BUCKETS", 1)? {
+            click_buckets: match env.number::<u16>("CLICKBACK_CLICK_BUCKETS", 1)? {
                 None => defaults.click_buckets,
                 Some(n) if n <= MAX_CLICK_BUCKETS => n,
                 Some(n) => {
-                    return Err(ConfigError {
-                        variable: "CLICKBACK_CLICK_BUCKETS",
-                        problem: format!("at most {MAX_CLICK_BUCKETS}, got {n}"),
-                    })
+                    return Err(ConfigError::new(
+                        "CLICKBACK_CLICK_BUCKETS",
+                        Some(n.to_string()),
+                        format!("is more than {MAX_CLICK_BUCKETS}"),
+                        format!(
+                            "set 1 to {MAX_CLICK_BUCKETS} (docs/operations.md says how to size it), or unset it for the default ({})",
+                            default_of("CLICKBACK_CLICK_BUCKETS")
+                        ),
+                    ))
                 }
             },
         })
@@ -209,10 +576,137 @@ pub fn validate_prefix(prefix: &str) -> Result<(), ConfigError> {
             .bytes()
             .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.' | b':'))
     {
-        return Err(ConfigError {
-            variable: "CLICKBACK_KEY_PREFIX",
-            problem: "must be 1-64 characters of A-Z a-z 0-9 _ - . :".into(),
-        });
+        return Err(ConfigError::new(
+            "CLICKBACK_KEY_PREFIX",
+            Some(prefix.to_owned()),
+            "is not a usable key prefix",
+            "use 1-64 characters of A-Z a-z 0-9 _ - . :",
+        ));
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+
+    use super::*;
+
+    const TOKEN: &str = "admin-token-that-is-long-enough-0001";
+    const SALT: &str = "salt-nobody-may-see-9c1e";
+    const PASSWORD: &str = "redis-password-4b7d";
+
+    fn settings(vars: &[(&str, &str)]) -> Result<Settings, ConfigError> {
+        let vars: HashMap<String, String> = vars
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        Settings::from_vars(|name| vars.get(name).cloned())
+    }
+
+    #[test]
+    fn debug_output_of_the_settings_shows_no_secret() {
+        let settings = settings(&[
+            ("CLICKBACK_ADMIN_TOKEN", TOKEN),
+            ("CLICKBACK_HASH_SALT", SALT),
+            (
+                "REDIS_URL",
+                &format!("redis://app:{PASSWORD}@10.0.0.5:6379/2"),
+            ),
+        ])
+        .expect("valid settings");
+
+        let printed = format!("{settings:?}");
+
+        for secret in [TOKEN, SALT, PASSWORD] {
+            assert!(!printed.contains(secret), "{secret} in {printed}");
+        }
+        assert!(
+            printed.contains("redis://app:****@10.0.0.5:6379/2"),
+            "{printed}"
+        );
+        assert!(printed.contains("[redacted]"), "{printed}");
+    }
+
+    #[test]
+    fn an_admin_token_shorter_than_24_characters_is_refused_without_showing_it() {
+        let error = settings(&[("CLICKBACK_ADMIN_TOKEN", "short-but-secret-23chrs")])
+            .expect_err("a 23-character token must be refused");
+
+        let message = format!("{error} {}", error.fix);
+
+        assert_eq!(error.variable, "CLICKBACK_ADMIN_TOKEN");
+        assert!(!message.contains("short-but-secret"), "{message}");
+        assert!(message.contains("openssl rand -base64 32"), "{message}");
+    }
+
+    #[test]
+    fn an_admin_token_of_24_characters_is_accepted() {
+        let settings =
+            settings(&[("CLICKBACK_ADMIN_TOKEN", "abcdefghijklmnopqrstuvwx")]).expect("accepted");
+
+        assert_eq!(
+            settings.admin_token.as_ref().map(Secret::expose),
+            Some("abcdefghijklmnopqrstuvwx")
+        );
+    }
+
+    #[test]
+    fn a_malformed_redis_url_is_refused_naming_the_variable_with_the_password_masked() {
+        let error = settings(&[("REDIS_URL", &format!("redis://:{PASSWORD}@host:port/0"))])
+            .expect_err("a port that is not a number must be refused");
+
+        assert_eq!(error.variable, "REDIS_URL");
+        assert_eq!(error.value.as_deref(), Some("redis://:****@host:port/0"));
+        assert!(!error.to_string().contains(PASSWORD));
+    }
+
+    #[test]
+    fn redacting_a_url_masks_every_spelling_of_a_password() {
+        for (url, shown) in [
+            ("redis://127.0.0.1:6379", "redis://127.0.0.1:6379"),
+            ("redis://:pw@host:6379/0", "redis://:****@host:6379/0"),
+            ("redis://user:pw@host/1", "redis://user:****@host/1"),
+            ("redis://pw@host", "redis://****@host"),
+            ("redis://:p@ss/w:rd@host:1", "redis://:****@host:1"),
+            (
+                "redis+unix:///tmp/r.sock?db=1&pass=pw",
+                "redis+unix:///tmp/r.sock?db=1&pass=****",
+            ),
+            (
+                "unix:///tmp/r.sock?password=pw",
+                "unix:///tmp/r.sock?password=****",
+            ),
+            ("nonsense:pw@x", "nonsense:****@x"),
+        ] {
+            assert_eq!(redact_url(url), shown, "{url}");
+        }
+    }
+
+    #[test]
+    fn a_bad_number_names_the_variable_its_value_and_its_default() {
+        let error = settings(&[("CLICKBACK_WORKERS", "many")]).expect_err("not a number");
+
+        assert_eq!(
+            format!("{error}; {}", error.fix),
+            "CLICKBACK_WORKERS=\"many\" is not a whole number of at least 1; \
+             set a whole number of at least 1, or unset it for the default (CPU count)"
+        );
+    }
+
+    #[test]
+    fn the_help_lists_every_variable_with_its_default() {
+        let help = help_text();
+
+        for variable in VARIABLES {
+            assert!(
+                help.contains(&format!(
+                    "{} (default: {})",
+                    variable.name, variable.default
+                )),
+                "{} missing from the help",
+                variable.name
+            );
+        }
+    }
 }

@@ -124,7 +124,8 @@ impl ConfigCache {
             for affiliate in current.affiliates.values() {
                 store.put_affiliate(affiliate).await?;
             }
-        } else if version == current.version && version != 0 {
+        } else if version == current.version {
+            // Nothing moved, not even on an empty store at version 0.
             return Ok(false);
         }
         self.reload(store).await?;

@@ -25,26 +25,66 @@ use crate::state::{AppState, TrustedProxies};
 use crate::store::keys::Keys;
 use crate::store::{MemoryStore, RedisStore, Store};
 
-/// Why the application could not start.
+/// Why the application could not start. The message names the setting and
+/// its value (never a secret) and keeps the cause as its source;
+/// [`StartupError::fix`] says how to put it right.
 #[derive(Debug, thiserror::Error)]
 pub enum StartupError {
     /// The listen address could not be bound.
-    #[error("cannot listen on {address}: {source}")]
+    #[error("cannot listen on CLICKBACK_LISTEN={address:?}")]
     Bind {
         /// `CLICKBACK_LISTEN`.
         address: String,
         /// The OS error.
         source: std::io::Error,
     },
-    /// The store could not be set up (e.g. a malformed `REDIS_URL`).
-    #[error("REDIS_URL: {0}")]
+    /// The Redis store could not be set up from `REDIS_URL`.
+    #[error("cannot use REDIS_URL={url:?}")]
+    Redis {
+        /// `REDIS_URL` with its password masked.
+        url: String,
+        /// Why the store refused it.
+        source: crate::store::StoreError,
+    },
+    /// The store could not be set up.
+    #[error("cannot set up the store")]
     Store(#[from] crate::store::StoreError),
     /// Metrics could not be registered.
-    #[error("metrics: {0}")]
+    #[error("cannot register the metrics")]
     Metrics(#[from] prometheus::Error),
     /// The HTTP server failed to start.
-    #[error("http server: {0}")]
+    #[error("cannot start the HTTP server")]
     Http(#[from] std::io::Error),
+}
+
+impl StartupError {
+    /// How to put it right, for the end of the message.
+    pub fn fix(&self) -> String {
+        match self {
+            Self::Bind { source, .. } if source.kind() == std::io::ErrorKind::AddrInUse => {
+                "stop what listens there, or set CLICKBACK_LISTEN to another port".into()
+            }
+            Self::Bind { .. } => {
+                "set CLICKBACK_LISTEN to an address of this machine and a free port, e.g. 0.0.0.0:8080".into()
+            }
+            Self::Redis { .. } | Self::Store(_) => {
+                "check REDIS_URL: redis://[[user]:password@]host[:port][/db]".into()
+            }
+            Self::Metrics(_) => "this is a bug in clickback; please report it".into(),
+            Self::Http(_) => {
+                "check the limits on open files and threads (ulimit -n, CLICKBACK_WORKERS)".into()
+            }
+        }
+    }
+
+    /// 2 when a setting cannot be understood, 1 when it can but starting failed.
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            Self::Bind { source, .. } if source.kind() == std::io::ErrorKind::InvalidInput => 2,
+            Self::Redis { .. } => 2,
+            _ => 1,
+        }
+    }
 }
 
 /// A built, bound, not yet running clickback.
@@ -65,12 +105,24 @@ impl Application {
         let store: Arc<dyn Store> = match &settings.redis_url {
             Some(url) => {
                 let store = RedisStore::new(
-                    url,
+                    url.expose(),
                     Keys::new(settings.key_prefix.clone()),
                     settings.redis_pool_size,
                     settings.store_timeout,
-                )?;
-                store.warn_about_memory_settings().await;
+                )
+                .map_err(|source| StartupError::Redis {
+                    url: url.redacted(),
+                    source,
+                })?;
+                match store.ping().await {
+                    Ok(()) => {
+                        log::info!("using Redis at {url}");
+                        store.warn_about_memory_settings().await;
+                    }
+                    Err(e) => log::warn!(
+                        "Redis at {url} does not answer ({e}); starting anyway: visitors are redirected without click IDs until it does"
+                    ),
+                }
                 Arc::new(store)
             }
             None => {
@@ -117,7 +169,7 @@ impl Application {
             log::warn!("starting without configuration, will keep retrying: {e}");
         }
         let salt = match &settings.hash_salt {
-            Some(salt) => salt.clone().into_bytes(),
+            Some(salt) => salt.expose().as_bytes().to_vec(),
             None => {
                 log::warn!("CLICKBACK_HASH_SALT is not set: using a random salt; visitor hashes will differ across restarts and instances");
                 base64url(uuid::Uuid::new_v4().as_bytes()).into_bytes()
@@ -158,7 +210,7 @@ impl Application {
             store: Arc::clone(&store),
             cache: Arc::clone(&cache),
             metrics: metrics.clone(),
-            admin_token: settings.admin_token.clone(),
+            admin_token: settings.admin_token.as_ref().map(|t| t.expose().to_owned()),
             trusted_proxies: TrustedProxies(settings.trusted_proxies.clone()),
             postback_log: Arc::clone(&postback_log),
             clock: Arc::clone(&clock),

@@ -17,7 +17,7 @@ pub mod redis_server;
 pub use redis_server::{random_prefix, shared_redis_url, RedisServer};
 
 /// The admin token every test app is configured with.
-pub const ADMIN_TOKEN: &str = "test-admin-token";
+pub const ADMIN_TOKEN: &str = "test-admin-token-of-24-characters-or-more";
 /// The postback token of offers made by [`TestApp::create_offer`].
 pub const OFFER_TOKEN: &str = "offer-secret-token";
 
@@ -49,7 +49,7 @@ pub struct TestApp {
 pub fn test_settings(redis_url: Option<String>, prefix: &str) -> Settings {
     Settings {
         listen: "127.0.0.1:0".into(),
-        redis_url,
+        redis_url: redis_url.map(Into::into),
         admin_token: Some(ADMIN_TOKEN.into()),
         hash_salt: Some("test-salt".into()),
         key_prefix: prefix.to_owned(),

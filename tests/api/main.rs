@@ -11,4 +11,5 @@ mod integrity;
 mod offer_rules;
 mod outage;
 mod postback;
+mod startup;
 mod stats;
