@@ -118,7 +118,7 @@ pub struct Offer {
     pub postback_ips: Vec<IpNet>,
     /// HMAC key of signed postbacks, if they are required.
     pub postback_signing_secret: Option<String>,
-    /// Landing page while a cap is full.
+    /// Landing page while a cap is full, normalised like the offer URL.
     pub fallback_url: Option<String>,
     /// The offer's caps.
     pub caps: Vec<Cap>,
@@ -131,7 +131,8 @@ pub struct OfferView {
     pub id: OfferId,
     /// A human name.
     pub name: String,
-    /// Landing-page URL as registered.
+    /// Landing-page URL, normalised (punycode host, non-ASCII percent-encoded):
+    /// the URL clicks are sent to.
     pub url: String,
     /// Click-id query parameter.
     pub click_id_param: String,
@@ -245,10 +246,15 @@ impl Offer {
                 ));
             }
         }
-        if let Some(url) = &input.fallback_url {
-            RedirectTemplate::parse(url, "click_id")
-                .map_err(|e| DomainError::invalid(format!("fallback_{}", e.detail)))?;
-        }
+        let fallback_url = match &input.fallback_url {
+            None => None,
+            Some(url) => Some(
+                RedirectTemplate::parse(url, "click_id")
+                    .map_err(|e| DomainError::invalid(format!("fallback_{}", e.detail)))?
+                    .as_str()
+                    .to_owned(),
+            ),
+        };
         let caps = input.caps.unwrap_or_default();
         for cap in &caps {
             cap.validate()?;
@@ -280,7 +286,7 @@ impl Offer {
             min_ctc_secs,
             postback_ips,
             postback_signing_secret: input.postback_signing_secret,
-            fallback_url: input.fallback_url,
+            fallback_url,
             caps,
         })
     }
@@ -443,6 +449,24 @@ mod tests {
         );
         assert_eq!(offer.payout, PayoutRule::Fixed(Money::ZERO));
         assert!(offer.postback_token.len() >= 16, "a token is generated");
+    }
+
+    #[test]
+    fn urls_are_kept_normalised() {
+        let offer = input(
+            r#"{"url":"https://магазин.рф/l?q=\u2028&c={click_id}","fallback_url":"https://магазин.рф/\u2028"}"#,
+        )
+        .expect("valid");
+        let view = offer.view();
+        assert_eq!(
+            view.url,
+            "https://xn--80aairftm.xn--p1ai/l?q=%E2%80%A8&c={click_id}"
+        );
+        assert_eq!(
+            view.fallback_url.as_deref(),
+            Some("https://xn--80aairftm.xn--p1ai/%E2%80%A8")
+        );
+        assert_eq!(Offer::from_view(view).expect("round trip"), offer);
     }
 
     #[test]
