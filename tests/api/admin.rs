@@ -615,3 +615,69 @@ async fn an_offer_url_that_cannot_be_normalised_is_refused_naming_the_field() {
     let after = json_of(app.admin_get("/api/v1/offers/o1").await).await;
     assert_eq!(after, original, "no refused body changed the offer");
 }
+
+#[tokio::test]
+async fn an_offer_without_a_payout_or_a_currency_is_refused_naming_every_missing_field() {
+    // Arrange
+    let app = spawn_app().await;
+    let mut no_payout_no_currency = offer_body();
+    let fields = no_payout_no_currency.as_object_mut().expect("object");
+    fields.remove("payout");
+    fields.remove("payout_percent");
+    fields.remove("currency");
+    let mut no_currency = offer_body();
+    no_currency
+        .as_object_mut()
+        .expect("object")
+        .remove("currency");
+    let cases = [
+        (
+            no_payout_no_currency,
+            "missing fields: payout or payout_percent, currency",
+        ),
+        (
+            offer_with(json!({"payout": null, "payout_percent": null})),
+            "missing field: payout or payout_percent",
+        ),
+        (no_currency, "missing field: currency"),
+        (
+            offer_with(json!({"currency": null})),
+            "missing field: currency",
+        ),
+        (
+            json!({"name": "nothing else"}),
+            "missing fields: url, payout or payout_percent, currency",
+        ),
+    ];
+
+    for (body, detail) in cases {
+        // Act
+        let response = app.put_offer("o1", &body).await;
+
+        // Assert
+        let refusal = assert_rejected(response, 400, "invalid_request").await;
+        assert_eq!(refusal["detail"], detail, "{body}");
+    }
+    assert_eq!(
+        app.admin_get("/api/v1/offers/o1").await.status(),
+        404,
+        "no offer was saved"
+    );
+}
+
+#[tokio::test]
+async fn an_offer_with_a_payout_percent_and_no_fixed_payout_is_accepted() {
+    // Arrange
+    let mut body = offer_body();
+    body.as_object_mut().expect("object").remove("payout");
+    body["payout_percent"] = json!("12.5");
+    let app = spawn_app().await;
+
+    // Act
+    let saved = json_of(app.put_offer("o1", &body).await).await;
+
+    // Assert
+    assert_eq!(saved["payout"], Value::Null);
+    assert_eq!(saved["payout_percent"], "12.5");
+    assert_eq!(saved["currency"], "EUR");
+}
