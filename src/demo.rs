@@ -3,7 +3,7 @@
 
 use crate::config::Settings;
 use crate::domain::offer::{AffiliateInput, OfferInput};
-use crate::domain::{Affiliate, AffiliateId, Money, Offer, OfferId};
+use crate::domain::{Affiliate, AffiliateId, Currency, Money, Offer, OfferId};
 use crate::offers::ConfigCache;
 use crate::store::Store;
 
@@ -25,12 +25,12 @@ pub async fn seed(store: &dyn Store, cache: &ConfigCache, settings: &Settings, p
                 OfferInput {
                     id: None,
                     name: "Demo shop".into(),
-                    url: "https://shop.example/landing?utm_source=clickback".into(),
+                    url: Some("https://shop.example/landing?utm_source=clickback".into()),
                     click_id_param: None,
                     payout: Some(Money::parse("2.50")?),
                     payout_percent: None,
                     revenue: Some(Money::parse("4")?),
-                    currency: None,
+                    currency: Some(Currency::parse("USD")?),
                     attribution_window_secs: None,
                     postback_token: Some(DEMO_TOKEN.into()),
                     status: Default::default(),

@@ -478,7 +478,7 @@ conformance!(
     |store: Arc<dyn Store>| async move {
         let before = store.config_version().await.expect("version");
         let input: OfferInput = serde_json::from_str(
-            r#"{"url":"https://shop.example/?a=1","payout":"2.5","postback_token":"tok-12345"}"#,
+            r#"{"url":"https://shop.example/?a=1","payout":"2.5","currency":"EUR","postback_token":"tok-12345"}"#,
         )
         .expect("input");
         let offer = Offer::from_input(offer_id(), input).expect("offer");

@@ -27,6 +27,10 @@ pub const DEFAULT_ATTRIBUTION_WINDOW_SECS: u64 = 30 * 86_400;
 pub const MAX_ATTRIBUTION_WINDOW_SECS: u64 = 400 * 86_400;
 
 /// The body of `PUT /api/v1/offers/{offer_id}`, exactly as API.md §3 shows it.
+///
+/// `url`, `currency` and one of `payout` / `payout_percent` are required; they
+/// are `Option`s so that [`Offer::from_input`] can name every missing one in a
+/// single answer rather than the first one serde trips over.
 #[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct OfferInput {
@@ -37,7 +41,8 @@ pub struct OfferInput {
     #[serde(default)]
     pub name: String,
     /// The advertiser's landing page, absolute http(s), optionally with macros.
-    pub url: String,
+    #[serde(default)]
+    pub url: Option<String>,
     /// The query parameter that carries the click id when `url` has no macros.
     #[serde(default)]
     pub click_id_param: Option<String>,
@@ -118,7 +123,7 @@ pub struct Offer {
     pub postback_ips: Vec<IpNet>,
     /// HMAC key of signed postbacks, if they are required.
     pub postback_signing_secret: Option<String>,
-    /// Landing page while a cap is full.
+    /// Landing page while a cap is full, normalised like the offer URL.
     pub fallback_url: Option<String>,
     /// The offer's caps.
     pub caps: Vec<Cap>,
@@ -131,7 +136,8 @@ pub struct OfferView {
     pub id: OfferId,
     /// A human name.
     pub name: String,
-    /// Landing-page URL as registered.
+    /// Landing-page URL, normalised (punycode host, non-ASCII percent-encoded):
+    /// the URL clicks are sent to.
     pub url: String,
     /// Click-id query parameter.
     pub click_id_param: String,
@@ -169,6 +175,27 @@ pub struct OfferView {
 impl Offer {
     /// Validates an admin `PUT` body for the offer at `id`.
     pub fn from_input(id: OfferId, input: OfferInput) -> Result<Self, DomainError> {
+        let missing: Vec<&str> = [
+            ("url", input.url.is_none()),
+            (
+                "payout or payout_percent",
+                input.payout.is_none() && input.payout_percent.is_none(),
+            ),
+            ("currency", input.currency.is_none()),
+        ]
+        .into_iter()
+        .filter_map(|(field, absent)| absent.then_some(field))
+        .collect();
+        let (url, currency) = match (input.url, input.currency) {
+            (Some(url), Some(currency)) if missing.is_empty() => (url, currency),
+            _ => {
+                let plural = if missing.len() == 1 { "" } else { "s" };
+                return Err(DomainError::invalid(format!(
+                    "missing field{plural}: {}",
+                    missing.join(", ")
+                )));
+            }
+        };
         if let Some(body_id) = &input.id {
             if body_id != id.as_str() {
                 return Err(DomainError::invalid(
@@ -182,7 +209,7 @@ impl Offer {
         let click_id_param = input
             .click_id_param
             .unwrap_or_else(|| "click_id".to_owned());
-        let redirect = RedirectTemplate::parse(&input.url, &click_id_param)?;
+        let redirect = RedirectTemplate::parse(&url, &click_id_param)?;
         let payout = match (input.payout, input.payout_percent) {
             (Some(_), Some(_)) => {
                 return Err(DomainError::invalid(
@@ -195,7 +222,12 @@ impl Offer {
                 ))
             }
             (_, Some(percent)) => PayoutRule::Percent(percent),
-            (fixed, None) => PayoutRule::Fixed(fixed.unwrap_or(Money::ZERO)),
+            (Some(fixed), None) => PayoutRule::Fixed(fixed),
+            (None, None) => {
+                return Err(DomainError::invalid(
+                    "missing field: payout or payout_percent",
+                ))
+            }
         };
         let window = input
             .attribution_window_secs
@@ -219,10 +251,6 @@ impl Offer {
             }
             None => super::ids::base64url(uuid::Uuid::new_v4().as_bytes()),
         };
-        let currency = match input.currency {
-            Some(c) => c,
-            None => Currency::parse("USD")?,
-        };
         let min_ctc_secs = input.min_ctc_secs.unwrap_or(0);
         if min_ctc_secs >= window {
             return Err(DomainError::invalid(
@@ -245,10 +273,15 @@ impl Offer {
                 ));
             }
         }
-        if let Some(url) = &input.fallback_url {
-            RedirectTemplate::parse(url, "click_id")
-                .map_err(|e| DomainError::invalid(format!("fallback_{}", e.detail)))?;
-        }
+        let fallback_url = match &input.fallback_url {
+            None => None,
+            Some(url) => Some(
+                RedirectTemplate::parse(url, "click_id")
+                    .map_err(|e| DomainError::invalid(format!("fallback_{}", e.detail)))?
+                    .as_str()
+                    .to_owned(),
+            ),
+        };
         let caps = input.caps.unwrap_or_default();
         for cap in &caps {
             cap.validate()?;
@@ -280,7 +313,7 @@ impl Offer {
             min_ctc_secs,
             postback_ips,
             postback_signing_secret: input.postback_signing_secret,
-            fallback_url: input.fallback_url,
+            fallback_url,
             caps,
         })
     }
@@ -319,7 +352,7 @@ impl Offer {
             OfferInput {
                 id: None,
                 name: view.name,
-                url: view.url,
+                url: Some(view.url),
                 click_id_param: Some(view.click_id_param),
                 payout: view.payout,
                 payout_percent: view.payout_percent,
@@ -418,13 +451,25 @@ mod tests {
         assert_eq!(again, offer);
     }
 
+    /// A valid body with the fields of `extra` set (JSON objects merged).
+    fn with(extra: &str) -> String {
+        let mut body: serde_json::Value =
+            serde_json::from_str(r#"{"url":"https://a.example/","payout":"1","currency":"EUR"}"#)
+                .expect("base body");
+        let extra: serde_json::Value = serde_json::from_str(extra).expect("extra fields");
+        for (k, v) in extra.as_object().expect("an object") {
+            body[k] = v.clone();
+        }
+        body.to_string()
+    }
+
     #[test]
     fn traffic_rules_round_trip() {
-        let offer = input(
+        let offer = input(&with(
             r#"{"url":"https://shop.example/","min_ctc_secs":30,"postback_ips":["203.0.113.7","10.0.0.0/8","2001:db8::/32"],
             "postback_signing_secret":"0123456789abcdef","fallback_url":"https://other.example/",
             "caps":[{"scope":"affiliate","period":"month","metric":"payout","limit":"100"}]}"#,
-        )
+        ))
         .expect("valid");
         assert_eq!(
             offer.view().postback_ips,
@@ -435,37 +480,81 @@ mod tests {
 
     #[test]
     fn defaults_fill_what_the_operator_left_out() {
-        let offer = input(r#"{"url":"https://shop.example/"}"#).expect("valid");
+        let offer = input(&with("{}")).expect("valid");
         assert_eq!(offer.click_id_param, "click_id");
         assert_eq!(
             offer.attribution_window_secs,
             DEFAULT_ATTRIBUTION_WINDOW_SECS
         );
-        assert_eq!(offer.payout, PayoutRule::Fixed(Money::ZERO));
         assert!(offer.postback_token.len() >= 16, "a token is generated");
+    }
+
+    #[test]
+    fn urls_are_kept_normalised() {
+        let offer = input(&with(
+            r#"{"url":"https://магазин.рф/l?q=\u2028&c={click_id}","fallback_url":"https://магазин.рф/\u2028"}"#,
+        ))
+        .expect("valid");
+        let view = offer.view();
+        assert_eq!(
+            view.url,
+            "https://xn--80aairftm.xn--p1ai/l?q=%E2%80%A8&c={click_id}"
+        );
+        assert_eq!(
+            view.fallback_url.as_deref(),
+            Some("https://xn--80aairftm.xn--p1ai/%E2%80%A8")
+        );
+        assert_eq!(Offer::from_view(view).expect("round trip"), offer);
+    }
+
+    #[test]
+    fn names_every_missing_required_field() {
+        for (body, detail) in [
+            (
+                r#"{"name":"x"}"#,
+                "missing fields: url, payout or payout_percent, currency",
+            ),
+            (
+                r#"{"url":"https://a.example/"}"#,
+                "missing fields: payout or payout_percent, currency",
+            ),
+            (
+                r#"{"url":"https://a.example/","payout":null,"payout_percent":null,"currency":"EUR"}"#,
+                "missing field: payout or payout_percent",
+            ),
+            (
+                r#"{"url":"https://a.example/","payout_percent":"5"}"#,
+                "missing field: currency",
+            ),
+        ] {
+            assert_eq!(input(body).expect_err(body), detail);
+        }
+        assert!(input(&with(r#"{"payout":null,"payout_percent":"5"}"#)).is_ok());
     }
 
     #[test]
     fn refuses_inconsistent_offers() {
         for bad in [
-            r#"{"url":"https://a.example/","payout":"1","payout_percent":"5"}"#,
-            r#"{"url":"https://a.example/","payout_percent":"101"}"#,
-            r#"{"url":"https://a.example/","payout":"-1"}"#,
-            r#"{"url":"https://a.example/","payout":1e400}"#,
-            r#"{"url":"https://a.example/","attribution_window_secs":0}"#,
-            r#"{"url":"https://a.example/","postback_token":"short"}"#,
-            r#"{"url":"https://a.example/","currency":"EURO"}"#,
-            r#"{"url":"https://a.example/","status":"deleted"}"#,
-            r#"{"url":"https://a.example/","surprise":true}"#,
-            r#"{"url":"https://a.example/","id":"other"}"#,
+            r#"{"payout":"1","payout_percent":"5"}"#,
+            r#"{"payout":null,"payout_percent":"101"}"#,
+            r#"{"payout":"-1"}"#,
+            r#"{"attribution_window_secs":0}"#,
+            r#"{"postback_token":"short"}"#,
+            r#"{"postback_token":"with space"}"#,
+            r#"{"currency":"EURO"}"#,
+            r#"{"status":"deleted"}"#,
+            r#"{"surprise":true}"#,
+            r#"{"id":"other"}"#,
             r#"{"url":"mailto:x@a.example"}"#,
-            r#"{"url":"https://a.example/","min_ctc_secs":10,"attribution_window_secs":10}"#,
-            r#"{"url":"https://a.example/","postback_ips":["10.0.0.0/33"]}"#,
-            r#"{"url":"https://a.example/","postback_signing_secret":"short"}"#,
-            r#"{"url":"https://a.example/","fallback_url":"/relative"}"#,
-            r#"{"url":"https://a.example/","caps":[{"scope":"offer","period":"day","metric":"conversions","limit":"0.5"}]}"#,
+            r#"{"min_ctc_secs":10,"attribution_window_secs":10}"#,
+            r#"{"postback_ips":["10.0.0.0/33"]}"#,
+            r#"{"postback_signing_secret":"short"}"#,
+            r#"{"fallback_url":"/relative"}"#,
+            r#"{"caps":[{"scope":"offer","period":"day","metric":"conversions","limit":"0.5"}]}"#,
         ] {
-            assert!(input(bad).is_err(), "{bad} accepted");
+            assert!(input(&with(bad)).is_err(), "{bad} accepted");
         }
+        let huge = r#"{"url":"https://a.example/","payout":1e400,"currency":"EUR"}"#;
+        assert!(input(huge).is_err(), "{huge} accepted");
     }
 }

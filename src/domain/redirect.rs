@@ -10,6 +10,13 @@
 //! No open redirect: macros are refused in the scheme and host, and every
 //! substituted value is percent-encoded, so nothing in a request can change
 //! where the visitor lands, only what the landing page's query carries.
+//!
+//! A `Location` must be a URI, so the template is kept in the WHATWG
+//! serialisation of the `url` crate (what browsers send): an internationalised
+//! host in punycode (`магазин.рф` → `xn--80aairftm.xn--p1ai`), non-ASCII
+//! characters in path, query and fragment percent-encoded as UTF-8, default
+//! port and dot segments dropped. The macros are parsed with a placeholder
+//! standing in for each, so they stay where they were and keep working.
 
 use super::DomainError;
 
@@ -38,6 +45,21 @@ impl Macro {
             _ => return None,
         })
     }
+
+    /// The name between the braces.
+    fn name(self) -> &'static str {
+        match self {
+            Self::ClickId => "click_id",
+            Self::OfferId => "offer_id",
+            Self::AffId => "aff_id",
+            Self::Sub(0) => "sub1",
+            Self::Sub(1) => "sub2",
+            Self::Sub(2) => "sub3",
+            Self::Sub(3) => "sub4",
+            Self::Sub(_) => "sub5",
+            Self::Source => "source",
+        }
+    }
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -65,6 +87,7 @@ enum Shape {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct RedirectTemplate {
     shape: Shape,
+    /// The normalised URL, macros included: what is stored and answered.
     raw: String,
 }
 
@@ -84,13 +107,16 @@ pub struct RedirectValues<'a> {
 }
 
 impl RedirectTemplate {
-    /// Validates an offer URL and its click-id parameter name.
+    /// Validates an offer URL and its click-id parameter name, and keeps the
+    /// URL in its normalised form (see the module doc).
     ///
     /// The URL must be absolute `http(s)` with a host, carry no credentials,
-    /// no whitespace or control characters, and no macro before the path.
+    /// no ASCII whitespace, control characters or backslashes, no macro before
+    /// the path, and normalise to a valid URL (a host that is no valid
+    /// internationalised domain name does not) of at most 2048 bytes.
     pub fn parse(url: &str, click_id_param: &str) -> Result<Self, DomainError> {
         let invalid = |why: &str| DomainError::invalid(format!("url {why}"));
-        if url.len() > 2048 {
+        if url.len() > MAX_URL_LEN {
             return Err(invalid("is longer than 2048 bytes"));
         }
         if url
@@ -116,11 +142,6 @@ impl RedirectTemplate {
         if authority.contains('@') {
             return Err(invalid("may not contain credentials"));
         }
-        let parsed = url::Url::parse(&url.replace(['{', '}'], "_"))
-            .map_err(|e| invalid(&format!("is not a valid URL ({e})")))?;
-        if parsed.host_str().is_none_or(str::is_empty) {
-            return Err(invalid("must name a host"));
-        }
         if click_id_param.is_empty()
             || click_id_param.len() > 64
             || !click_id_param
@@ -131,14 +152,21 @@ impl RedirectTemplate {
                 "click_id_param must be 1-64 characters of A-Z a-z 0-9 _ - .",
             ));
         }
+        let url = normalise(url).map_err(|e| match e {
+            url::ParseError::EmptyHost => invalid("must name a host"),
+            e => invalid(&format!("is not a valid URL ({e})")),
+        })?;
+        if url.len() > MAX_URL_LEN {
+            return Err(invalid("is longer than 2048 bytes once normalised"));
+        }
 
-        let pieces = split_macros(url);
+        let pieces = split_macros(&url);
         let shape = if pieces.iter().any(|p| matches!(p, Piece::Value(_))) {
             Shape::Macros(pieces)
         } else {
             let (base, fragment) = match url.find('#') {
                 Some(i) => (&url[..i], &url[i..]),
-                None => (url, ""),
+                None => (url.as_str(), ""),
             };
             // Only the first `?` starts the query; a later one is part of it
             // (`?q=why?`), so the new parameter still needs its `&`.
@@ -154,13 +182,10 @@ impl RedirectTemplate {
                 fragment: fragment.to_owned(),
             }
         };
-        Ok(Self {
-            shape,
-            raw: url.to_owned(),
-        })
+        Ok(Self { shape, raw: url })
     }
 
-    /// The URL as the operator registered it.
+    /// The normalised URL, macros included: what clicks are sent to.
     pub fn as_str(&self) -> &str {
         &self.raw
     }
@@ -206,6 +231,68 @@ impl RedirectTemplate {
             },
         }
     }
+}
+
+/// The longest offer URL, before and after normalising.
+const MAX_URL_LEN: usize = 2048;
+
+/// The WHATWG serialisation of `url` with its macros where they were.
+///
+/// Each macro is replaced by a placeholder of letters, digits and `_`, which
+/// the `url` crate never encodes, parsed, serialised, and put back. The
+/// placeholder starts with a marker the URL does not contain, so every
+/// occurrence of the marker in the serialisation is one of ours. A macro in a
+/// path segment that a `..` removes is gone from the result, as that segment is.
+fn normalise(url: &str) -> Result<String, url::ParseError> {
+    let mut marker = String::from("cbmacro");
+    while url.contains(&marker) {
+        // Bounded: a marker longer than the URL cannot be in it.
+        marker.push('x');
+    }
+    let mut macros = Vec::new();
+    let mut with_placeholders = String::with_capacity(url.len() + 16);
+    for piece in split_macros(url) {
+        match piece {
+            Piece::Text(text) => with_placeholders.push_str(&text),
+            Piece::Value(m) => {
+                with_placeholders.push_str(&marker);
+                with_placeholders.push_str(&macros.len().to_string());
+                with_placeholders.push('_');
+                macros.push(m);
+            }
+        }
+    }
+    let parsed = url::Url::parse(&with_placeholders)?;
+    if parsed.host_str().is_none_or(str::is_empty) {
+        return Err(url::ParseError::EmptyHost);
+    }
+    let serialised = String::from(parsed);
+    let mut out = String::with_capacity(serialised.len());
+    let mut rest = serialised.as_str();
+    while let Some(at) = rest.find(&marker) {
+        out.push_str(&rest[..at]);
+        let after = &rest[at + marker.len()..];
+        let digits = after.find('_').unwrap_or(after.len());
+        match after[..digits]
+            .parse::<usize>()
+            .ok()
+            .and_then(|i| macros.get(i))
+        {
+            Some(m) => {
+                out.push('{');
+                out.push_str(m.name());
+                out.push('}');
+                rest = after.get(digits + 1..).unwrap_or("");
+            }
+            // Not reachable with a marker the URL lacks; keep the text as is.
+            None => {
+                out.push_str(&marker);
+                rest = after;
+            }
+        }
+    }
+    out.push_str(rest);
+    Ok(out)
 }
 
 fn split_macros(url: &str) -> Vec<Piece> {
@@ -384,6 +471,118 @@ mod tests {
                 "{bad:?} accepted"
             );
         }
+    }
+
+    fn normalised(url: &str) -> String {
+        RedirectTemplate::parse(url, "click_id")
+            .expect(url)
+            .as_str()
+            .to_owned()
+    }
+
+    #[test]
+    fn an_internationalised_host_is_kept_in_punycode() {
+        assert_eq!(
+            normalised("https://магазин.рф/landing?q=1"),
+            "https://xn--80aairftm.xn--p1ai/landing?q=1"
+        );
+        assert_eq!(
+            build("https://магазин.рф/landing?q=1", Some("CID")),
+            "https://xn--80aairftm.xn--p1ai/landing?q=1&click_id=CID"
+        );
+    }
+
+    #[test]
+    fn non_ascii_in_path_query_and_fragment_is_percent_encoded() {
+        assert_eq!(
+            normalised("https://shop.example/l\u{2028}é?q=a\u{2028}b\u{85}#\u{2028}"),
+            "https://shop.example/l%E2%80%A8%C3%A9?q=a%E2%80%A8b%C2%85#%E2%80%A8"
+        );
+    }
+
+    #[test]
+    fn macros_keep_their_place_and_work_once_normalised() {
+        let url = "https://Магазин.рф:443/{offer_id}/\u{2028}{sub1}{sub2}?q=\u{2028}&c={click_id}#{source}";
+        assert_eq!(
+            normalised(url),
+            "https://xn--80aairftm.xn--p1ai/{offer_id}/%E2%80%A8{sub1}{sub2}?q=%E2%80%A8&c={click_id}#{source}"
+        );
+        assert_eq!(
+            build(url, Some("CID")),
+            "https://xn--80aairftm.xn--p1ai/summer/%E2%80%A8a%20bx%26y%3Dz?q=%E2%80%A8&c=CID#fb%2Fads%3F"
+        );
+    }
+
+    #[test]
+    fn normalising_is_what_the_url_crate_serialises() {
+        for (given, stored) in [
+            ("https://shop.example", "https://shop.example/"),
+            (
+                "http://SHOP.example:80/a/./b/../c",
+                "http://shop.example/a/c",
+            ),
+            (
+                "https://shop.example/{tag}?t={tag}",
+                "https://shop.example/%7Btag%7D?t={tag}",
+            ),
+            (
+                "https://shop.example/p?a='\"<>",
+                "https://shop.example/p?a=%27%22%3C%3E",
+            ),
+        ] {
+            assert_eq!(normalised(given), stored, "{given}");
+        }
+    }
+
+    #[test]
+    fn a_url_that_already_holds_the_placeholder_marker_keeps_its_text() {
+        assert_eq!(
+            build(
+                "https://shop.example/cbmacro0_/cbmacrox1_?c={click_id}",
+                Some("CID")
+            ),
+            "https://shop.example/cbmacro0_/cbmacrox1_?c=CID"
+        );
+    }
+
+    #[test]
+    fn normalising_twice_changes_nothing() {
+        for url in [
+            "https://магазин.рф/l\u{2028}/{sub1}?q=a\u{2028}b&c={click_id}#x",
+            "https://shop.example/%{sub1}%zz?q=%",
+            "https://shop.example/{{click_id}}/{click_id",
+            "https://shop.example/p??#top",
+            "http://[::1]:8443/x?y",
+        ] {
+            let once = RedirectTemplate::parse(url, "aff").expect(url);
+            let twice = RedirectTemplate::parse(once.as_str(), "aff").expect(url);
+            assert_eq!(twice, once, "{url}");
+        }
+    }
+
+    #[test]
+    fn refuses_what_cannot_be_normalised() {
+        for bad in [
+            "https://xn--a.example/",
+            "https://shop\u{2028}.example/",
+            "https://exa%mple/",
+            "http://:80/",
+        ] {
+            let refused = RedirectTemplate::parse(bad, "click_id").expect_err(bad);
+            assert!(
+                refused.detail.starts_with("url "),
+                "{bad}: {}",
+                refused.detail
+            );
+        }
+        let long = format!("https://shop.example/{}", "é".repeat(700));
+        assert!(long.len() <= 2048);
+        assert_eq!(
+            RedirectTemplate::parse(&long, "click_id")
+                .expect_err("too long once encoded")
+                .detail,
+            "url is longer than 2048 bytes once normalised"
+        );
     }
 
     #[test]

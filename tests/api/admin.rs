@@ -551,3 +551,133 @@ async fn an_offer_created_and_paused_through_one_instance_reaches_another_within
     );
     drop(b);
 }
+
+#[tokio::test]
+async fn a_fetched_offer_shows_the_normalised_urls_that_clicks_use() {
+    // Arrange
+    let app = spawn_app().await;
+    let body = offer_with(json!({
+        "url": "https://магазин.рф/landing?q=a\u{2028}b&c={click_id}&s={sub1}",
+        "fallback_url": "https://Shop.Example:443/вход?x=\u{2028}",
+    }));
+
+    // Act
+    let answered = json_of(app.put_offer("ru", &body).await).await;
+    let fetched = json_of(app.admin_get("/api/v1/offers/ru").await).await;
+    let put_back = json_of(app.put_offer("ru", &fetched).await).await;
+
+    // Assert
+    assert_eq!(
+        fetched["url"],
+        "https://xn--80aairftm.xn--p1ai/landing?q=a%E2%80%A8b&c={click_id}&s={sub1}"
+    );
+    assert_eq!(
+        fetched["fallback_url"],
+        "https://shop.example/%D0%B2%D1%85%D0%BE%D0%B4?x=%E2%80%A8"
+    );
+    assert_eq!(answered, fetched, "PUT answers what GET shows");
+    assert_eq!(put_back, fetched, "a normalised offer stays as it is");
+}
+
+#[tokio::test]
+async fn an_offer_url_that_cannot_be_normalised_is_refused_naming_the_field() {
+    // Arrange
+    let app = spawn_app().await;
+    let original = app.create_offer("o1", json!({})).await;
+    let bad = [
+        ("url", offer_with(json!({"url": "https://xn--a.example/"}))),
+        (
+            "url",
+            offer_with(json!({"url": "https://shop\u{2028}.example/"})),
+        ),
+        (
+            "fallback_url",
+            offer_with(json!({"fallback_url": "https://xn--a.example/"})),
+        ),
+        (
+            "fallback_url",
+            offer_with(json!({"fallback_url": "https://shop\u{2028}.example/"})),
+        ),
+    ];
+
+    for (field, body) in bad {
+        // Act
+        let response = app.put_offer("o1", &body).await;
+
+        // Assert
+        let refusal = assert_rejected(response, 400, "invalid_request").await;
+        let detail = refusal["detail"].as_str().unwrap_or_default();
+        assert!(
+            detail.starts_with(&format!("{field} ")),
+            "{body}: the detail {detail:?} names {field}"
+        );
+    }
+    let after = json_of(app.admin_get("/api/v1/offers/o1").await).await;
+    assert_eq!(after, original, "no refused body changed the offer");
+}
+
+#[tokio::test]
+async fn an_offer_without_a_payout_or_a_currency_is_refused_naming_every_missing_field() {
+    // Arrange
+    let app = spawn_app().await;
+    let mut no_payout_no_currency = offer_body();
+    let fields = no_payout_no_currency.as_object_mut().expect("object");
+    fields.remove("payout");
+    fields.remove("payout_percent");
+    fields.remove("currency");
+    let mut no_currency = offer_body();
+    no_currency
+        .as_object_mut()
+        .expect("object")
+        .remove("currency");
+    let cases = [
+        (
+            no_payout_no_currency,
+            "missing fields: payout or payout_percent, currency",
+        ),
+        (
+            offer_with(json!({"payout": null, "payout_percent": null})),
+            "missing field: payout or payout_percent",
+        ),
+        (no_currency, "missing field: currency"),
+        (
+            offer_with(json!({"currency": null})),
+            "missing field: currency",
+        ),
+        (
+            json!({"name": "nothing else"}),
+            "missing fields: url, payout or payout_percent, currency",
+        ),
+    ];
+
+    for (body, detail) in cases {
+        // Act
+        let response = app.put_offer("o1", &body).await;
+
+        // Assert
+        let refusal = assert_rejected(response, 400, "invalid_request").await;
+        assert_eq!(refusal["detail"], detail, "{body}");
+    }
+    assert_eq!(
+        app.admin_get("/api/v1/offers/o1").await.status(),
+        404,
+        "no offer was saved"
+    );
+}
+
+#[tokio::test]
+async fn an_offer_with_a_payout_percent_and_no_fixed_payout_is_accepted() {
+    // Arrange
+    let mut body = offer_body();
+    body.as_object_mut().expect("object").remove("payout");
+    body["payout_percent"] = json!("12.5");
+    let app = spawn_app().await;
+
+    // Act
+    let saved = json_of(app.put_offer("o1", &body).await).await;
+
+    // Assert
+    assert_eq!(saved["payout"], Value::Null);
+    assert_eq!(saved["payout_percent"], "12.5");
+    assert_eq!(saved["currency"], "EUR");
+}

@@ -578,3 +578,123 @@ async fn a_head_request_is_redirected_but_not_recorded() {
         0.0
     );
 }
+
+/// The `Location` header exactly as sent, asserted to be a valid ASCII URI:
+/// no byte outside printable ASCII, and the `url` crate (what browsers
+/// follow) reads it back to the very same text.
+fn ascii_location(response: &reqwest::Response) -> url::Url {
+    let raw = response
+        .headers()
+        .get("location")
+        .expect("a Location header")
+        .as_bytes();
+    assert!(
+        raw.iter().all(|b| b.is_ascii_graphic()),
+        "Location is not printable ASCII: {:?}",
+        String::from_utf8_lossy(raw)
+    );
+    let text = std::str::from_utf8(raw).expect("ASCII is UTF-8");
+    let parsed = url::Url::parse(text).unwrap_or_else(|e| panic!("{text:?} is no URL: {e}"));
+    assert_eq!(parsed.as_str(), text, "Location is not in normal form");
+    parsed
+}
+
+#[tokio::test]
+async fn an_offer_with_a_cyrillic_host_redirects_to_its_punycode_host() {
+    // Arrange
+    let app = spawn_app().await;
+    app.create_offer("ru", json!({"url": "https://магазин.рф/landing?q=1"}))
+        .await;
+    app.create_affiliate("a1").await;
+
+    // Act
+    let response = app.click("ru", "aff_id=a1").await;
+
+    // Assert
+    assert_eq!(response.status(), 302);
+    let target = ascii_location(&response);
+    assert_eq!(target.host_str(), Some("xn--80aairftm.xn--p1ai"));
+    assert_eq!(target.path(), "/landing");
+    let click_id = click_id_from(target.as_str()).expect("click id in Location");
+    assert_eq!(
+        target.as_str(),
+        format!("https://xn--80aairftm.xn--p1ai/landing?q=1&click_id={click_id}")
+    );
+    assert_eq!(app.stored_click_ids().len(), 1, "the click is stored");
+}
+
+#[tokio::test]
+async fn a_line_separator_in_the_offer_url_is_percent_encoded_and_macros_still_substitute() {
+    // Arrange: U+2028 in the path and in the query, macros around it.
+    let app = spawn_app().await;
+    app.create_offer(
+        "ls",
+        json!({"url": "https://магазин.рф/l\u{2028}/{sub1}?q=a\u{2028}b&c={click_id}&s={sub2}#\u{2028}top"}),
+    )
+    .await;
+    app.create_affiliate("a1").await;
+
+    // Act
+    let response = app
+        .click("ls", "aff_id=a1&sub1=news&sub2=%E2%80%A8x%20y")
+        .await;
+
+    // Assert
+    assert_eq!(response.status(), 302);
+    let target = ascii_location(&response);
+    assert_eq!(target.host_str(), Some("xn--80aairftm.xn--p1ai"));
+    let click_id = target
+        .query_pairs()
+        .find(|(name, _)| name == "c")
+        .map(|(_, value)| value.into_owned())
+        .expect("click id in c=");
+    assert!(
+        app.stored_click_ids()
+            .iter()
+            .any(|stored| stored.ends_with(&click_id)),
+        "{click_id} is the stored click"
+    );
+    assert_eq!(
+        target.as_str(),
+        format!(
+            "https://xn--80aairftm.xn--p1ai/l%E2%80%A8/news?q=a%E2%80%A8b&c={click_id}&s=%E2%80%A8x%20y#%E2%80%A8top"
+        )
+    );
+}
+
+#[tokio::test]
+async fn a_capped_click_goes_to_the_normalised_fallback_url() {
+    // Arrange: a cap of one conversion, a fallback with a Cyrillic host and U+2028.
+    let app = spawn_app().await;
+    app.create_offer(
+        "o1",
+        json!({
+            "caps": [{"scope": "offer", "period": "day", "metric": "conversions", "limit": "1"}],
+            "fallback_url": "https://магазин.рф/more?q=a\u{2028}b",
+        }),
+    )
+    .await;
+    app.create_affiliate("a1").await;
+    let click_id = app.click_id("o1", "a1").await;
+    assert_eq!(
+        postback_ok(&app, &click_id, "txid=t").await["status"],
+        "credited"
+    );
+    let fallback = "https://xn--80aairftm.xn--p1ai/more?q=a%E2%80%A8b";
+
+    // Act
+    let seen = eventually(std::time::Duration::from_secs(5), || async {
+        app.click("o1", "aff_id=a1")
+            .await
+            .headers()
+            .get("location")
+            .is_some_and(|v| v.as_bytes() == fallback.as_bytes())
+    })
+    .await;
+    let response = app.click("o1", "aff_id=a1").await;
+
+    // Assert
+    assert!(seen.is_some(), "capped clicks never went to {fallback}");
+    assert_eq!(response.status(), 302);
+    assert_eq!(ascii_location(&response).as_str(), fallback);
+}
