@@ -89,7 +89,7 @@ error_log $NG_DIR/error.log warn;
 events { worker_connections 4096; }
 http {
     access_log off;
-    # No per-connection request limit, like clickback: the ceiling must not
+    # No per-connection request limit, like clickback: the reference must not
     # pay for reconnects the measured server does not pay for.
     keepalive_requests 100000000;
     client_body_temp_path $NG_DIR/tmp/body;
@@ -236,7 +236,7 @@ wrk_field() {
     esac
 }
 
-# --- 1. nginx ceiling ----------------------------------------------------------
+# --- 1. nginx reference --------------------------------------------------------
 warm "http://127.0.0.1:$NG_PORT$CLICK_PATH"
 run_wrk nginx "http://127.0.0.1:$NG_PORT$CLICK_PATH"
 
