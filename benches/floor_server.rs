@@ -1,12 +1,13 @@
 //! The floor under clickback's click redirect: what this machine's stack
 //! (actix-web + redis-rs) costs before clickback does any work of its own.
 //!
-//! Issue #3 measures clicks against nginx's fixed `return 302` and calls the
-//! limit "a bare HTTP 302 plus one pipelined Redis write". This server
-//! answers exactly those two, with the same actix-web and redis-rs versions,
-//! worker count and per-worker multiplexed connection as clickback, so that
-//! `benches/load.sh` can show how much of the gap to nginx is the stack and
-//! how much is clickback:
+//! clickback's throughput targets (docs/PERFORMANCE.md) are stated against
+//! this floor: clicks against "a 302 after one awaited Redis `SET`",
+//! postbacks against "a 302 after two". This server answers exactly those,
+//! with the same actix-web and redis-rs versions, worker count and
+//! per-worker multiplexed connection as clickback, so that `benches/load.sh`
+//! can show how much of a request's cost is the stack and how much is
+//! clickback:
 //!
 //! - `MODE=bare`: a fixed 302, nothing else (actix-web's own cost);
 //! - `MODE=write`: one `SET <key> <82-byte value> EX <ttl>` (the size of a

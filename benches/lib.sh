@@ -232,7 +232,7 @@ check_quiet() {
 }
 
 # --- CPU accounting of a measured phase ------------------------------------------
-# Other sessions may compile or test on the same machine. A phase records how
+# Other work may compile or test on the same machine. A phase records how
 # much of the machine's CPU time went to processes that are not ours (this
 # script's children, e.g. wrk, and BENCH_PIDS with their threads and child
 # processes), so that a disturbed run can be told from a clean one.

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Does a click cost the same with 10 K and with 5 M clicks already stored?
-# (issue #3: "clicks/s stays flat from 10 K to 5 M stored clicks").
+# (clicks/s should stay flat from 10 K to 5 M stored clicks).
 #
 #   benches/linearity.sh                       # levels 10K,100K,1M,5M; 3 x 5 s each
 #   LEVELS=10000,1000000 ROUNDS=1 benches/linearity.sh

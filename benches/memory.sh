@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Redis memory per stored click, for the encoding the server writes and for
-# the alternatives of issue #3. Each encoding is loaded into an empty private
+# five alternatives. Each encoding is loaded into an empty private
 # redis-server with `redis-cli --pipe` (N clicks, default 1,000,000) and the
 # `used_memory` delta of `INFO memory` is divided by N.
 #
@@ -24,8 +24,8 @@
 #   server       what the server writes: hour buckets of CLICK_BUCKETS (64) per shard and
 #                hour, HSET bucket field value + bucket EXPIRE, with deploy/redis.conf's
 #                hash-max-listpack-entries 512 and hash-max-listpack-value 128
-#   string       one string per click with TTL: SET key value EX ttl (what the server wrote
-#                before hour buckets)
+#   string       one string per click with TTL: SET key value EX ttl (the one-key-per-click
+#                format the server still reads for 22-character click ids)
 #   string_dedup the string plus the duplicate-click marker the server also writes for
 #                each distinct visitor: <prefix>:{S}:u:<offer>|<aff>|<visitor> "1" EX 86400
 #                (CLICKBACK_UNIQUE_CLICK_WINDOW_SECS; it expires after a day, the click after 30)

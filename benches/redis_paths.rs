@@ -1,16 +1,19 @@
 //! Redis write-path comparison for the click hot path ("measure, don't guess").
 //!
-//! Every variant does what `RedisStore::record_click` does for one click:
-//! `SET <prefix>:{S}:c:<id> <encoded click> EX <ttl>` plus
+//! Every variant writes one click as one key,
+//! `SET <prefix>:{S}:c:<id> <encoded click> EX <ttl>`, plus the click counter
 //! `HINCRBY <prefix>:{S}:st:<day> <offer>|<aff>|clk 1`, both under the click's
-//! hash tag, with keys and values built by the library itself (`Keys`,
-//! `ClickId::generate`, `Click::encode`). `TASKS` concurrent tokio tasks (64,
+//! hash tag, with values built by the library itself (`Keys`,
+//! `ClickId::generate`, `Click::encode`). The server keeps clicks in hour
+//! buckets instead (`HSET` + `EXPIRE`; `benches/memory.sh` measures them);
+//! here every variant keeps one key per click so that they all compare on
+//! the same writes. `TASKS` concurrent tokio tasks (64,
 //! like `wrk -c64`) each write clicks back to back for `SECS` seconds; the
 //! program prints clicks/s and per-click latency for each variant.
 //!
 //! Variants:
 //! - `pool16_multi`, `pool64_multi`: deadpool-redis pool (16 / 64 connections),
-//!   `MULTI; SET; HINCRBY; EXEC` (what the server does today);
+//!   `MULTI; SET; HINCRBY; EXEC`;
 //! - `pool16_pipe`, `pool64_pipe`: the same pool, a plain (non-atomic) pipeline;
 //! - `mux_multi`, `mux_pipe`: one `MultiplexedConnection` cloned into every
 //!   task (redis-rs pipelines concurrent requests on one socket);
@@ -19,17 +22,17 @@
 //! - `mux4_multi`: four multiplexed connections, round-robin;
 //! - `mux_batch`: explicit group commit: tasks hand clicks to one writer task
 //!   that sends everything queued (up to 256 clicks) as one MULTI/EXEC;
-//! - `pool64_dedup`, `mux_dedup`: a script that also sets a duplicate-visitor
-//!   marker (`SET NX EX`) and a unique-click counter, on the pool / on one
-//!   multiplexed connection (the server's click script until the third
-//!   session, all five commands inside Lua);
+//! - `pool64_dedup`, `mux_dedup`: the whole click in one Lua script that
+//!   also sets a duplicate-visitor marker (`SET NX EX`) and a unique-click
+//!   counter, all five commands inside Lua, on the pool / on one
+//!   multiplexed connection;
 //! - `mux_dedup_split`: the unconditional writes (record, click counter) as
 //!   plain commands, only the duplicate decision (`SET NX EX` + unique
 //!   counter) as a two-command script, all in one pipeline;
-//! - `mux_dedup_plain`: the server's click write now: the marker's `SET NX
-//!   EX`, the record and the click counter as plain commands in one
-//!   pipeline, no script (the unique count is written later, summed over
-//!   many clicks, and is left out here).
+//! - `mux_dedup_plain`: the shape of the server's click write: the marker's
+//!   `SET NX EX`, the record and the click counter as plain commands in one
+//!   pipeline, no script (the server writes the unique count later, summed
+//!   over many clicks; it is left out here).
 //!
 //! Needs a Redis it may write to: `REDIS_URL` (required; use a private,
 //! throw-away server: `benches/redis_paths.sh` starts one). Keys are written
@@ -63,9 +66,9 @@ redis.call('HINCRBY', KEYS[2], ARGV[3], 1)
 return 1
 ";
 
-/// The server's click script until the third session (one key per click):
-/// the click plus a duplicate-visitor marker (`SET NX EX`) and a unique-click
-/// counter, every command inside Lua.
+/// The whole click in Lua (one key per click): the click plus a
+/// duplicate-visitor marker (`SET NX EX`) and a unique-click counter, every
+/// command inside the script.
 static LUA_CLICK_DEDUP: &str = r"
 local unique = '1'
 if ARGV[4] ~= '0' and not redis.call('SET', KEYS[3], '1', 'NX', 'EX', ARGV[4]) then
@@ -78,9 +81,9 @@ if unique == '1' then
 end
 return tonumber(unique)
 ";
-/// The duplicate decision as a script of its own, run inside the click's
-/// pipeline: the server's click write during the third session, before the
-/// unique count moved off the request path.
+/// Only the duplicate decision as a script (marker and unique counter), run
+/// inside the click's pipeline next to the plain writes of the record and
+/// the click counter.
 static LUA_UNIQUE_CLICK: &str = r"
 if redis.call('SET', KEYS[1], '1', 'NX', 'EX', ARGV[1]) then
   redis.call('HINCRBY', KEYS[2], ARGV[2], 1)
@@ -153,8 +156,8 @@ impl Maker {
         let visitor_id = ClickId::generate();
         let visitor = &visitor_id.as_str()[..11];
         Write {
-            // One key per click: the write paths compared here predate hour
-            // buckets, and keep that shape so the comparison stays the same.
+            // One key per click in every variant, so that they all compare
+            // on the same writes (see the module doc).
             click_key: format!("{}:{{{}}}:c:{}", self.prefix, id.shard(), id.as_str()),
             value: click.encode(),
             stats_key: self.keys.stats(id.shard(), Day::from_unix(now)),

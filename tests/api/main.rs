@@ -1,5 +1,6 @@
-//! End-to-end tests of the public HTTP contract (API.md §1–5) against a real
-//! clickback and a real Redis. One binary, one module per endpoint.
+//! End-to-end tests of the public HTTP contract (docs/API.md: §1–5, the
+//! instances sharing one Redis of §7, and clickback's additions) against a
+//! real clickback and a real Redis. One binary, one module per endpoint.
 
 mod admin;
 mod bad_input;

@@ -1,7 +1,7 @@
-//! Offer rules and traffic quality (issue 4, API.md §2): minimum
-//! click-to-conversion time, caps and capped clicks, postback IP allow-lists,
-//! signed postbacks, bots and link previews, duplicate clicks, and the
-//! troubleshooting postback log.
+//! Offer rules and traffic quality (docs/API.md, "Where clickback goes beyond
+//! this contract"): minimum click-to-conversion time, caps and capped clicks,
+//! postback IP allow-lists, signed postbacks, bots and link previews,
+//! duplicate clicks, and the troubleshooting postback log.
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
