@@ -530,10 +530,11 @@ impl Settings {
                 .unwrap_or(defaults.unique_click_window_secs),
             fallback_url: match env.var("CLICKBACK_FALLBACK_URL") {
                 None => None,
-                Some(url) => {
-                    if let Err(e) =
-                        crate::domain::redirect::RedirectTemplate::parse(&url, "click_id")
-                    {
+                // Kept in its normalised form: it goes out in `Location` as is.
+                Some(url) => match crate::domain::redirect::RedirectTemplate::parse(&url, "click_id")
+                {
+                    Ok(template) => Some(template.as_str().to_owned()),
+                    Err(e) => {
                         return Err(ConfigError::new(
                             "CLICKBACK_FALLBACK_URL",
                             Some(url),
@@ -542,8 +543,7 @@ impl Settings {
                         )
                         .caused_by(e));
                     }
-                    Some(url)
-                }
+                },
             },
             postback_log_size: env
                 .number("CLICKBACK_POSTBACK_LOG_SIZE", 1)?

@@ -268,7 +268,7 @@ async fn refreshing_after_the_first_offer_reports_one_change() {
     let cache = ConfigCache::new();
     cache.reload(&store).await.expect("load the empty store");
     let input: OfferInput = serde_json::from_str(
-        r#"{"url":"https://shop.example/?a=1","payout":"2.5","postback_token":"tok-12345"}"#,
+        r#"{"url":"https://shop.example/?a=1","payout":"2.5","currency":"EUR","postback_token":"tok-12345"}"#,
     )
     .expect("offer input");
     let offer = Offer::from_input(OfferId::parse("first").expect("id"), input).expect("offer");
