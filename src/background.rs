@@ -20,7 +20,7 @@ use tokio::task::JoinHandle;
 
 use crate::caps::CapWatch;
 use crate::clock::Clock;
-use crate::metrics::Metrics;
+use crate::metrics::{Metrics, StoreOperation};
 use crate::offers::ConfigCache;
 use crate::postback::log::PostbackLog;
 use crate::store::{Store, StoreError};
@@ -114,7 +114,7 @@ async fn refresh_config(work: Arc<Work>, mut shutdown: watch::Receiver<bool>) {
                 failing = false;
             }
             Err(e) => {
-                work.metrics.store_error("config_refresh");
+                work.metrics.store_error(StoreOperation::ConfigRefresh);
                 work.metrics.background_failure("config_refresh");
                 if !failing {
                     log::warn!("cannot refresh configuration, serving the last loaded one: {e}");

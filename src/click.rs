@@ -9,6 +9,8 @@
 use std::net::IpAddr;
 use std::sync::Arc;
 
+use actix_web::http::StatusCode;
+
 use crate::caps::CapWatch;
 use crate::clock::Clock;
 use crate::domain::bots::is_bot_user_agent;
@@ -18,7 +20,8 @@ use crate::domain::query::Params;
 use crate::domain::redirect::RedirectValues;
 use crate::domain::visitor::VisitorHasher;
 use crate::domain::{AffiliateId, Click, ClickId, Day, DomainError, Offer, Status};
-use crate::metrics::Metrics;
+use crate::error::ApiError;
+use crate::metrics::{Metrics, StoreOperation};
 use crate::offers::ConfigCache;
 use crate::store::Store;
 
@@ -34,6 +37,52 @@ pub enum ClickError {
     /// No active affiliate with this id.
     #[error("no active affiliate with this id")]
     UnknownAffiliate,
+}
+
+impl ClickError {
+    /// The one table of click refusals: HTTP status, JSON reason, and the
+    /// `result` label of `clickback_clicks_total`.
+    pub fn mapping(&self) -> (StatusCode, &'static str, &'static str) {
+        match self {
+            Self::Invalid(_) => (StatusCode::BAD_REQUEST, "invalid_request", "invalid"),
+            Self::UnknownOffer => (StatusCode::NOT_FOUND, "unknown_offer", "unknown_offer"),
+            Self::UnknownAffiliate => (
+                StatusCode::NOT_FOUND,
+                "unknown_affiliate",
+                "unknown_affiliate",
+            ),
+        }
+    }
+
+    /// The human explanation, safe to show.
+    pub fn detail(&self) -> String {
+        match self {
+            Self::Invalid(e) => e.detail.clone(),
+            Self::UnknownOffer => "no active offer with this id".into(),
+            Self::UnknownAffiliate => "no active affiliate with this aff_id".into(),
+        }
+    }
+}
+
+impl From<&ClickError> for ApiError {
+    fn from(error: &ClickError) -> Self {
+        let (status, reason, _) = error.mapping();
+        ApiError::new(status, reason, error.detail())
+    }
+}
+
+/// Moves the click metrics for one outcome: the only place they move.
+/// `offer` is the offer's id when it exists, else empty (anyone can invent
+/// ids, and each would become a time series).
+pub fn observe(metrics: &Metrics, offer: &str, outcome: &Result<ClickResult, &ClickError>) {
+    let label = match outcome {
+        Ok(result) => result.label(),
+        Err(error) => error.mapping().2,
+    };
+    metrics.clicks.with_label_values(&[offer, label]).inc();
+    if matches!(outcome, Ok(ClickResult::Duplicate)) {
+        metrics.duplicate_clicks.with_label_values(&[offer]).inc();
+    }
 }
 
 /// What the visitor's request says about them, read from HTTP by the route.
@@ -170,7 +219,9 @@ async fn count_untracked(
         .count_untracked_click(&offer.id, aff, day, counter)
         .await
     {
-        state.metrics.store_error("count_untracked_click");
+        state
+            .metrics
+            .store_error(StoreOperation::CountUntrackedClick);
         log::debug!("untracked click not counted: {e}");
     }
 }
@@ -266,7 +317,7 @@ pub async fn track(
             }
         }
         Err(e) => {
-            state.metrics.store_error("record_click");
+            state.metrics.store_error(StoreOperation::RecordClick);
             log::debug!("click not recorded, redirecting without a click id: {e}");
             ClickResult::StoreError
         }

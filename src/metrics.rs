@@ -8,6 +8,61 @@ use prometheus::{
     CounterVec, Encoder, HistogramOpts, HistogramVec, IntCounterVec, Opts, Registry, TextEncoder,
 };
 
+/// The store operations whose failures `clickback_store_errors_total`
+/// counts: one label each, all known in advance so that every series exists
+/// (at 0) from the start.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum StoreOperation {
+    /// The click write of a redirect.
+    RecordClick,
+    /// The count of a declined or capped click.
+    CountUntrackedClick,
+    /// Any store step of a postback.
+    Postback,
+    /// The background config and cap refresh.
+    ConfigRefresh,
+    /// A stats report.
+    ReadCounters,
+    /// `/readyz`.
+    Ping,
+    /// An offer write of the admin API.
+    PutOffer,
+    /// An affiliate write of the admin API.
+    PutAffiliate,
+    /// A read of the postback log.
+    ReadPostbackLog,
+}
+
+impl StoreOperation {
+    /// Every operation.
+    pub const ALL: [StoreOperation; 9] = [
+        Self::RecordClick,
+        Self::CountUntrackedClick,
+        Self::Postback,
+        Self::ConfigRefresh,
+        Self::ReadCounters,
+        Self::Ping,
+        Self::PutOffer,
+        Self::PutAffiliate,
+        Self::ReadPostbackLog,
+    ];
+
+    /// The `operation` label.
+    pub fn label(self) -> &'static str {
+        match self {
+            Self::RecordClick => "record_click",
+            Self::CountUntrackedClick => "count_untracked_click",
+            Self::Postback => "postback",
+            Self::ConfigRefresh => "config_refresh",
+            Self::ReadCounters => "read_counters",
+            Self::Ping => "ping",
+            Self::PutOffer => "put_offer",
+            Self::PutAffiliate => "put_affiliate",
+            Self::ReadPostbackLog => "read_postback_log",
+        }
+    }
+}
+
 /// Every metric clickback exports.
 #[derive(Clone)]
 pub struct Metrics {
@@ -107,6 +162,9 @@ impl Metrics {
             ),
             &["task"],
         )?;
+        for operation in StoreOperation::ALL {
+            store_errors.with_label_values(&[operation.label()]);
+        }
         registry.register(Box::new(store_errors.clone()))?;
         registry.register(Box::new(background_failures.clone()))?;
         Ok(Self {
@@ -128,8 +186,10 @@ impl Metrics {
     }
 
     /// Counts one failed store operation.
-    pub fn store_error(&self, operation: &str) {
-        self.store_errors.with_label_values(&[operation]).inc();
+    pub fn store_error(&self, operation: StoreOperation) {
+        self.store_errors
+            .with_label_values(&[operation.label()])
+            .inc();
     }
 
     /// The Prometheus text exposition of every metric.

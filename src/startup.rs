@@ -153,16 +153,6 @@ impl Application {
         clock: Arc<dyn Clock>,
     ) -> Result<Self, StartupError> {
         let metrics = Metrics::new()?;
-        for operation in [
-            "record_click",
-            "count_untracked_click",
-            "postback",
-            "config_refresh",
-            "read_counters",
-            "ping",
-        ] {
-            metrics.store_errors.with_label_values(&[operation]);
-        }
         let cache = Arc::new(ConfigCache::new());
         let caps = Arc::new(CapWatch::new());
         if let Err(e) = cache.reload(store.as_ref()).await {

@@ -9,7 +9,7 @@ use crate::domain::conversion::{ConversionOutcome, ConversionRecord, RejectReaso
 use crate::domain::signature::SignatureError;
 use crate::domain::{ConversionStatus, DomainError, Money, Offer};
 use crate::error::ApiError;
-use crate::metrics::Metrics;
+use crate::metrics::{Metrics, StoreOperation};
 use crate::store::StoreError;
 
 /// What an understood postback did. Every one is answered 200: an advertiser
@@ -307,7 +307,7 @@ pub fn observe(metrics: &Metrics, outcome: &Result<PostbackAnswer, PostbackError
                 .with_label_values(&[error.mapping().label])
                 .inc();
             if matches!(error, PostbackError::Store(StoreError::Unavailable(_))) {
-                metrics.store_error("postback");
+                metrics.store_error(StoreOperation::Postback);
             }
         }
     }
@@ -326,7 +326,10 @@ mod tests {
             text.contains(r#"clickback_postbacks_total{result="in_flight"} 1"#),
             "{text}"
         );
-        assert!(!text.contains("clickback_store_errors_total{"), "{text}");
+        assert!(
+            text.contains(r#"clickback_store_errors_total{operation="postback"} 0"#),
+            "{text}"
+        );
         assert_eq!(
             PostbackError::InFlight.mapping().status,
             StatusCode::SERVICE_UNAVAILABLE

@@ -11,6 +11,7 @@ use crate::domain::query::Params;
 use crate::domain::signature::constant_time_eq;
 use crate::domain::{Affiliate, AffiliateId, Offer, OfferId};
 use crate::error::ApiError;
+use crate::metrics::StoreOperation;
 use crate::postback::log::merge_newest_first;
 use crate::state::AppState;
 use crate::store::PostbackLogKind;
@@ -98,7 +99,7 @@ pub async fn put_offer(
         .store
         .put_offer(&offer)
         .await
-        .inspect_err(|_| state.metrics.store_error("put_offer"))?;
+        .inspect_err(|_| state.metrics.store_error(StoreOperation::PutOffer))?;
     // Read-your-writes on this instance; the others follow within a second.
     state.cache.reload(state.store.as_ref()).await?;
     Ok(HttpResponse::Ok().json(offer.view()))
@@ -138,7 +139,7 @@ pub async fn put_affiliate(
         .store
         .put_affiliate(&affiliate)
         .await
-        .inspect_err(|_| state.metrics.store_error("put_affiliate"))?;
+        .inspect_err(|_| state.metrics.store_error(StoreOperation::PutAffiliate))?;
     state.cache.reload(state.store.as_ref()).await?;
     Ok(HttpResponse::Ok().json(affiliate))
 }
@@ -216,7 +217,7 @@ pub async fn postback_log(
                 .store
                 .read_postback_log(offer.as_ref(), *kind, limit)
                 .await
-                .inspect_err(|_| state.metrics.store_error("read_postback_log"))?,
+                .inspect_err(|_| state.metrics.store_error(StoreOperation::ReadPostbackLog))?,
         );
     }
     let refused = if lists.len() > 1 { lists.pop() } else { None };

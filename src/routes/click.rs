@@ -3,7 +3,7 @@
 use actix_web::http::{header, StatusCode};
 use actix_web::{web, HttpRequest, HttpResponse};
 
-use crate::click::{track, ClickError, ClickResult, Visitor};
+use crate::click::{observe, track, Visitor};
 use crate::error::ApiError;
 use crate::state::AppState;
 
@@ -29,52 +29,25 @@ pub async fn click(req: HttpRequest, state: web::Data<AppState>) -> Result<HttpR
     .await
     {
         Ok(redirect) => {
-            state
-                .metrics
-                .clicks
-                .with_label_values(&[redirect.offer.id.as_str(), redirect.result.label()])
-                .inc();
-            if redirect.result == ClickResult::Duplicate {
-                state
-                    .metrics
-                    .duplicate_clicks
-                    .with_label_values(&[redirect.offer.id.as_str()])
-                    .inc();
-            }
+            observe(
+                &state.metrics,
+                redirect.offer.id.as_str(),
+                &Ok(redirect.result),
+            );
             Ok(HttpResponse::build(StatusCode::FOUND)
                 .insert_header((header::LOCATION, redirect.location))
                 .insert_header((header::CACHE_CONTROL, "no-store"))
                 .insert_header((header::REFERRER_POLICY, "no-referrer-when-downgrade"))
                 .finish())
         }
-        Err(e) => {
-            let (result, error) = match e {
-                ClickError::Invalid(e) => ("invalid", ApiError::from(e)),
-                ClickError::UnknownOffer => (
-                    "unknown_offer",
-                    ApiError::not_found("unknown_offer", "no active offer with this id"),
-                ),
-                ClickError::UnknownAffiliate => (
-                    "unknown_affiliate",
-                    ApiError::not_found(
-                        "unknown_affiliate",
-                        "no active affiliate with this aff_id",
-                    ),
-                ),
-            };
-            // Unknown offers are labelled as such, not by the requested id:
-            // anyone can invent ids, and each would become a time series.
-            let offer_label = if state.cache.offer(offer_id).is_some() {
-                offer_id
-            } else {
-                ""
-            };
-            state
-                .metrics
-                .clicks
-                .with_label_values(&[offer_label, result])
-                .inc();
-            Err(error)
+        Err(error) => {
+            let known = state.cache.offer(offer_id).is_some();
+            observe(
+                &state.metrics,
+                if known { offer_id } else { "" },
+                &Err(&error),
+            );
+            Err(ApiError::from(&error))
         }
     }
 }

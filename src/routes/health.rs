@@ -4,6 +4,7 @@ use actix_web::http::header;
 use actix_web::{web, HttpResponse};
 
 use crate::error::ApiError;
+use crate::metrics::StoreOperation;
 use crate::state::AppState;
 
 /// 200 while the process serves HTTP (liveness).
@@ -18,7 +19,7 @@ pub async fn readyz(state: web::Data<AppState>) -> Result<HttpResponse, ApiError
         .store
         .ping()
         .await
-        .inspect_err(|_| state.metrics.store_error("ping"))?;
+        .inspect_err(|_| state.metrics.store_error(StoreOperation::Ping))?;
     Ok(HttpResponse::Ok().json(serde_json::json!({ "status": "ready" })))
 }
 

@@ -6,6 +6,7 @@ use super::admin::Admin;
 use crate::domain::query::Params;
 use crate::domain::Day;
 use crate::error::ApiError;
+use crate::metrics::StoreOperation;
 use crate::state::AppState;
 use crate::stats::{report, StatsQuery};
 
@@ -25,6 +26,6 @@ pub async fn stats(
     let query = StatsQuery::from_params(&params, Day::from_unix(state.clock.now()))?;
     let rows = report(state.store.as_ref(), &state.cache.snapshot().offers, &query)
         .await
-        .inspect_err(|_| state.metrics.store_error("read_counters"))?;
+        .inspect_err(|_| state.metrics.store_error(StoreOperation::ReadCounters))?;
     Ok(HttpResponse::Ok().json(StatsAnswer { rows }))
 }
