@@ -1,4 +1,8 @@
 //! HTTP adapters: extract → domain call → response. No Redis in here.
+//!
+//! Every path is one resource carrying all of its methods, so that a wrong
+//! method on a known path answers `405` with `Allow` while unknown paths
+//! answer `404`.
 
 pub mod admin;
 pub mod click;
@@ -6,35 +10,54 @@ pub mod health;
 pub mod postback;
 pub mod stats;
 
-use actix_web::body::{BoxBody, EitherBody, MessageBody};
+use actix_web::body::{BoxBody, MessageBody};
 use actix_web::dev::{ServiceRequest, ServiceResponse};
-use actix_web::http::{header, StatusCode};
+use actix_web::http::header::{self, HeaderName};
+use actix_web::http::StatusCode;
 use actix_web::middleware::ErrorHandlerResponse;
-use actix_web::{web, HttpResponse};
+use actix_web::{web, FromRequest, Handler, HttpResponse, Resource, Responder};
 
 use crate::error::ApiError;
 
 /// Mounts every route.
 pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.route("/c/{offer_id}", web::get().to(click::click))
-        .route("/c/{offer_id}", web::head().to(click::click))
-        .route("/postback", web::get().to(postback::postback_get))
-        .route("/postback", web::post().to(postback::postback_post))
-        .route("/healthz", web::get().to(health::healthz))
-        .route("/readyz", web::get().to(health::readyz))
-        .route("/metrics", web::get().to(health::metrics))
-        .service(
-            web::scope("/api/v1")
-                .route("/offers", web::get().to(admin::list_offers))
-                .route("/offers/{offer_id}", web::get().to(admin::get_offer))
-                .route("/offers/{offer_id}", web::put().to(admin::put_offer))
-                .route("/affiliates", web::get().to(admin::list_affiliates))
-                .route("/affiliates/{aff_id}", web::get().to(admin::get_affiliate))
-                .route("/affiliates/{aff_id}", web::put().to(admin::put_affiliate))
-                .route("/stats", web::get().to(stats::stats))
-                .route("/postbacks", web::get().to(admin::postback_log)),
-        )
-        .default_service(web::to(not_found));
+    cfg.service(
+        web::resource("/c/{offer_id}")
+            .get(click::click)
+            .head(click::click),
+    )
+    .service(
+        web::resource("/postback")
+            .get(postback::postback_get)
+            .post(postback::postback_post),
+    )
+    .service(read_only("/healthz", health::healthz))
+    .service(read_only("/readyz", health::readyz))
+    .service(read_only("/metrics", health::metrics))
+    .service(
+        web::scope("/api/v1")
+            .service(read_only("/offers", admin::list_offers))
+            .service(read_only("/offers/{offer_id}", admin::get_offer).put(admin::put_offer))
+            .service(read_only("/affiliates", admin::list_affiliates))
+            .service(
+                read_only("/affiliates/{aff_id}", admin::get_affiliate).put(admin::put_affiliate),
+            )
+            .service(read_only("/stats", stats::stats))
+            .service(read_only("/postbacks", admin::postback_log)),
+    )
+    .default_service(web::to(not_found));
+}
+
+/// A resource whose `GET` changes nothing, so `HEAD` may run the same
+/// handler (actix-http leaves the body out). Not for `/postback`, whose `GET`
+/// credits a conversion: there `HEAD` answers `405`.
+fn read_only<F, Args>(path: &str, handler: F) -> Resource
+where
+    F: Handler<Args> + Clone,
+    Args: FromRequest + 'static,
+    F::Output: Responder + 'static,
+{
+    web::resource(path).get(handler.clone()).head(handler)
 }
 
 async fn not_found() -> Result<HttpResponse, ApiError> {
@@ -44,8 +67,9 @@ async fn not_found() -> Result<HttpResponse, ApiError> {
     ))
 }
 
-/// Gives framework-generated errors (405, 413, 431, a failed extractor…) the
+/// Gives framework-generated errors (405, a payload the codec refused…) the
 /// same JSON body as our own, so clients parse one error shape everywhere.
+/// The framework's headers stay, so a `405` keeps its `Allow`.
 pub fn json_error_bodies<B: MessageBody + 'static>(
     res: ServiceResponse<B>,
 ) -> actix_web::Result<ErrorHandlerResponse<B>> {
@@ -66,20 +90,30 @@ pub fn json_error_bodies<B: MessageBody + 'static>(
         s if s.is_server_error() => "internal_error",
         _ => "invalid_request",
     };
-    let detail = status
-        .canonical_reason()
-        .unwrap_or("request refused")
-        .to_owned();
-    let (req, _) = res.into_parts();
-    let response: HttpResponse<BoxBody> =
+    let detail = match (status, res.headers().get(header::ALLOW)) {
+        (StatusCode::METHOD_NOT_ALLOWED, Some(allow)) => format!(
+            "{} is not allowed here; allowed: {}",
+            res.request().method(),
+            allow.to_str().unwrap_or("see API.md")
+        ),
+        _ => status
+            .canonical_reason()
+            .unwrap_or("request refused")
+            .to_owned(),
+    };
+    let (req, original) = res.into_parts();
+    let mut response: HttpResponse<BoxBody> =
         actix_web::ResponseError::error_response(&ApiError::new(status, reason, detail));
+    let ours: Vec<HeaderName> = response.headers().keys().cloned().collect();
+    for (name, value) in original.headers() {
+        if !ours.contains(name) && name != header::CONTENT_LENGTH {
+            response.headers_mut().append(name.clone(), value.clone());
+        }
+    }
     Ok(ErrorHandlerResponse::Response(
         ServiceResponse::new(req, response).map_into_right_body::<B>(),
     ))
 }
-
-/// Type of the error-handler output, for the App builder.
-pub type JsonErrorBody<B> = EitherBody<B, BoxBody>;
 
 /// The route template of a request (`/c/{offer_id}`), the only path-like
 /// metric label: a raw path would put click and offer ids into label values.

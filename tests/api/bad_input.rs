@@ -487,3 +487,132 @@ async fn a_json_body_naming_the_click_twice_with_different_ids_answers_400() {
     }
     assert_nothing_credited(&app).await;
 }
+
+/// The methods of an `Allow` header, upper case and sorted.
+fn allowed_methods(response: &reqwest::Response) -> Vec<String> {
+    let mut methods: Vec<String> = response
+        .headers()
+        .get_all("allow")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .map(|m| m.trim().to_ascii_uppercase())
+        .filter(|m| !m.is_empty())
+        .collect();
+    methods.sort();
+    methods
+}
+
+#[tokio::test]
+async fn a_wrong_method_on_a_known_path_answers_405_json_naming_the_allowed_methods() {
+    // Arrange
+    let (app, click_id) = app_with_click().await;
+    let postback = format!("/postback?click_id={click_id}&token={OFFER_TOKEN}");
+
+    for (method, path, allowed) in [
+        ("DELETE", postback.as_str(), &["GET", "POST"][..]),
+        ("PUT", postback.as_str(), &["GET", "POST"]),
+        ("POST", "/c/o1?aff_id=a1", &["GET", "HEAD"]),
+        ("DELETE", "/c/o1?aff_id=a1", &["GET", "HEAD"]),
+        ("DELETE", "/api/v1/offers/x", &["GET", "HEAD", "PUT"]),
+        ("POST", "/api/v1/affiliates/a1", &["GET", "HEAD", "PUT"]),
+        ("PUT", "/api/v1/offers", &["GET", "HEAD"]),
+        ("POST", "/api/v1/stats", &["GET", "HEAD"]),
+        ("DELETE", "/healthz", &["GET", "HEAD"]),
+        ("OPTIONS", "/metrics", &["GET", "HEAD"]),
+    ] {
+        let what = format!("{method} {path}");
+        let method = reqwest::Method::from_bytes(method.as_bytes()).expect("method");
+
+        // Act
+        let response = app
+            .client
+            .request(method, format!("{}{path}", app.address))
+            .bearer_auth(ADMIN_TOKEN)
+            .send()
+            .await
+            .expect("request sent");
+
+        // Assert
+        assert_eq!(allowed_methods(&response), allowed, "{what}: Allow");
+        let body = assert_rejected(response, 405, "method_not_allowed").await;
+        assert!(
+            body["detail"].as_str().unwrap_or("").contains(allowed[0]),
+            "{what}: the detail names the allowed methods: {body}"
+        );
+    }
+    assert_eq!(app.stored_click_ids().len(), 1, "only the arranged click");
+    assert_nothing_credited(&app).await;
+}
+
+#[tokio::test]
+async fn a_wrong_method_on_an_unknown_path_still_answers_404() {
+    // Arrange
+    let app = spawn_app().await;
+
+    for path in ["/nope", "/postback/x", "/api/v1/nope"] {
+        // Act
+        let response = app
+            .client
+            .delete(format!("{}{path}", app.address))
+            .send()
+            .await
+            .expect("request sent");
+
+        // Assert
+        assert_rejected(response, 404, "not_found").await;
+    }
+}
+
+#[tokio::test]
+async fn head_on_a_read_only_endpoint_answers_like_get_without_a_body() {
+    // Arrange
+    let app = spawn_app().await;
+    app.with_offer_and_affiliate().await;
+
+    for path in [
+        "/healthz",
+        "/readyz",
+        "/metrics",
+        "/api/v1/offers",
+        "/api/v1/offers/o1",
+        "/api/v1/affiliates/a1",
+        "/api/v1/stats",
+    ] {
+        // Act
+        let response = app
+            .client
+            .head(format!("{}{path}", app.address))
+            .bearer_auth(ADMIN_TOKEN)
+            .send()
+            .await
+            .expect("request sent");
+
+        // Assert
+        assert_eq!(response.status(), 200, "HEAD {path}");
+        let body = response.bytes().await.expect("body");
+        assert!(body.is_empty(), "HEAD {path}: no body");
+    }
+}
+
+#[tokio::test]
+async fn head_on_the_postback_answers_405_and_credits_nothing() {
+    // Arrange: a GET postback credits, so HEAD, which must be safe, may not.
+    let (app, click_id) = app_with_click().await;
+
+    // Act
+    let response = app
+        .client
+        .head(format!(
+            "{}/postback?click_id={click_id}&token={OFFER_TOKEN}",
+            app.address
+        ))
+        .send()
+        .await
+        .expect("request sent");
+
+    // Assert
+    assert_eq!(response.status(), 405);
+    assert_eq!(allowed_methods(&response), ["GET", "POST"]);
+    assert_nothing_credited(&app).await;
+}
