@@ -12,6 +12,7 @@
 //! | `CLICKBACK_REDIS_POOL_SIZE`     | `64`             | Redis connections |
 //! | `CLICKBACK_STORE_TIMEOUT_MS`    | `1000`           | bound on any one store operation |
 //! | `CLICKBACK_CONFIG_REFRESH_MS`   | `1000`           | how often each instance checks for offer/affiliate changes |
+//! | `CLICKBACK_BODY_TIMEOUT_MS`     | `10000`          | a request body must arrive whole within this, else `408` and the connection is closed |
 //! | `CLICKBACK_TRUSTED_PROXIES`     | empty            | comma-separated IPs/CIDRs whose `X-Forwarded-For` is believed |
 //! | `CLICKBACK_PUBLIC_URL`          | `http://localhost:<port>` | how the demo spells links in its log |
 //! | `CLICKBACK_UNIQUE_CLICK_WINDOW_SECS` | `86400`     | a visitor's repeat clicks on one offer + affiliate within this window count as non-unique; `0` turns detection off |
@@ -58,6 +59,9 @@ pub struct Settings {
     pub store_timeout: Duration,
     /// Period of the config version poll.
     pub config_refresh: Duration,
+    /// Bound on reading a whole request body, so that a client trickling
+    /// bytes cannot hold a connection and a handler forever.
+    pub body_timeout: Duration,
     /// Proxies whose `X-Forwarded-For` names the real visitor.
     pub trusted_proxies: Vec<IpNet>,
     /// Base URL the demo prints links with.
@@ -88,6 +92,7 @@ impl Default for Settings {
             redis_pool_size: 64,
             store_timeout: Duration::from_millis(1000),
             config_refresh: Duration::from_millis(1000),
+            body_timeout: Duration::from_millis(10_000),
             trusted_proxies: Vec::new(),
             public_url: None,
             unique_click_window_secs: 86_400,
@@ -168,6 +173,9 @@ impl Settings {
             config_refresh: number("CLICKBACK_CONFIG_REFRESH_MS", 10)?
                 .map(Duration::from_millis)
                 .unwrap_or(defaults.config_refresh),
+            body_timeout: number("CLICKBACK_BODY_TIMEOUT_MS", 1)?
+                .map(Duration::from_millis)
+                .unwrap_or(defaults.body_timeout),
             trusted_proxies,
             public_url: var("CLICKBACK_PUBLIC_URL"),
             unique_click_window_secs: number("CLICKBACK_UNIQUE_CLICK_WINDOW_SECS", 0)?

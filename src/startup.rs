@@ -149,7 +149,7 @@ impl Application {
             let metrics = server_state.metrics.clone();
             App::new()
                 .app_data(server_state.clone())
-                .app_data(web::PayloadConfig::new(64 * 1024))
+                .app_data(routes::BodyLimits::new(settings.body_timeout))
                 .wrap(ErrorHandlers::new().default_handler(routes::json_error_bodies))
                 .wrap_fn(move |req, srv| {
                     let started = Instant::now();

@@ -2,7 +2,8 @@
 //!
 //! Every path is one resource carrying all of its methods, so that a wrong
 //! method on a known path answers `405` with `Allow` while unknown paths
-//! answer `404`.
+//! answer `404`. Bodies are read through [`RequestBody`], which bounds their
+//! size and the time they may take to arrive.
 
 pub mod admin;
 pub mod click;
@@ -10,12 +11,19 @@ pub mod health;
 pub mod postback;
 pub mod stats;
 
-use actix_web::body::{BoxBody, MessageBody};
-use actix_web::dev::{ServiceRequest, ServiceResponse};
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use actix_web::body::{BodySize, BodyStream, BoxBody, MessageBody};
+use actix_web::dev::{Payload, ServiceRequest, ServiceResponse};
+use actix_web::error::PayloadError;
 use actix_web::http::header::{self, HeaderName};
 use actix_web::http::StatusCode;
 use actix_web::middleware::ErrorHandlerResponse;
-use actix_web::{web, FromRequest, Handler, HttpResponse, Resource, Responder};
+use actix_web::web::{Bytes, BytesMut};
+use actix_web::{web, FromRequest, Handler, HttpRequest, HttpResponse, Resource, Responder};
 
 use crate::error::ApiError;
 
@@ -87,6 +95,7 @@ pub fn json_error_bodies<B: MessageBody + 'static>(
         StatusCode::METHOD_NOT_ALLOWED => "method_not_allowed",
         StatusCode::PAYLOAD_TOO_LARGE => "payload_too_large",
         StatusCode::UNSUPPORTED_MEDIA_TYPE => "unsupported_media_type",
+        StatusCode::REQUEST_TIMEOUT => "request_timeout",
         s if s.is_server_error() => "internal_error",
         _ => "invalid_request",
     };
@@ -120,4 +129,156 @@ pub fn json_error_bodies<B: MessageBody + 'static>(
 pub fn route_label(req: &ServiceRequest) -> String {
     req.match_pattern()
         .unwrap_or_else(|| "unmatched".to_owned())
+}
+
+/// Longest request body accepted (API.md: request bodies ≤ 64 KB).
+pub const MAX_BODY_LEN: usize = 64 * 1024;
+
+/// How request bodies are read, as app data (see [`RequestBody`]).
+#[derive(Clone, Copy, Debug)]
+pub struct BodyLimits {
+    /// A whole body must arrive within this (`CLICKBACK_BODY_TIMEOUT_MS`):
+    /// a client sending a byte now and then would otherwise hold a
+    /// connection and a handler for as long as it likes.
+    pub timeout: Duration,
+    /// Longer bodies are refused with `413`.
+    pub max_len: usize,
+}
+
+impl BodyLimits {
+    /// [`MAX_BODY_LEN`] and the given deadline.
+    pub fn new(timeout: Duration) -> Self {
+        Self {
+            timeout,
+            max_len: MAX_BODY_LEN,
+        }
+    }
+}
+
+impl Default for BodyLimits {
+    fn default() -> Self {
+        Self::new(crate::config::Settings::default().body_timeout)
+    }
+}
+
+/// A request body, read whole within [`BodyLimits`].
+///
+/// Too long: `413 payload_too_large`. Not complete within the deadline:
+/// `408 request_timeout`. A body that cannot be decoded (broken chunked
+/// encoding, a connection cut short): `400 invalid_request`. Whenever the
+/// body is left unread, the connection is closed after the answer.
+pub struct RequestBody(pub Bytes);
+
+impl std::ops::Deref for RequestBody {
+    type Target = [u8];
+
+    fn deref(&self) -> &[u8] {
+        &self.0
+    }
+}
+
+impl FromRequest for RequestBody {
+    type Error = actix_web::Error;
+    type Future = Pin<Box<dyn Future<Output = Result<Self, actix_web::Error>>>>;
+
+    fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
+        let limits = req.app_data::<BodyLimits>().copied().unwrap_or_default();
+        let declared = req
+            .headers()
+            .get(header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse::<u64>().ok());
+        let stream = BodyStream::new(payload.take());
+        Box::pin(read_body(stream, declared, limits))
+    }
+}
+
+/// One step of reading a body: a chunk (or its end), or the deadline.
+enum Step {
+    Chunk(Option<Result<Bytes, PayloadError>>),
+    Late,
+}
+
+async fn read_body(
+    mut stream: BodyStream<Payload>,
+    declared: Option<u64>,
+    limits: BodyLimits,
+) -> Result<RequestBody, actix_web::Error> {
+    if declared.is_some_and(|len| len > limits.max_len as u64) {
+        return Err(unread(too_large(limits), stream));
+    }
+    let deadline = tokio::time::sleep(limits.timeout);
+    tokio::pin!(deadline);
+    let mut body = BytesMut::new();
+    loop {
+        let step = tokio::select! {
+            chunk = std::future::poll_fn(|cx| Pin::new(&mut stream).poll_next(cx)) => Step::Chunk(chunk),
+            () = &mut deadline => Step::Late,
+        };
+        match step {
+            Step::Chunk(None) => return Ok(RequestBody(body.freeze())),
+            Step::Chunk(Some(Ok(chunk))) => {
+                if body.len() + chunk.len() > limits.max_len {
+                    return Err(unread(too_large(limits), stream));
+                }
+                body.extend_from_slice(&chunk);
+            }
+            Step::Chunk(Some(Err(e))) => {
+                return Err(ApiError::invalid(format!("the body could not be read: {e}")).into())
+            }
+            Step::Late => {
+                let error = ApiError::new(
+                    StatusCode::REQUEST_TIMEOUT,
+                    "request_timeout",
+                    format!(
+                        "the body did not arrive whole within {} ms; send it in one go",
+                        limits.timeout.as_millis()
+                    ),
+                );
+                return Err(unread(error, stream));
+            }
+        }
+    }
+}
+
+fn too_large(limits: BodyLimits) -> ApiError {
+    ApiError::new(
+        StatusCode::PAYLOAD_TOO_LARGE,
+        "payload_too_large",
+        format!("the body is longer than {} bytes", limits.max_len),
+    )
+}
+
+/// `error`'s answer, holding the unread rest of the body until the answer is
+/// written: actix-http then closes the connection, where it would otherwise
+/// keep reading (and discarding) a chunked body for as long as it trickles.
+fn unread(error: ApiError, stream: BodyStream<Payload>) -> actix_web::Error {
+    let response = actix_web::ResponseError::error_response(&error).map_body(|_, body| {
+        BoxBody::new(HoldingUnread {
+            body,
+            _unread: stream,
+        })
+    });
+    actix_web::error::InternalError::from_response(error, response).into()
+}
+
+/// A response body that keeps the request's unread payload alive (see [`unread`]).
+struct HoldingUnread {
+    body: BoxBody,
+    _unread: BodyStream<Payload>,
+}
+
+impl MessageBody for HoldingUnread {
+    type Error = <BoxBody as MessageBody>::Error;
+
+    fn size(&self) -> BodySize {
+        self.body.size()
+    }
+
+    fn poll_next(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Bytes, Self::Error>>> {
+        Pin::new(&mut self.get_mut().body).poll_next(cx)
+    }
 }

@@ -1,6 +1,8 @@
 //! Hostile and broken input on the public endpoints: never a panic, never a
 //! 5xx, always API.md's JSON error body, and nothing written.
 
+use std::time::Duration;
+
 use serde_json::{json, Value};
 
 use crate::helpers::*;
@@ -614,5 +616,153 @@ async fn head_on_the_postback_answers_405_and_credits_nothing() {
     // Assert
     assert_eq!(response.status(), 405);
     assert_eq!(allowed_methods(&response), ["GET", "POST"]);
+    assert_nothing_credited(&app).await;
+}
+
+/// What a raw connection received: the bytes, and whether the server closed
+/// the connection (rather than the wait running out).
+struct RawAnswer {
+    text: String,
+    closed: bool,
+}
+
+impl RawAnswer {
+    /// The status code of the first response line.
+    fn status(&self) -> u16 {
+        self.text
+            .split(' ')
+            .nth(1)
+            .and_then(|s| s.parse().ok())
+            .unwrap_or_else(|| panic!("no status line in {:?}", self.text))
+    }
+
+    /// The value of a response header (first one, name case-insensitive).
+    fn header(&self, name: &str) -> Option<&str> {
+        let head = self.text.split("\r\n\r\n").next()?;
+        head.lines().skip(1).find_map(|line| {
+            let (n, v) = line.split_once(':')?;
+            n.trim().eq_ignore_ascii_case(name).then(|| v.trim())
+        })
+    }
+
+    /// The response body as JSON.
+    fn json(&self) -> Value {
+        let body = self.text.split_once("\r\n\r\n").map_or("", |(_, b)| b);
+        serde_json::from_str(body).unwrap_or_else(|e| panic!("{e}: {:?}", self.text))
+    }
+}
+
+/// Writes `request` on a fresh connection without closing our side, then
+/// reads until the server closes the connection or `within` has passed.
+async fn raw_exchange(port: u16, request: &[u8], within: Duration) -> RawAnswer {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .expect("connect");
+    // The server may answer and close before reading everything; what it
+    // answered is still there to read.
+    let _ = stream.write_all(request).await;
+    let deadline = tokio::time::Instant::now() + within;
+    let mut received = Vec::new();
+    let mut buf = [0u8; 4096];
+    let closed = loop {
+        match tokio::time::timeout_at(deadline, stream.read(&mut buf)).await {
+            Ok(Ok(0)) | Ok(Err(_)) => break true,
+            Ok(Ok(n)) => received.extend_from_slice(&buf[..n]),
+            Err(_) => break false,
+        }
+    };
+    RawAnswer {
+        text: String::from_utf8_lossy(&received).into_owned(),
+        closed,
+    }
+}
+
+#[tokio::test]
+async fn a_body_slower_than_the_body_deadline_gets_408_json_and_a_closed_connection() {
+    // Arrange
+    let app = spawn_app_tweaked(|s| s.body_timeout = Duration::from_millis(200)).await;
+    app.with_offer_and_affiliate().await;
+    let admin = format!("Authorization: Bearer {ADMIN_TOKEN}\r\nContent-Type: application/json");
+
+    for (what, head, first_bytes) in [
+        (
+            "form postback",
+            "POST /postback HTTP/1.1\r\nHost: a\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: 100".to_owned(),
+            "c",
+        ),
+        (
+            "chunked postback",
+            "POST /postback HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked".to_owned(),
+            "1\r\nc\r\n",
+        ),
+        (
+            "offer PUT",
+            format!("PUT /api/v1/offers/o2 HTTP/1.1\r\nHost: a\r\n{admin}\r\nContent-Length: 100"),
+            "{",
+        ),
+        (
+            "affiliate PUT",
+            format!("PUT /api/v1/affiliates/a2 HTTP/1.1\r\nHost: a\r\n{admin}\r\nContent-Length: 100"),
+            "{",
+        ),
+    ] {
+        // Act: the head and a first piece of the body, then nothing.
+        let request = format!("{head}\r\n\r\n{first_bytes}");
+        let answer = raw_exchange(app.port, request.as_bytes(), Duration::from_secs(5)).await;
+
+        // Assert
+        assert!(answer.closed, "{what}: the connection is closed within 5 s: {:?}", answer.text);
+        assert_eq!(answer.status(), 408, "{what}: {:?}", answer.text);
+        assert!(
+            answer.header("content-type").is_some_and(|v| v.starts_with("application/json")),
+            "{what}: JSON error body: {:?}",
+            answer.text
+        );
+        let body = answer.json();
+        assert_eq!(body["status"], "rejected", "{what}: {body}");
+        assert_eq!(body["reason"], "request_timeout", "{what}: {body}");
+    }
+    assert_eq!(app.get("/healthz").await.status(), 200, "still serving");
+    assert_eq!(
+        app.admin_get("/api/v1/offers/o2").await.status(),
+        404,
+        "nothing written"
+    );
+}
+
+#[tokio::test]
+async fn a_body_that_cannot_be_decoded_or_grows_past_64_kb_answers_a_json_4xx() {
+    // Arrange
+    let app = spawn_app().await;
+    let head = "POST /postback HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n";
+    let big_chunk = format!("{:x}\r\n{}\r\n", 70 * 1024, "x".repeat(70 * 1024));
+
+    for (what, body, status, reason) in [
+        (
+            "broken chunk size",
+            "zz\r\n".to_owned(),
+            400,
+            "invalid_request",
+        ),
+        (
+            "chunked body over 64 KB",
+            big_chunk,
+            413,
+            "payload_too_large",
+        ),
+    ] {
+        // Act
+        let request = format!("{head}{body}");
+        let answer = raw_exchange(app.port, request.as_bytes(), Duration::from_secs(5)).await;
+
+        // Assert
+        assert_eq!(answer.status(), status, "{what}: {:?}", answer.text);
+        let body = answer.json();
+        assert_eq!(body["status"], "rejected", "{what}: {body}");
+        assert_eq!(body["reason"], reason, "{what}: {body}");
+        assert!(answer.closed, "{what}: the connection is closed");
+    }
     assert_nothing_credited(&app).await;
 }
