@@ -10,7 +10,7 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 #[actix_web::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
-    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).init();
+    clickback::logging::init();
     let settings = Settings::from_env()?;
     let app = Application::build(settings).await?;
     log::info!("clickback listening on port {}", app.port());

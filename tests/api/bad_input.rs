@@ -766,3 +766,149 @@ async fn a_body_that_cannot_be_decoded_or_grows_past_64_kb_answers_a_json_4xx() 
     }
     assert_nothing_credited(&app).await;
 }
+
+/// A `clickback` process started from its binary, its stderr read line by line.
+struct RunningBinary {
+    child: std::process::Child,
+    lines: std::sync::mpsc::Receiver<String>,
+    seen: Vec<String>,
+}
+
+impl RunningBinary {
+    /// Starts the real binary on the embedded store, on a free port, with a
+    /// clean environment and `RUST_LOG` as given.
+    fn start(rust_log: &str) -> Self {
+        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_clickback"))
+            .env_clear()
+            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+            .env("CLICKBACK_LISTEN", "127.0.0.1:0")
+            .env("CLICKBACK_ADMIN_TOKEN", "an-admin-token-of-32-characters!")
+            .env("CLICKBACK_DEMO", "0")
+            .env("RUST_LOG", rust_log)
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("the clickback binary starts");
+        let stderr = child.stderr.take().expect("stderr is piped");
+        let (tx, lines) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            use std::io::BufRead;
+            for line in std::io::BufReader::new(stderr).lines() {
+                let Ok(line) = line else { break };
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        Self {
+            child,
+            lines,
+            seen: Vec::new(),
+        }
+    }
+
+    /// Reads stderr until a line satisfies `wanted` or `within` has passed;
+    /// answers that line.
+    fn wait_for_line(&mut self, within: Duration, wanted: impl Fn(&str) -> bool) -> Option<String> {
+        let deadline = std::time::Instant::now() + within;
+        if let Some(line) = self.seen.iter().find(|l| wanted(l)) {
+            return Some(line.clone());
+        }
+        loop {
+            let left = deadline.checked_duration_since(std::time::Instant::now())?;
+            let line = self.lines.recv_timeout(left).ok()?;
+            self.seen.push(line.clone());
+            if wanted(&line) {
+                return Some(line);
+            }
+        }
+    }
+
+    /// Reads stderr until `count` lines satisfy `wanted` or `within` has passed;
+    /// answers how many were seen.
+    fn wait_for_lines(
+        &mut self,
+        count: usize,
+        within: Duration,
+        wanted: impl Fn(&str) -> bool,
+    ) -> usize {
+        let deadline = std::time::Instant::now() + within;
+        loop {
+            let seen = self.seen.iter().filter(|l| wanted(l)).count();
+            if seen >= count {
+                return seen;
+            }
+            let Some(left) = deadline.checked_duration_since(std::time::Instant::now()) else {
+                return seen;
+            };
+            match self.lines.recv_timeout(left) {
+                Ok(line) => self.seen.push(line),
+                Err(_) => return seen,
+            }
+        }
+    }
+}
+
+impl Drop for RunningBinary {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[tokio::test]
+async fn malformed_requests_are_logged_below_error_level() {
+    // Arrange: the operator's default filter, with actix-http's own lines
+    // shown so that the test sees each refusal being logged.
+    let mut server = RunningBinary::start("info,actix_http=debug");
+    let listening = server
+        .wait_for_line(Duration::from_secs(30), |l| l.contains("listening on port"))
+        .expect("clickback starts");
+    let port: u16 = listening
+        .rsplit(' ')
+        .next()
+        .and_then(|p| p.trim().parse().ok())
+        .unwrap_or_else(|| panic!("a port in {listening:?}"));
+    let many_headers: String = (0..120).map(|i| format!("X-H{i}: 1\r\n")).collect();
+    let malformed = [
+        "GARBAGE\r\n\r\n".to_owned(),
+        "GET /healthz HTTP/9\r\nHost: a\r\n\r\n".to_owned(),
+        "GET /healthz HTTP/1.1\r\nHost: a\r\nBad Header: x\r\n\r\n".to_owned(),
+        "POST /postback HTTP/1.1\r\nHost: a\r\nContent-Length: abc\r\n\r\n".to_owned(),
+        format!("GET /healthz HTTP/1.1\r\nHost: a\r\n{many_headers}\r\n"),
+    ];
+
+    // Act
+    for request in &malformed {
+        let answer = raw_exchange(port, request.as_bytes(), Duration::from_secs(5)).await;
+        assert!((400..500).contains(&answer.status()), "{:?}", answer.text);
+        assert!(answer.closed, "refused and closed: {:?}", answer.text);
+    }
+    let sentinel = raw_exchange(
+        port,
+        b"GET /healthz HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n",
+        Duration::from_secs(5),
+    )
+    .await;
+
+    // Assert
+    assert_eq!(sentinel.status(), 200, "still serving: {:?}", sentinel.text);
+    let is_refusal = |l: &str| l.contains("request parse error");
+    let logged = server.wait_for_lines(malformed.len(), Duration::from_secs(10), is_refusal);
+    assert_eq!(
+        logged,
+        malformed.len(),
+        "each refusal logged once: {:#?}",
+        server.seen
+    );
+    let errors: Vec<&String> = server
+        .seen
+        .iter()
+        .filter(|l| l.contains(" ERROR "))
+        .collect();
+    assert!(
+        errors.is_empty(),
+        "client errors logged at ERROR: {errors:#?}"
+    );
+}
