@@ -680,6 +680,52 @@ async fn raw_exchange(port: u16, request: &[u8], within: Duration) -> RawAnswer 
 }
 
 #[tokio::test]
+async fn a_request_the_http_parser_refuses_gets_its_status_and_a_closed_connection() {
+    // Arrange: these are answered by actix-http's parser before any of
+    // clickback's code runs, so they carry no JSON body (docs/API.md).
+    let app = spawn_app().await;
+    let many_headers: String = (0..120).map(|i| format!("X-H{i}: 1\r\n")).collect();
+    let long_header = format!("X-Long: {}\r\n", "a".repeat(200 * 1024));
+
+    for (what, request, status) in [
+        ("garbage request line", "GARBAGE\r\n\r\n".to_owned(), 400),
+        (
+            "unknown HTTP version",
+            "GET /healthz HTTP/9\r\nHost: a\r\n\r\n".to_owned(),
+            400,
+        ),
+        (
+            "header name with a space",
+            "GET /healthz HTTP/1.1\r\nHost: a\r\nBad Header: x\r\n\r\n".to_owned(),
+            400,
+        ),
+        (
+            "non-numeric Content-Length",
+            "POST /postback HTTP/1.1\r\nHost: a\r\nContent-Length: abc\r\n\r\n".to_owned(),
+            400,
+        ),
+        (
+            "too many headers",
+            format!("GET /healthz HTTP/1.1\r\nHost: a\r\n{many_headers}\r\n"),
+            431,
+        ),
+        (
+            "overlong header line",
+            format!("GET /healthz HTTP/1.1\r\nHost: a\r\n{long_header}\r\n"),
+            431,
+        ),
+    ] {
+        // Act
+        let answer = raw_exchange(app.port, request.as_bytes(), Duration::from_secs(5)).await;
+
+        // Assert
+        assert_eq!(answer.status(), status, "{what}: {:?}", answer.text);
+        assert!(answer.closed, "{what}: the server closes the connection");
+    }
+    assert_eq!(app.get("/healthz").await.status(), 200, "still serving");
+}
+
+#[tokio::test]
 async fn a_body_slower_than_the_body_deadline_gets_408_json_and_a_closed_connection() {
     // Arrange
     let app = spawn_app_tweaked(|s| s.body_timeout = Duration::from_millis(200)).await;
