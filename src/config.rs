@@ -76,6 +76,11 @@ pub const VARIABLES: &[Variable] = &[
         "how often each instance checks for offer/affiliate changes (at least 10)",
     ),
     row(
+        "CLICKBACK_BODY_TIMEOUT_MS",
+        "10000",
+        "a request body must arrive whole within this, else 408 and the connection is closed",
+    ),
+    row(
         "CLICKBACK_TRUSTED_PROXIES",
         "empty",
         "comma-separated IPs/CIDRs whose X-Forwarded-For is believed",
@@ -352,6 +357,9 @@ pub struct Settings {
     pub store_timeout: Duration,
     /// Period of the config version poll.
     pub config_refresh: Duration,
+    /// Bound on reading a whole request body, so that a client trickling
+    /// bytes cannot hold a connection and a handler forever.
+    pub body_timeout: Duration,
     /// Proxies whose `X-Forwarded-For` names the real visitor.
     pub trusted_proxies: Vec<IpNet>,
     /// Base URL the demo prints links with.
@@ -382,6 +390,7 @@ impl Default for Settings {
             redis_pool_size: 64,
             store_timeout: Duration::from_millis(1000),
             config_refresh: Duration::from_millis(1000),
+            body_timeout: Duration::from_millis(10_000),
             trusted_proxies: Vec::new(),
             public_url: None,
             unique_click_window_secs: 86_400,
@@ -523,6 +532,10 @@ impl Settings {
                 .number("CLICKBACK_CONFIG_REFRESH_MS", 10)?
                 .map(Duration::from_millis)
                 .unwrap_or(defaults.config_refresh),
+            body_timeout: env
+                .number("CLICKBACK_BODY_TIMEOUT_MS", 1)?
+                .map(Duration::from_millis)
+                .unwrap_or(defaults.body_timeout),
             trusted_proxies,
             public_url: env.var("CLICKBACK_PUBLIC_URL"),
             unique_click_window_secs: env

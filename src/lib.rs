@@ -23,6 +23,7 @@
 //! - [`domain`]: ids, money, URLs, clicks and conversions, free of HTTP and Redis.
 //! - [`metrics`]: the Prometheus registry.
 //! - [`error`]: the error policy and the one mapping to HTTP.
+//! - [`logging`]: the logger, which keeps client faults out of ERROR.
 //! - [`state`]: what every handler shares.
 //! - [`demo`]: demo data for the one-command start.
 
@@ -35,6 +36,7 @@ pub mod config;
 pub mod demo;
 pub mod domain;
 pub mod error;
+pub mod logging;
 pub mod metrics;
 pub mod offers;
 pub mod postback;

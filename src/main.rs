@@ -64,7 +64,7 @@ fn main() -> ExitCode {
         }
     }
 
-    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).init();
+    clickback::logging::init();
     let settings = match Settings::from_env() {
         Ok(settings) => settings,
         Err(e) => return fail(&e, &e.fix, USAGE),

@@ -211,7 +211,7 @@ impl Application {
             let metrics = server_state.metrics.clone();
             App::new()
                 .app_data(server_state.clone())
-                .app_data(web::PayloadConfig::new(64 * 1024))
+                .app_data(routes::BodyLimits::new(settings.body_timeout))
                 .wrap(ErrorHandlers::new().default_handler(routes::json_error_bodies))
                 .wrap_fn(move |req, srv| {
                     let started = Instant::now();
@@ -304,6 +304,7 @@ fn itoa_status(status: u16) -> &'static str {
         403 => "403",
         404 => "404",
         405 => "405",
+        408 => "408",
         413 => "413",
         415 => "415",
         500 => "500",

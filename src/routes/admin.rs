@@ -75,7 +75,7 @@ struct AffiliateList {
 pub async fn put_offer(
     _: Admin,
     req: HttpRequest,
-    body: web::Bytes,
+    body: super::RequestBody,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
     let id = OfferId::parse(path_id(&req, "offer_id"))?;
@@ -130,7 +130,7 @@ pub async fn get_offer(
 pub async fn put_affiliate(
     _: Admin,
     req: HttpRequest,
-    body: web::Bytes,
+    body: super::RequestBody,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
     let id = AffiliateId::parse(path_id(&req, "aff_id"))?;

@@ -24,7 +24,7 @@ pub async fn postback_get(
 /// token can sit in the URL while the body carries the conversion).
 pub async fn postback_post(
     req: HttpRequest,
-    body: web::Bytes,
+    body: super::RequestBody,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
     let params = read_body(&req, &body);

@@ -1,6 +1,8 @@
 //! Hostile and broken input on the public endpoints: never a panic, never a
 //! 5xx, always API.md's JSON error body, and nothing written.
 
+use std::time::Duration;
+
 use serde_json::{json, Value};
 
 use crate::helpers::*;
@@ -486,4 +488,473 @@ async fn a_json_body_naming_the_click_twice_with_different_ids_answers_400() {
         assert_rejected(response, 400, "invalid_request").await;
     }
     assert_nothing_credited(&app).await;
+}
+
+/// The methods of an `Allow` header, upper case and sorted.
+fn allowed_methods(response: &reqwest::Response) -> Vec<String> {
+    let mut methods: Vec<String> = response
+        .headers()
+        .get_all("allow")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .map(|m| m.trim().to_ascii_uppercase())
+        .filter(|m| !m.is_empty())
+        .collect();
+    methods.sort();
+    methods
+}
+
+#[tokio::test]
+async fn a_wrong_method_on_a_known_path_answers_405_json_naming_the_allowed_methods() {
+    // Arrange
+    let (app, click_id) = app_with_click().await;
+    let postback = format!("/postback?click_id={click_id}&token={OFFER_TOKEN}");
+
+    for (method, path, allowed) in [
+        ("DELETE", postback.as_str(), &["GET", "POST"][..]),
+        ("PUT", postback.as_str(), &["GET", "POST"]),
+        ("POST", "/c/o1?aff_id=a1", &["GET", "HEAD"]),
+        ("DELETE", "/c/o1?aff_id=a1", &["GET", "HEAD"]),
+        ("DELETE", "/api/v1/offers/x", &["GET", "HEAD", "PUT"]),
+        ("POST", "/api/v1/affiliates/a1", &["GET", "HEAD", "PUT"]),
+        ("PUT", "/api/v1/offers", &["GET", "HEAD"]),
+        ("POST", "/api/v1/stats", &["GET", "HEAD"]),
+        ("DELETE", "/healthz", &["GET", "HEAD"]),
+        ("OPTIONS", "/metrics", &["GET", "HEAD"]),
+    ] {
+        let what = format!("{method} {path}");
+        let method = reqwest::Method::from_bytes(method.as_bytes()).expect("method");
+
+        // Act
+        let response = app
+            .client
+            .request(method, format!("{}{path}", app.address))
+            .bearer_auth(ADMIN_TOKEN)
+            .send()
+            .await
+            .expect("request sent");
+
+        // Assert
+        assert_eq!(allowed_methods(&response), allowed, "{what}: Allow");
+        let body = assert_rejected(response, 405, "method_not_allowed").await;
+        assert!(
+            body["detail"].as_str().unwrap_or("").contains(allowed[0]),
+            "{what}: the detail names the allowed methods: {body}"
+        );
+    }
+    assert_eq!(app.stored_click_ids().len(), 1, "only the arranged click");
+    assert_nothing_credited(&app).await;
+}
+
+#[tokio::test]
+async fn a_wrong_method_on_an_unknown_path_still_answers_404() {
+    // Arrange
+    let app = spawn_app().await;
+
+    for path in ["/nope", "/postback/x", "/api/v1/nope"] {
+        // Act
+        let response = app
+            .client
+            .delete(format!("{}{path}", app.address))
+            .send()
+            .await
+            .expect("request sent");
+
+        // Assert
+        assert_rejected(response, 404, "not_found").await;
+    }
+}
+
+#[tokio::test]
+async fn head_on_a_read_only_endpoint_answers_like_get_without_a_body() {
+    // Arrange
+    let app = spawn_app().await;
+    app.with_offer_and_affiliate().await;
+
+    for path in [
+        "/healthz",
+        "/readyz",
+        "/metrics",
+        "/api/v1/offers",
+        "/api/v1/offers/o1",
+        "/api/v1/affiliates/a1",
+        "/api/v1/stats",
+    ] {
+        // Act
+        let response = app
+            .client
+            .head(format!("{}{path}", app.address))
+            .bearer_auth(ADMIN_TOKEN)
+            .send()
+            .await
+            .expect("request sent");
+
+        // Assert
+        assert_eq!(response.status(), 200, "HEAD {path}");
+        let body = response.bytes().await.expect("body");
+        assert!(body.is_empty(), "HEAD {path}: no body");
+    }
+}
+
+#[tokio::test]
+async fn head_on_the_postback_answers_405_and_credits_nothing() {
+    // Arrange: a GET postback credits, so HEAD, which must be safe, may not.
+    let (app, click_id) = app_with_click().await;
+
+    // Act
+    let response = app
+        .client
+        .head(format!(
+            "{}/postback?click_id={click_id}&token={OFFER_TOKEN}",
+            app.address
+        ))
+        .send()
+        .await
+        .expect("request sent");
+
+    // Assert
+    assert_eq!(response.status(), 405);
+    assert_eq!(allowed_methods(&response), ["GET", "POST"]);
+    assert_nothing_credited(&app).await;
+}
+
+/// What a raw connection received: the bytes, and whether the server closed
+/// the connection (rather than the wait running out).
+struct RawAnswer {
+    text: String,
+    closed: bool,
+}
+
+impl RawAnswer {
+    /// The status code of the first response line.
+    fn status(&self) -> u16 {
+        self.text
+            .split(' ')
+            .nth(1)
+            .and_then(|s| s.parse().ok())
+            .unwrap_or_else(|| panic!("no status line in {:?}", self.text))
+    }
+
+    /// The value of a response header (first one, name case-insensitive).
+    fn header(&self, name: &str) -> Option<&str> {
+        let head = self.text.split("\r\n\r\n").next()?;
+        head.lines().skip(1).find_map(|line| {
+            let (n, v) = line.split_once(':')?;
+            n.trim().eq_ignore_ascii_case(name).then(|| v.trim())
+        })
+    }
+
+    /// The response body as JSON.
+    fn json(&self) -> Value {
+        let body = self.text.split_once("\r\n\r\n").map_or("", |(_, b)| b);
+        serde_json::from_str(body).unwrap_or_else(|e| panic!("{e}: {:?}", self.text))
+    }
+}
+
+/// Writes `request` on a fresh connection without closing our side, then
+/// reads until the server closes the connection or `within` has passed.
+async fn raw_exchange(port: u16, request: &[u8], within: Duration) -> RawAnswer {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .expect("connect");
+    // The server may answer and close before reading everything; what it
+    // answered is still there to read.
+    let _ = stream.write_all(request).await;
+    let deadline = tokio::time::Instant::now() + within;
+    let mut received = Vec::new();
+    let mut buf = [0u8; 4096];
+    let closed = loop {
+        match tokio::time::timeout_at(deadline, stream.read(&mut buf)).await {
+            Ok(Ok(0)) | Ok(Err(_)) => break true,
+            Ok(Ok(n)) => received.extend_from_slice(&buf[..n]),
+            Err(_) => break false,
+        }
+    };
+    RawAnswer {
+        text: String::from_utf8_lossy(&received).into_owned(),
+        closed,
+    }
+}
+
+#[tokio::test]
+async fn a_request_the_http_parser_refuses_gets_its_status_and_a_closed_connection() {
+    // Arrange: these are answered by actix-http's parser before any of
+    // clickback's code runs, so they carry no JSON body (docs/API.md).
+    let app = spawn_app().await;
+    let many_headers: String = (0..120).map(|i| format!("X-H{i}: 1\r\n")).collect();
+    let long_header = format!("X-Long: {}\r\n", "a".repeat(200 * 1024));
+
+    for (what, request, status) in [
+        ("garbage request line", "GARBAGE\r\n\r\n".to_owned(), 400),
+        (
+            "unknown HTTP version",
+            "GET /healthz HTTP/9\r\nHost: a\r\n\r\n".to_owned(),
+            400,
+        ),
+        (
+            "header name with a space",
+            "GET /healthz HTTP/1.1\r\nHost: a\r\nBad Header: x\r\n\r\n".to_owned(),
+            400,
+        ),
+        (
+            "non-numeric Content-Length",
+            "POST /postback HTTP/1.1\r\nHost: a\r\nContent-Length: abc\r\n\r\n".to_owned(),
+            400,
+        ),
+        (
+            "too many headers",
+            format!("GET /healthz HTTP/1.1\r\nHost: a\r\n{many_headers}\r\n"),
+            431,
+        ),
+        (
+            "overlong header line",
+            format!("GET /healthz HTTP/1.1\r\nHost: a\r\n{long_header}\r\n"),
+            431,
+        ),
+    ] {
+        // Act
+        let answer = raw_exchange(app.port, request.as_bytes(), Duration::from_secs(5)).await;
+
+        // Assert
+        assert_eq!(answer.status(), status, "{what}: {:?}", answer.text);
+        assert!(answer.closed, "{what}: the server closes the connection");
+    }
+    assert_eq!(app.get("/healthz").await.status(), 200, "still serving");
+}
+
+#[tokio::test]
+async fn a_body_slower_than_the_body_deadline_gets_408_json_and_a_closed_connection() {
+    // Arrange
+    let app = spawn_app_tweaked(|s| s.body_timeout = Duration::from_millis(200)).await;
+    app.with_offer_and_affiliate().await;
+    let admin = format!("Authorization: Bearer {ADMIN_TOKEN}\r\nContent-Type: application/json");
+
+    for (what, head, first_bytes) in [
+        (
+            "form postback",
+            "POST /postback HTTP/1.1\r\nHost: a\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: 100".to_owned(),
+            "c",
+        ),
+        (
+            "chunked postback",
+            "POST /postback HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked".to_owned(),
+            "1\r\nc\r\n",
+        ),
+        (
+            "offer PUT",
+            format!("PUT /api/v1/offers/o2 HTTP/1.1\r\nHost: a\r\n{admin}\r\nContent-Length: 100"),
+            "{",
+        ),
+        (
+            "affiliate PUT",
+            format!("PUT /api/v1/affiliates/a2 HTTP/1.1\r\nHost: a\r\n{admin}\r\nContent-Length: 100"),
+            "{",
+        ),
+    ] {
+        // Act: the head and a first piece of the body, then nothing.
+        let request = format!("{head}\r\n\r\n{first_bytes}");
+        let answer = raw_exchange(app.port, request.as_bytes(), Duration::from_secs(5)).await;
+
+        // Assert
+        assert!(answer.closed, "{what}: the connection is closed within 5 s: {:?}", answer.text);
+        assert_eq!(answer.status(), 408, "{what}: {:?}", answer.text);
+        assert!(
+            answer.header("content-type").is_some_and(|v| v.starts_with("application/json")),
+            "{what}: JSON error body: {:?}",
+            answer.text
+        );
+        let body = answer.json();
+        assert_eq!(body["status"], "rejected", "{what}: {body}");
+        assert_eq!(body["reason"], "request_timeout", "{what}: {body}");
+    }
+    assert_eq!(app.get("/healthz").await.status(), 200, "still serving");
+    assert_eq!(
+        app.admin_get("/api/v1/offers/o2").await.status(),
+        404,
+        "nothing written"
+    );
+}
+
+#[tokio::test]
+async fn a_body_that_cannot_be_decoded_or_grows_past_64_kb_answers_a_json_4xx() {
+    // Arrange
+    let app = spawn_app().await;
+    let head = "POST /postback HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n";
+    let big_chunk = format!("{:x}\r\n{}\r\n", 70 * 1024, "x".repeat(70 * 1024));
+
+    for (what, body, status, reason) in [
+        (
+            "broken chunk size",
+            "zz\r\n".to_owned(),
+            400,
+            "invalid_request",
+        ),
+        (
+            "chunked body over 64 KB",
+            big_chunk,
+            413,
+            "payload_too_large",
+        ),
+    ] {
+        // Act
+        let request = format!("{head}{body}");
+        let answer = raw_exchange(app.port, request.as_bytes(), Duration::from_secs(5)).await;
+
+        // Assert
+        assert_eq!(answer.status(), status, "{what}: {:?}", answer.text);
+        let body = answer.json();
+        assert_eq!(body["status"], "rejected", "{what}: {body}");
+        assert_eq!(body["reason"], reason, "{what}: {body}");
+        assert!(answer.closed, "{what}: the connection is closed");
+    }
+    assert_nothing_credited(&app).await;
+}
+
+/// A `clickback` process started from its binary, its stderr read line by line.
+struct RunningBinary {
+    child: std::process::Child,
+    lines: std::sync::mpsc::Receiver<String>,
+    seen: Vec<String>,
+}
+
+impl RunningBinary {
+    /// Starts the real binary on the embedded store, on a free port, with a
+    /// clean environment and `RUST_LOG` as given.
+    fn start(rust_log: &str) -> Self {
+        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_clickback"))
+            .env_clear()
+            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+            .env("CLICKBACK_LISTEN", "127.0.0.1:0")
+            .env("CLICKBACK_ADMIN_TOKEN", "an-admin-token-of-32-characters!")
+            .env("CLICKBACK_DEMO", "0")
+            .env("RUST_LOG", rust_log)
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("the clickback binary starts");
+        let stderr = child.stderr.take().expect("stderr is piped");
+        let (tx, lines) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            use std::io::BufRead;
+            for line in std::io::BufReader::new(stderr).lines() {
+                let Ok(line) = line else { break };
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        Self {
+            child,
+            lines,
+            seen: Vec::new(),
+        }
+    }
+
+    /// Reads stderr until a line satisfies `wanted` or `within` has passed;
+    /// answers that line.
+    fn wait_for_line(&mut self, within: Duration, wanted: impl Fn(&str) -> bool) -> Option<String> {
+        let deadline = std::time::Instant::now() + within;
+        if let Some(line) = self.seen.iter().find(|l| wanted(l)) {
+            return Some(line.clone());
+        }
+        loop {
+            let left = deadline.checked_duration_since(std::time::Instant::now())?;
+            let line = self.lines.recv_timeout(left).ok()?;
+            self.seen.push(line.clone());
+            if wanted(&line) {
+                return Some(line);
+            }
+        }
+    }
+
+    /// Reads stderr until `count` lines satisfy `wanted` or `within` has passed;
+    /// answers how many were seen.
+    fn wait_for_lines(
+        &mut self,
+        count: usize,
+        within: Duration,
+        wanted: impl Fn(&str) -> bool,
+    ) -> usize {
+        let deadline = std::time::Instant::now() + within;
+        loop {
+            let seen = self.seen.iter().filter(|l| wanted(l)).count();
+            if seen >= count {
+                return seen;
+            }
+            let Some(left) = deadline.checked_duration_since(std::time::Instant::now()) else {
+                return seen;
+            };
+            match self.lines.recv_timeout(left) {
+                Ok(line) => self.seen.push(line),
+                Err(_) => return seen,
+            }
+        }
+    }
+}
+
+impl Drop for RunningBinary {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[tokio::test]
+async fn malformed_requests_are_logged_below_error_level() {
+    // Arrange: the operator's default filter, with actix-http's own lines
+    // shown so that the test sees each refusal being logged.
+    let mut server = RunningBinary::start("info,actix_http=debug");
+    let listening = server
+        .wait_for_line(Duration::from_secs(30), |l| l.contains("listening on port"))
+        .expect("clickback starts");
+    let port: u16 = listening
+        .rsplit(' ')
+        .next()
+        .and_then(|p| p.trim().parse().ok())
+        .unwrap_or_else(|| panic!("a port in {listening:?}"));
+    let many_headers: String = (0..120).map(|i| format!("X-H{i}: 1\r\n")).collect();
+    let malformed = [
+        "GARBAGE\r\n\r\n".to_owned(),
+        "GET /healthz HTTP/9\r\nHost: a\r\n\r\n".to_owned(),
+        "GET /healthz HTTP/1.1\r\nHost: a\r\nBad Header: x\r\n\r\n".to_owned(),
+        "POST /postback HTTP/1.1\r\nHost: a\r\nContent-Length: abc\r\n\r\n".to_owned(),
+        format!("GET /healthz HTTP/1.1\r\nHost: a\r\n{many_headers}\r\n"),
+    ];
+
+    // Act
+    for request in &malformed {
+        let answer = raw_exchange(port, request.as_bytes(), Duration::from_secs(5)).await;
+        assert!((400..500).contains(&answer.status()), "{:?}", answer.text);
+        assert!(answer.closed, "refused and closed: {:?}", answer.text);
+    }
+    let sentinel = raw_exchange(
+        port,
+        b"GET /healthz HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n",
+        Duration::from_secs(5),
+    )
+    .await;
+
+    // Assert
+    assert_eq!(sentinel.status(), 200, "still serving: {:?}", sentinel.text);
+    let is_refusal = |l: &str| l.contains("request parse error");
+    let logged = server.wait_for_lines(malformed.len(), Duration::from_secs(10), is_refusal);
+    assert_eq!(
+        logged,
+        malformed.len(),
+        "each refusal logged once: {:#?}",
+        server.seen
+    );
+    let errors: Vec<&String> = server
+        .seen
+        .iter()
+        .filter(|l| l.contains(" ERROR "))
+        .collect();
+    assert!(
+        errors.is_empty(),
+        "client errors logged at ERROR: {errors:#?}"
+    );
 }
