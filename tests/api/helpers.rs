@@ -1,10 +1,13 @@
 //! `spawn_app()` and friends: a real clickback on a free port, talking to a
-//! real Redis under a random key prefix.
+//! real Redis under a random key prefix, on a clock that moves only when the
+//! test advances it ([`TestApp::clock`]).
 
 use std::sync::Arc;
 use std::time::Duration;
 
+pub use clickback::clock::{Clock, ManualClock};
 use clickback::config::Settings;
+use clickback::domain::Day;
 use clickback::startup::Application;
 use clickback::state::AppState;
 use clickback::store::keys::Keys;
@@ -42,6 +45,9 @@ pub struct TestApp {
     pub backend: Backend,
     /// The app's shared state (metrics, cache).
     pub state: actix_web::web::Data<AppState>,
+    /// The app's clock: it stands still, so windows, the day of counters and
+    /// cap periods never move under a test; `advance` it instead of sleeping.
+    pub clock: Arc<ManualClock>,
     server: tokio::task::JoinHandle<std::io::Result<()>>,
 }
 
@@ -90,6 +96,15 @@ pub async fn spawn_app_on(backend: Backend) -> TestApp {
 
 /// A clickback with custom settings (the backend must match them).
 pub async fn spawn_app_with(backend: Backend, settings: Settings) -> TestApp {
+    spawn_app_with_clock(backend, settings, Arc::new(ManualClock::starting_now())).await
+}
+
+/// A clickback with custom settings on the given clock (siblings share one).
+pub async fn spawn_app_with_clock(
+    backend: Backend,
+    settings: Settings,
+    clock: Arc<ManualClock>,
+) -> TestApp {
     let store: Arc<dyn Store> = match &backend {
         Backend::Redis { url, prefix } => Arc::new(
             RedisStore::new(
@@ -102,7 +117,7 @@ pub async fn spawn_app_with(backend: Backend, settings: Settings) -> TestApp {
         ),
         Backend::Memory => Arc::new(MemoryStore::new()),
     };
-    let app = Application::build_with_store(settings, store)
+    let app = Application::build_with(settings, store, Arc::clone(&clock) as Arc<dyn Clock>)
         .await
         .expect("app builds");
     let port = app.port();
@@ -119,6 +134,7 @@ pub async fn spawn_app_with(backend: Backend, settings: Settings) -> TestApp {
         client,
         backend,
         state,
+        clock,
         server,
     }
 }
@@ -149,6 +165,11 @@ pub fn offer_body() -> Value {
 }
 
 impl TestApp {
+    /// The UTC day the app counts in (its clock's, not the system's).
+    pub fn today(&self) -> Day {
+        Day::from_unix(self.clock.now())
+    }
+
     /// `PUT /api/v1/offers/{id}` with the admin token.
     pub async fn put_offer(&self, id: &str, body: &Value) -> reqwest::Response {
         self.admin_put(&format!("/api/v1/offers/{id}"), body).await
@@ -293,11 +314,6 @@ pub fn click_id_from(url: &str) -> Option<String> {
         .map(str::to_owned)
 }
 
-/// Today (UTC) as `YYYY-MM-DD`.
-pub fn today() -> String {
-    clickback::domain::Day::today().to_string()
-}
-
 /// The value of a Prometheus sample line starting with `series` (0 when absent).
 pub fn metric_value(metrics: &str, series: &str) -> f64 {
     metrics
@@ -366,7 +382,8 @@ pub async fn assert_rejected(response: reqwest::Response, status: u16, reason: &
 }
 
 /// Another clickback on the same Redis URL and key prefix as `app` (a second
-/// instance behind the same load balancer), with `tweak` applied to its settings.
+/// instance behind the same load balancer) and on its clock, with `tweak`
+/// applied to its settings.
 ///
 /// Keep both alive until the end of the test: dropping either deletes the prefix.
 pub async fn spawn_sibling(app: &TestApp, tweak: impl FnOnce(&mut Settings)) -> TestApp {
@@ -375,12 +392,13 @@ pub async fn spawn_sibling(app: &TestApp, tweak: impl FnOnce(&mut Settings)) -> 
     };
     let mut settings = test_settings(Some(url.clone()), prefix);
     tweak(&mut settings);
-    spawn_app_with(
+    spawn_app_with_clock(
         Backend::Redis {
             url: url.clone(),
             prefix: prefix.clone(),
         },
         settings,
+        Arc::clone(&app.clock),
     )
     .await
 }

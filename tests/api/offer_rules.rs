@@ -3,7 +3,7 @@
 //! postback IP allow-lists, signed postbacks, bots and link previews,
 //! duplicate clicks, and the troubleshooting postback log.
 
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use clickback::domain::signature::{canonical, sign};
 use serde_json::{json, Value};
@@ -100,13 +100,6 @@ async fn wait_until_clicks_go_to(app: &TestApp, aff: &str, target: &str) {
     })
     .await;
     assert!(seen.is_some(), "clicks of {aff} never went to {target}");
-}
-
-fn unix_now() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .expect("clock after 1970")
-        .as_secs()
 }
 
 /// RFC 3986 percent-encoding, unreserved characters kept: the test's own,
@@ -253,9 +246,9 @@ async fn a_retry_of_a_too_fast_conversion_answers_duplicate_and_still_credits_no
 #[tokio::test]
 async fn a_conversion_after_min_ctc_secs_is_credited() {
     // Arrange
-    let app = app_with_offer(json!({"min_ctc_secs": 1})).await;
+    let app = app_with_offer(json!({"min_ctc_secs": 60})).await;
     let click_id = app.click_id("o1", "a1").await;
-    tokio::time::sleep(Duration::from_millis(1100)).await;
+    app.clock.advance(60);
 
     // Act
     let body = postback_ok(&app, &click_id, "txid=order-1").await;
@@ -702,7 +695,7 @@ async fn x_forwarded_for_from_a_trusted_proxy_names_the_sender_for_the_allow_lis
 async fn a_correctly_signed_postback_is_credited() {
     // Arrange
     let (app, click_id) = signing_app_with_click().await;
-    let ts = unix_now().to_string();
+    let ts = app.clock.now().to_string();
     let query = signed_query(&[
         ("click_id", &click_id),
         ("token", OFFER_TOKEN),
@@ -738,7 +731,7 @@ async fn a_postback_signed_by_an_independent_implementation_of_the_documented_ru
         "1612fd5f13fb419622ce92fa90767a3a9c9521c6e05f49494b1adec33b17baf8"
     );
     let (app, click_id) = signing_app_with_click().await;
-    let ts = unix_now().to_string();
+    let ts = app.clock.now().to_string();
     let pairs = [
         ("ts", ts.as_str()),
         ("txid", "order 7/ü+x&y=z"),
@@ -781,7 +774,7 @@ async fn an_unsigned_postback_to_a_signing_offer_is_refused_403_invalid_signatur
 async fn a_postback_signed_ten_minutes_ago_is_refused_403_invalid_signature() {
     // Arrange
     let (app, click_id) = signing_app_with_click().await;
-    let ts = (unix_now() - 600).to_string();
+    let ts = (app.clock.now() - 600).to_string();
     let query = signed_query(&[
         ("click_id", &click_id),
         ("token", OFFER_TOKEN),
@@ -801,7 +794,7 @@ async fn a_postback_signed_ten_minutes_ago_is_refused_403_invalid_signature() {
 async fn a_postback_whose_amount_was_changed_after_signing_is_refused_403_invalid_signature() {
     // Arrange
     let (app, click_id) = signing_app_with_click().await;
-    let ts = unix_now().to_string();
+    let ts = app.clock.now().to_string();
     let signed = [
         ("click_id", click_id.as_str()),
         ("token", OFFER_TOKEN),
@@ -827,7 +820,7 @@ async fn a_postback_whose_amount_was_changed_after_signing_is_refused_403_invali
 async fn the_same_signed_request_sent_twice_is_refused_403_replayed_the_second_time() {
     // Arrange
     let (app, click_id) = signing_app_with_click().await;
-    let ts = unix_now().to_string();
+    let ts = app.clock.now().to_string();
     let query = signed_query(&[
         ("click_id", &click_id),
         ("token", OFFER_TOKEN),
@@ -849,7 +842,7 @@ async fn the_same_signed_request_sent_twice_is_refused_403_replayed_the_second_t
 async fn a_freshly_signed_retry_of_a_credited_conversion_answers_duplicate() {
     // Arrange
     let (app, click_id) = signing_app_with_click().await;
-    let now = unix_now();
+    let now = app.clock.now();
     let signed_at = |ts: &str| {
         signed_query(&[
             ("click_id", &click_id),
@@ -875,7 +868,7 @@ async fn signed_postbacks_sent_as_a_form_or_a_json_body_are_credited() {
     // Arrange
     let (app, form_click) = signing_app_with_click().await;
     let json_click = app.click_id("o1", "a1").await;
-    let ts = unix_now().to_string();
+    let ts = app.clock.now().to_string();
     let form = signed_query(&[
         ("click_id", &form_click),
         ("token", OFFER_TOKEN),
@@ -912,7 +905,7 @@ async fn signed_postbacks_sent_as_a_form_or_a_json_body_are_credited() {
 async fn a_correctly_signed_postback_without_the_offers_token_is_refused_403_invalid_token() {
     // Arrange
     let (app, click_id) = signing_app_with_click().await;
-    let ts = unix_now().to_string();
+    let ts = app.clock.now().to_string();
     let without_token = signed_query(&[("click_id", &click_id), ("txid", "t"), ("ts", &ts)]);
     let wrong_token = signed_query(&[
         ("click_id", &click_id),

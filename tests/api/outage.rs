@@ -186,13 +186,38 @@ async fn when_redis_comes_back_empty_visitors_still_reach_the_cached_offers() {
         .is_some(),
         "/readyz stayed 503"
     );
-    // several refresh periods (100 ms in tests, 1 s by default)
-    tokio::time::sleep(Duration::from_secs(2)).await;
+    // The config refresher has met the emptied Redis once it has written
+    // this instance's configuration back.
+    let written_back = eventually(Duration::from_secs(10), || async {
+        config_in_redis(&app, "o1", "a1")
+    })
+    .await;
     let click = app.click("o1", "aff_id=a1").await;
 
     // Assert
+    assert!(
+        written_back.is_some(),
+        "the configuration was never written back to the emptied Redis"
+    );
     assert_eq!(click.status(), 302, "the offer vanished with Redis's data");
     assert!(location(&click).starts_with("https://shop.example/landing"));
+}
+
+/// Whether `app`'s Redis holds offer `offer` and affiliate `aff` in its configuration.
+fn config_in_redis(app: &TestApp, offer: &str, aff: &str) -> bool {
+    let Backend::Redis { prefix, .. } = &app.backend else {
+        panic!("runs on Redis")
+    };
+    let keys = clickback::store::keys::Keys::new(prefix.clone());
+    let mut conn = app.redis();
+    let has = |conn: &mut redis::Connection, hash: String, field: &str| -> bool {
+        redis::cmd("HEXISTS")
+            .arg(hash)
+            .arg(field)
+            .query(conn)
+            .expect("HEXISTS")
+    };
+    has(&mut conn, keys.offers(), offer) && has(&mut conn, keys.affiliates(), aff)
 }
 
 #[tokio::test]

@@ -223,16 +223,34 @@ async fn a_malformed_or_missing_click_id_answers_400_invalid_request() {
 }
 
 #[tokio::test]
-async fn a_postback_after_the_attribution_window_answers_404_unknown_click() {
+async fn a_postback_just_inside_the_attribution_window_is_credited() {
     // Arrange
     let app = spawn_app().await;
-    app.create_offer("short", json!({"attribution_window_secs": 1}))
+    app.create_offer("short", json!({"attribution_window_secs": 60}))
         .await;
     app.create_affiliate("a1").await;
     let click_id = app.click_id("short", "a1").await;
 
     // Act
-    tokio::time::sleep(std::time::Duration::from_millis(2100)).await;
+    app.clock.advance(59);
+    let body = postback_ok(&app, &click_id, "txid=order-1").await;
+
+    // Assert
+    assert_eq!(body["status"], "credited", "{body}");
+    assert_eq!(app.totals().await["conversions"], 1);
+}
+
+#[tokio::test]
+async fn a_postback_after_the_attribution_window_answers_404_unknown_click() {
+    // Arrange
+    let app = spawn_app().await;
+    app.create_offer("short", json!({"attribution_window_secs": 60}))
+        .await;
+    app.create_affiliate("a1").await;
+    let click_id = app.click_id("short", "a1").await;
+
+    // Act: the window closes on the app's clock; Redis still holds the click
+    app.clock.advance(61);
     let response = app
         .postback(&format!("click_id={click_id}&token={OFFER_TOKEN}"))
         .await;
@@ -648,7 +666,7 @@ async fn a_click_stored_before_hour_buckets_is_still_credited() {
         panic!("runs on Redis");
     };
     let legacy_id = "Qy1skY0rTpyqDSD5or0iyg";
-    let created_at = clickback::domain::unix_now() - 60;
+    let created_at = app.clock.now() - 60;
     let record = format!("1\0{created_at}\0o1\0a1\0s1\0\0\0\0\0fb\0abcdefghijk\x001");
     let _: () = redis::cmd("SET")
         .arg(format!("{prefix}:{{Q}}:c:{legacy_id}"))
