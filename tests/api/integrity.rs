@@ -3,7 +3,6 @@
 //! retried, and refused postbacks never push accepted ones out of the log.
 
 use clickback::domain::signature::{canonical, sign};
-use clickback::domain::Day;
 use serde_json::{json, Value};
 
 use crate::helpers::*;
@@ -17,10 +16,6 @@ fn prefix(app: &TestApp) -> String {
         Backend::Redis { prefix, .. } => prefix.clone(),
         Backend::Memory => panic!("a Redis app"),
     }
-}
-
-fn unix_now() -> u64 {
-    clickback::domain::unix_now()
 }
 
 #[tokio::test]
@@ -95,7 +90,7 @@ async fn report_sums_past_the_64_bit_range_are_exact_never_negative() {
     // of a big offer could hold), written where the stats read them.
     let app = spawn_app().await;
     app.with_offer_and_affiliate().await;
-    let day = Day::from_unix(unix_now()).compact();
+    let day = app.today().compact();
     let mut redis = app.redis();
     for shard in ['A', 'B'] {
         let key = format!("{}:{{{shard}}}:st:{day}", prefix(&app));
@@ -183,18 +178,14 @@ async fn a_signed_postback_that_failed_with_a_503_can_be_retried_as_it_was() {
     .await;
     app.create_affiliate("a1").await;
     let click_id = app.click_id("o1", "a1").await;
-    let cap_key = format!(
-        "{}:{{cap:o1}}:d{}",
-        prefix(&app),
-        Day::from_unix(unix_now()).compact()
-    );
+    let cap_key = format!("{}:{{cap:o1}}:d{}", prefix(&app), app.today().compact());
     let mut redis = app.redis();
     let _: () = redis::cmd("SET")
         .arg(&cap_key)
         .arg("not a hash")
         .query(&mut redis)
         .expect("SET");
-    let ts = unix_now().to_string();
+    let ts = clickback::clock::Clock::now(app.clock.as_ref()).to_string();
     let query = signed(&[
         ("click_id", &click_id),
         ("token", OFFER_TOKEN),
