@@ -5,7 +5,7 @@
 //!
 //! Used for what a request may hand off instead of waiting for it: the
 //! postback troubleshooting log (`postback/log.rs`) and the Redis store's
-//! unique-click counts (`store/redis.rs`). The writer tasks are started,
+//! unique-click counts (`store/redis/clicks.rs`). The writer tasks are started,
 //! stopped and drained by [`crate::background`].
 
 use std::sync::Mutex;
