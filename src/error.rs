@@ -71,12 +71,12 @@ impl From<DomainError> for ApiError {
 impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> Self {
         match e {
-            StoreError::Unavailable(_) => Self::new(
+            ref e if e.is_transient() => Self::new(
                 StatusCode::SERVICE_UNAVAILABLE,
                 "store_unavailable",
                 "the store is unreachable; nothing was recorded, please retry",
             ),
-            StoreError::Corrupt(_) => Self::new(
+            _ => Self::new(
                 StatusCode::INTERNAL_SERVER_ERROR,
                 "internal_error",
                 "the store returned unexpected data; the operator has been alerted in the log",
@@ -87,10 +87,27 @@ impl From<StoreError> for ApiError {
 }
 
 impl ApiError {
-    fn logged(self, cause: &dyn std::fmt::Display) -> Self {
-        log::error!("{} {}: {cause}", self.status.as_u16(), self.reason);
+    fn logged(self, cause: &dyn std::error::Error) -> Self {
+        log::error!(
+            "{} {}: {}",
+            self.status.as_u16(),
+            self.reason,
+            error_chain(cause)
+        );
         self
     }
+}
+
+/// An error and every cause under it, `: `-separated, for one log line.
+pub fn error_chain(error: &dyn std::error::Error) -> String {
+    let mut line = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        line.push_str(": ");
+        line.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    line
 }
 
 /// The JSON error body of API.md.

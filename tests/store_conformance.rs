@@ -819,7 +819,8 @@ async fn unique_counts_reach_redis_in_the_background_and_exactly() {
 conformance!(
     a_credit_that_would_overflow_a_counter_writes_nothing,
     |store: Arc<dyn Store>| async move {
-        // Each conversion pays just under a quarter of the bound: the fifth
+        // Each conversion pays just under a quarter of the bound (2^63 - 1
+        // micro-units, what Redis counters hold): the fifth
         // would pass it. It must be refused whole: no conversion, no count.
         let big = Money::from_micros(MAX_COUNTER_MICROS / 4 - 1);
         let click = click_at(now());
@@ -854,5 +855,64 @@ conformance!(
             .await
             .expect("lookup");
         assert_eq!(found.conversion, None, "half a conversion was written");
+    }
+);
+
+conformance!(
+    a_status_change_that_would_overflow_a_counter_changes_nothing,
+    |store: Arc<dyn Store>| async move {
+        let big = Money::from_micros(MAX_COUNTER_MICROS / 4 - 1);
+        let click = click_at(now());
+        let credit = |identity: &str, status| {
+            let mut credit = command(&click, goal(identity), status, "1");
+            credit.payout = Some(big);
+            credit.revenue = Some(Money::ZERO);
+            credit
+        };
+        for i in 0..4 {
+            let outcome = store
+                .apply_conversion(&credit(&format!("g{i}"), ConversionStatus::Approved))
+                .await
+                .expect("applied");
+            assert!(
+                matches!(outcome, ConversionOutcome::Created(_)),
+                "{outcome:?}"
+            );
+        }
+        let pending = store
+            .apply_conversion(&credit("p", ConversionStatus::Pending))
+            .await
+            .expect("applied");
+        assert!(
+            matches!(pending, ConversionOutcome::Created(_)),
+            "{pending:?}"
+        );
+
+        // Approving it would take the day's payout past the bound.
+        let outcome = store
+            .apply_conversion(&credit("p", ConversionStatus::Approved))
+            .await
+            .expect("applied");
+
+        assert_eq!(outcome, ConversionOutcome::TooLarge);
+        let counters = counters_today(store.as_ref()).await;
+        assert_eq!(count(&counters, Counter::Conversions), 4);
+        assert_eq!(count(&counters, Counter::Pending), 1);
+        assert_eq!(
+            count(&counters, Counter::PendingPayout),
+            i128::from(big.micros())
+        );
+        assert_eq!(
+            count(&counters, Counter::Payout),
+            4 * i128::from(big.micros())
+        );
+        let found = store
+            .lookup_conversion(&click.id, &goal("p"), now())
+            .await
+            .expect("lookup");
+        assert_eq!(
+            found.conversion.map(|c| c.status),
+            Some(ConversionStatus::Pending)
+        );
     }
 );

@@ -194,12 +194,11 @@ pub struct ConversionCommand {
 }
 
 /// The most one day's money counter of one offer and affiliate may hold, in
-/// micro-units (4 trillion units). Counters are 64-bit integers in Redis; a
-/// conversion that would take one past this bound is refused before anything
-/// is written, so no increment can ever overflow half-way through a credit.
-/// Lua reads counters as doubles, exact to 2^53: a bound this far below 2^63
-/// leaves a margin no rounding can cross.
-pub const MAX_COUNTER_MICROS: i64 = 4_000_000_000_000_000_000;
+/// micro-units (9,223,372,036,854 units): counters are 64-bit integers in
+/// Redis, whose `HINCRBY` refuses to pass this. A conversion that would take
+/// a counter past it is refused whole (the credit script takes back what it
+/// added before it writes anything else), never counted half-way.
+pub const MAX_COUNTER_MICROS: i64 = i64::MAX;
 
 /// What the store did with a [`ConversionCommand`].
 #[derive(Clone, Debug, PartialEq, Eq)]

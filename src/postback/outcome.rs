@@ -220,12 +220,12 @@ impl PostbackError {
             Self::Replayed => (StatusCode::FORBIDDEN, "replayed", "replayed"),
             Self::InFlight => (StatusCode::SERVICE_UNAVAILABLE, "in_progress", "in_flight"),
             Self::Contended => (StatusCode::SERVICE_UNAVAILABLE, "in_progress", "contended"),
-            Self::Store(StoreError::Unavailable(_)) => (
+            Self::Store(e) if e.is_transient() => (
                 StatusCode::SERVICE_UNAVAILABLE,
                 "store_unavailable",
                 "store_error",
             ),
-            Self::Store(StoreError::Corrupt(_)) => (
+            Self::Store(_) => (
                 StatusCode::INTERNAL_SERVER_ERROR,
                 "internal_error",
                 "store_error",
@@ -252,15 +252,15 @@ impl PostbackError {
             Self::CurrencyMismatch { given, expected } => {
                 format!("currency {given} differs from the offer's currency {expected}")
             }
-            Self::TooLarge => "amount: this conversion would take the day's totals of this offer and affiliate past what clickback counts exactly (4,000,000,000,000 units); nothing was recorded".into(),
+            Self::TooLarge => "amount: this conversion would take the day's totals of this offer and affiliate past what clickback counts exactly (9,223,372,036,854 units); nothing was recorded".into(),
             Self::IpNotAllowed => "this offer accepts postbacks only from its allow-listed IPs; ask the network to add yours".into(),
             Self::InvalidSignature(SignatureError::Missing) => "this offer requires signed postbacks: send ts and sig (see the signing guide)".into(),
             Self::InvalidSignature(SignatureError::Expired) => "ts is more than 5 minutes away from the server's clock; sign each request afresh".into(),
             Self::InvalidSignature(SignatureError::Mismatch) => "sig does not match the request's parameters".into(),
             Self::Replayed => "this signature was already used; sign each request afresh with a new ts".into(),
             Self::InFlight | Self::Contended => "an identical postback is being processed; nothing was recorded by this one, please retry".into(),
-            Self::Store(StoreError::Unavailable(_)) => "the store is unreachable; nothing was recorded, please retry".into(),
-            Self::Store(StoreError::Corrupt(_)) => "the store returned unexpected data; the operator has been alerted in the log".into(),
+            Self::Store(e) if e.is_transient() => "the store is unreachable; nothing was recorded, please retry".into(),
+            Self::Store(_) => "the store returned unexpected data; the operator has been alerted in the log".into(),
         }
     }
 }
@@ -272,9 +272,10 @@ impl From<&PostbackError> for ApiError {
             // One line per 5xx that an operator must look at; waiting on an
             // identical postback is not one.
             log::error!(
-                "postback answered {} {}: {error}",
+                "postback answered {} {}: {}",
                 mapping.status.as_u16(),
-                mapping.reason
+                mapping.reason,
+                crate::error::error_chain(error)
             );
         }
         ApiError::new(mapping.status, mapping.reason, error.detail())
@@ -306,7 +307,7 @@ pub fn observe(metrics: &Metrics, outcome: &Result<PostbackAnswer, PostbackError
                 .postbacks
                 .with_label_values(&[error.mapping().label])
                 .inc();
-            if matches!(error, PostbackError::Store(StoreError::Unavailable(_))) {
+            if matches!(error, PostbackError::Store(e) if e.is_transient()) {
                 metrics.store_error(StoreOperation::Postback);
             }
         }

@@ -133,6 +133,11 @@ impl Inner {
     }
 }
 
+/// A thread panicked while it held the memory store's lock.
+#[derive(Debug, thiserror::Error)]
+#[error("the memory store's lock is poisoned")]
+struct Poisoned;
+
 /// In-memory [`Store`].
 #[derive(Default)]
 pub struct MemoryStore {
@@ -149,7 +154,7 @@ impl MemoryStore {
     fn lock(&self) -> Result<MutexGuard<'_, Inner>, StoreError> {
         self.inner
             .lock()
-            .map_err(|_| StoreError::Unavailable("memory store lock poisoned".into()))
+            .map_err(|_| StoreError::unavailable("locking the memory store", Poisoned))
     }
 }
 

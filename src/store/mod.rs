@@ -20,15 +20,44 @@ use crate::domain::{Affiliate, AffiliateId, Click, ClickId, Day, Identity, Offer
 pub use self::memory::MemoryStore;
 pub use self::redis::RedisStore;
 
+/// The error a store failure comes from (a Redis error, a pool error), kept
+/// whole for the log: the source chain is never flattened into a string.
+pub type Cause = Box<dyn std::error::Error + Send + Sync + 'static>;
+
 /// Why the store could not do what was asked.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
-    /// Unreachable, timed out, refused: the caller should degrade or ask for a retry.
-    #[error("store unavailable: {0}")]
-    Unavailable(String),
+    /// Unreachable, refused, or answered an error: the caller should degrade
+    /// or ask for a retry.
+    #[error("store unavailable: {context}")]
+    Unavailable {
+        /// What clickback was doing.
+        context: &'static str,
+        /// What failed underneath.
+        #[source]
+        source: Cause,
+    },
+    /// No answer within the bound on one operation.
+    #[error("store gave no answer within {0:?}")]
+    TimedOut(std::time::Duration),
     /// The store answered something clickback never writes.
     #[error("store returned unexpected data: {0}")]
     Corrupt(String),
+}
+
+impl StoreError {
+    /// A failure of `context` caused by `source`.
+    pub fn unavailable(context: &'static str, source: impl Into<Cause>) -> Self {
+        Self::Unavailable {
+            context,
+            source: source.into(),
+        }
+    }
+
+    /// Whether a retry may succeed (unreachable or slow, not corrupt).
+    pub fn is_transient(&self) -> bool {
+        matches!(self, Self::Unavailable { .. } | Self::TimedOut(_))
+    }
 }
 
 /// A boxed future, so that `Store` can be used as `dyn Store`.

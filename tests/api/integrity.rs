@@ -20,24 +20,25 @@ fn prefix(app: &TestApp) -> String {
 
 #[tokio::test]
 async fn a_credit_that_would_overflow_the_days_totals_is_refused_whole_and_stays_refused() {
-    // Arrange: a fixed payout just under a quarter of what a counter holds.
+    // Arrange: a fixed payout of nearly a trillion units; nine of them fit
+    // in a day's counter (2^63 - 1 micro-units), a tenth would not.
     let app = spawn_app().await;
     app.create_offer("o1", json!({"payout": "999999999999.999999"}))
         .await;
     app.create_affiliate("a1").await;
     let click_id = app.click_id("o1", "a1").await;
-    for i in 0..4 {
+    for i in 0..9 {
         let body = postback_ok(&app, &click_id, &format!("txid=t{i}")).await;
         assert_eq!(body["status"], "credited", "{body}");
     }
 
-    // Act: the fifth would take the day's payout past the bound
+    // Act: the tenth would take the day's payout past the bound
     let fifth = app
-        .postback(&format!("click_id={click_id}&token={OFFER_TOKEN}&txid=t4"))
+        .postback(&format!("click_id={click_id}&token={OFFER_TOKEN}&txid=t9"))
         .await;
     let body = assert_rejected(fifth, 400, "amount_too_large").await;
     let retry = app
-        .postback(&format!("click_id={click_id}&token={OFFER_TOKEN}&txid=t4"))
+        .postback(&format!("click_id={click_id}&token={OFFER_TOKEN}&txid=t9"))
         .await;
 
     // Assert: nothing of it was written, so the retry is refused the same
@@ -46,13 +47,13 @@ async fn a_credit_that_would_overflow_the_days_totals_is_refused_whole_and_stays
         .as_str()
         .is_some_and(|d| d.contains("nothing was recorded")));
     assert_rejected(retry, 400, "amount_too_large").await;
-    assert_eq!(app.conversion_keys().len(), 4);
+    assert_eq!(app.conversion_keys().len(), 9);
     let totals = app.totals().await;
-    assert_eq!(totals["conversions"], 4, "{totals}");
-    assert_eq!(totals["payout"], "3999999999999.999996", "{totals}");
+    assert_eq!(totals["conversions"], 9, "{totals}");
+    assert_eq!(totals["payout"], "8999999999999.999991", "{totals}");
     let metrics = app.metrics().await;
     assert!(
-        metrics.contains(r#"clickback_conversions_total{offer="o1"} 4"#),
+        metrics.contains(r#"clickback_conversions_total{offer="o1"} 9"#),
         "{metrics}"
     );
 }

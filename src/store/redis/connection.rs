@@ -41,7 +41,7 @@ impl RedisStore {
                 .pool
                 .get()
                 .await
-                .map_err(|e| StoreError::Unavailable(e.to_string()))?;
+                .map_err(|e| StoreError::unavailable("taking a pooled Redis connection", e))?;
             op(&mut conn).await
         };
         tokio::time::timeout(self.timeout, work)
@@ -65,7 +65,7 @@ pub(super) fn pool(url: &str, size: usize, timeout: Duration) -> Result<Pool, St
     });
     config
         .create_pool(Some(Runtime::Tokio1))
-        .map_err(|e| StoreError::Unavailable(format!("invalid REDIS_URL: {e}")))
+        .map_err(|e| StoreError::unavailable("setting up the Redis pool (REDIS_URL)", e))
 }
 
 /// Hands out one lazily connected [`ConnectionManager`] per tokio runtime.
@@ -108,7 +108,7 @@ impl PerRuntimeConnections {
     pub(super) fn open(url: &str, timeout: Duration) -> Result<Self, StoreError> {
         static NEXT_STORE_ID: AtomicU64 = AtomicU64::new(0);
         let client = redis::Client::open(url)
-            .map_err(|e| StoreError::Unavailable(format!("invalid REDIS_URL: {e}")))?;
+            .map_err(|e| StoreError::unavailable("reading REDIS_URL", e))?;
         let config = ConnectionManagerConfig::new()
             .set_connection_timeout(Some(timeout))
             .set_response_timeout(Some(timeout))
@@ -126,7 +126,7 @@ impl PerRuntimeConnections {
     /// The connection of the calling runtime, created on first use.
     fn current(&self) -> Result<ConnectionManager, StoreError> {
         let runtime = tokio::runtime::Handle::try_current()
-            .map_err(|e| StoreError::Unavailable(format!("no async runtime: {e}")))?
+            .map_err(|e| StoreError::unavailable("finding the async runtime", e))?
             .id();
         CONNECTIONS.with_borrow_mut(|cached| {
             if let Some(found) = cached
@@ -139,7 +139,7 @@ impl PerRuntimeConnections {
             cached.retain(|c| c.runtime == runtime && c.alive.strong_count() > 0);
             let conn =
                 ConnectionManager::new_lazy_with_config(self.client.clone(), self.config.clone())
-                    .map_err(|e| StoreError::Unavailable(format!("cannot set up Redis: {e}")))?;
+                    .map_err(|e| StoreError::unavailable("setting up a Redis connection", e))?;
             cached.push(CachedConnection {
                 store_id: self.store_id,
                 runtime,
@@ -162,7 +162,7 @@ pub(super) async fn ping<C: ConnectionLike + Send>(conn: &mut C) -> Result<(), S
 
 /// A Redis error: unreachable, refused, or an error reply.
 pub(super) fn unavailable(e: redis::RedisError) -> StoreError {
-    StoreError::Unavailable(e.to_string())
+    StoreError::unavailable("talking to Redis", e)
 }
 
 /// Redis answered something clickback never writes.
@@ -172,5 +172,5 @@ pub(super) fn corrupt(what: impl Into<String>) -> StoreError {
 
 /// An operation that outlived the store's timeout.
 fn timed_out(timeout: Duration) -> StoreError {
-    StoreError::Unavailable(format!("no answer within {timeout:?}"))
+    StoreError::TimedOut(timeout)
 }

@@ -14,7 +14,6 @@ use redis::aio::ConnectionLike;
 use super::connection::{corrupt, unavailable};
 use crate::domain::conversion::{
     ConversionCommand, ConversionOutcome, ConversionRecord, ConversionStatus, RejectReason,
-    MAX_COUNTER_MICROS,
 };
 use crate::domain::{AffiliateId, Click, ClickId, Day, Identity, Money, OfferId};
 use crate::store::keys::{ClickLocation, Keys};
@@ -90,8 +89,7 @@ pub(super) async fn apply_conversion<C: ConnectionLike + Send>(
         .arg(command.aff_id.as_str())
         .arg(command.retention_secs)
         .arg(command.now)
-        .arg(RejectReason::stored(command.reason))
-        .arg(MAX_COUNTER_MICROS);
+        .arg(RejectReason::stored(command.reason));
     let reply: String = invocation.invoke_async(conn).await.map_err(unavailable)?;
     let parts: Vec<&str> = reply.split('\0').collect();
     let part = |i: usize| parts.get(i).copied().unwrap_or("");

@@ -13,13 +13,12 @@
 -- ARGV[9]  retention of the conversion record, seconds
 -- ARGV[10] now, unix seconds
 -- ARGV[11] why a new conversion is rejected (too_fast, cap_reached) or ''
--- ARGV[12] the most a money counter may hold, micro-units (MAX_COUNTER_MICROS)
 --
 -- Returns one string, the fields joined by NUL:
 --   outcome, status, payout, revenue, conversion_id, day, offer, aff, previous, reason
 -- with outcome one of created, duplicate, updated, or just 'retry' (the
 -- conversion's day moved: look up again) or 'too_large' (a money counter
--- would pass ARGV[12]: nothing was written). One
+-- would pass 2^63 - 1 micro-units: nothing was written). One
 -- string rather than an array of ten: clickback's Redis client spends more
 -- instructions per reply value than on the bytes in it. No field can hold
 -- NUL: ids and amounts have fixed alphabets, reasons are fixed words.
@@ -28,42 +27,42 @@
 -- micro-units above 2^53, so the script never does arithmetic on amounts.
 -- The status table is ConversionStatus::can_move_to in src/domain/conversion.rs.
 
--- Moves one conversion's counts into (or, with undo, out of) a counter hash.
--- Every redis.call costs Redis about twice the bare command (the Lua
--- conversions), so an amount of 0 moves nothing and costs nothing: a missing
--- counter field reads as 0. No closures inside: Lua would build them anew
--- on every call.
+-- Moves one conversion's counts into (or, with undo, out of) a counter hash,
+-- all or none. HINCRBY refuses to take a counter past 2^63 - 1, and Redis
+-- never rolls a script back: so the money moves first, each HINCRBY through
+-- pcall, and on a refusal the money already added is taken back and false
+-- is answered before anything else is written. Taking counts out cannot
+-- fail. Every redis.call costs Redis about twice the bare command (the Lua
+-- conversions), so an amount of 0 moves nothing and costs nothing: a
+-- missing counter field reads as 0. No closures inside: Lua would build
+-- them anew on every call.
 local function count(stats, prefix, status, payout, revenue, undo)
-  local one = undo and -1 or 1
+  local f1, a1, f2, a2, n
   if status == 'a' then
-    redis.call('HINCRBY', stats, prefix .. 'cv', one)
-    if payout ~= '0' then redis.call('HINCRBY', stats, prefix .. 'py', undo and '-' .. payout or payout) end
-    if revenue ~= '0' then redis.call('HINCRBY', stats, prefix .. 'rv', undo and '-' .. revenue or revenue) end
+    f1, a1, f2, a2, n = 'py', payout, 'rv', revenue, 'cv'
   elseif status == 'p' then
-    redis.call('HINCRBY', stats, prefix .. 'pd', one)
-    if payout ~= '0' then redis.call('HINCRBY', stats, prefix .. 'pp', undo and '-' .. payout or payout) end
+    f1, a1, n = 'pp', payout, 'pd'
   else
-    redis.call('HINCRBY', stats, prefix .. 'rj', one)
+    n = 'rj'
   end
-end
-
--- Whether counting a conversion keeps the money counters it moves within
--- the bound. Checked before the first write: a failed HINCRBY halfway
--- through would leave the conversion written without all of its counters
--- (Redis does not roll a script back). Lua compares doubles here, which is
--- exact enough: the bound sits far below 2^63, where HINCRBY would fail.
-local function fits(stats, prefix, status, payout, revenue)
-  local limit = tonumber(ARGV[12])
-  if status == 'a' then
-    if payout == '0' and revenue == '0' then return true end
-    local c = redis.call('HMGET', stats, prefix .. 'py', prefix .. 'rv')
-    return tonumber(c[1] or '0') + tonumber(payout) <= limit
-      and tonumber(c[2] or '0') + tonumber(revenue) <= limit
-  elseif status == 'p' then
-    if payout == '0' then return true end
-    local c = redis.call('HGET', stats, prefix .. 'pp')
-    return tonumber(c or '0') + tonumber(payout) <= limit
+  if undo then
+    if a1 and a1 ~= '0' then redis.call('HINCRBY', stats, prefix .. f1, '-' .. a1) end
+    if a2 and a2 ~= '0' then redis.call('HINCRBY', stats, prefix .. f2, '-' .. a2) end
+    redis.call('HINCRBY', stats, prefix .. n, -1)
+    return true
   end
+  if a1 and a1 ~= '0' then
+    if type(redis.pcall('HINCRBY', stats, prefix .. f1, a1)) == 'table' then
+      return false
+    end
+  end
+  if a2 and a2 ~= '0' then
+    if type(redis.pcall('HINCRBY', stats, prefix .. f2, a2)) == 'table' then
+      if a1 ~= '0' then redis.call('HINCRBY', stats, prefix .. f1, '-' .. a1) end
+      return false
+    end
+  end
+  redis.call('HINCRBY', stats, prefix .. n, 1)
   return true
 end
 
@@ -74,13 +73,12 @@ if not cur[1] then
   local payout = ARGV[2] ~= '' and ARGV[2] or '0'
   local revenue = ARGV[3] ~= '' and ARGV[3] or '0'
   local prefix = ARGV[7] .. '|' .. ARGV[8] .. '|'
-  if not fits(KEYS[2], prefix, new, payout, revenue) then
+  if not count(KEYS[2], prefix, new, payout, revenue, false) then
     return 'too_large'
   end
   redis.call('HSET', KEYS[1], 's', new, 'p', payout, 'r', revenue, 'id', ARGV[4],
     'd', ARGV[5], 'o', ARGV[7], 'a', ARGV[8], 't', ARGV[10], 'x', ARGV[11])
   redis.call('EXPIRE', KEYS[1], ARGV[9])
-  count(KEYS[2], prefix, new, payout, revenue, false)
   -- Just written: answered from the arguments, not read back.
   return table.concat({'created', new, payout, revenue, ARGV[4], ARGV[5], ARGV[7], ARGV[8], '', ARGV[11]}, '\0')
 end
@@ -110,10 +108,11 @@ end
 local payout = ARGV[2] ~= '' and ARGV[2] or cur[2]
 local revenue = ARGV[3] ~= '' and ARGV[3] or cur[3]
 local prefix = cur[5] .. '|' .. cur[6] .. '|'
-if not fits(stats, prefix, new, payout, revenue) then
+count(stats, prefix, old, cur[2], cur[3], true)
+if not count(stats, prefix, new, payout, revenue, false) then
+  -- Put the old counts back: they were there a moment ago, so they fit.
+  count(stats, prefix, old, cur[2], cur[3], false)
   return 'too_large'
 end
-count(stats, prefix, old, cur[2], cur[3], true)
-count(stats, prefix, new, payout, revenue, false)
 redis.call('HSET', KEYS[1], 's', new, 'p', payout, 'r', revenue)
 return reply('updated', old)
