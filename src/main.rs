@@ -89,13 +89,7 @@ struct Stopped(#[source] std::io::Error);
 
 /// Prints `error`, its chain of causes and `fix` as one line and returns `code`.
 fn fail(error: &dyn Error, fix: &str, code: u8) -> ExitCode {
-    let mut line = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        line.push_str(": ");
-        line.push_str(&cause.to_string());
-        source = cause.source();
-    }
+    let mut line = clickback::error::error_chain(error);
     line.push_str("; ");
     line.push_str(fix);
     eprintln!("clickback: {}", line.replace(['\n', '\r'], " "));
