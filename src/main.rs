@@ -11,7 +11,7 @@ use std::process::ExitCode;
 use clickback::config::{self, Settings};
 use clickback::startup::Application;
 
-/// mimalloc instead of glibc malloc: allocation was ~20 % of clickback's CPU
+/// mimalloc instead of glibc malloc: with glibc, allocation takes ~20 % of clickback's CPU
 /// under load (docs/PERFORMANCE.md).
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;

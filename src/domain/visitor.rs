@@ -20,8 +20,8 @@ pub struct VisitorHasher {
     salt: Vec<u8>,
     /// The MAC keyed with the last day hashed for, cloned per click: the day
     /// key is derived, and HMAC's two key blocks hashed, once a day instead of
-    /// once a click (SHA-256 was ~16 % of a click's instructions in
-    /// `benches/callgrind.sh` before).
+    /// once a click (hashing them per click costs ~16 % of a click's
+    /// instructions, `benches/callgrind.sh`).
     day_mac: RwLock<(i64, HmacSha256)>,
 }
 

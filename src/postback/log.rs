@@ -9,7 +9,7 @@
 //! after its last entry ([`LOG_TTL_SECS`]).
 //!
 //! Entries are filed in the background, many per round trip: writing each
-//! on its own (`LPUSH` + `LTRIM`) was a third Redis round trip per
+//! on its own (`LPUSH` + `LTRIM`) would be a third Redis round trip per
 //! postback. The writer (owned by [`crate::background`]) takes whatever
 //! queued up while its previous write was in flight and files it as one
 //! pipeline: one entry at a time on a quiet server, hundreds at once on a

@@ -96,7 +96,7 @@ impl Keys {
     }
 
     /// `<prefix>:{<shard>}<kind><parts…>`, built without `format!`: the click
-    /// path builds four keys and fields per click, and `format!` was ~5 % of
+    /// path builds four keys and fields per click, and `format!` costs ~5 % of
     /// its instructions (`benches/callgrind.sh`).
     /// Room is left for a compact day, which [`Keys::stats`] appends.
     fn in_shard(&self, shard: char, kind: &str, parts: &[&str]) -> String {
