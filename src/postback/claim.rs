@@ -66,16 +66,12 @@ impl Claims {
             .into_iter()
             .partition(|(_, k)| *k == kind);
         self.held = keep;
-        for (token, _) in release {
-            let _ = self.store.release_claim(&token).await;
-        }
+        give_back(self.store.as_ref(), release).await;
     }
 
     /// Gives back every claim: the postback failed.
     pub async fn release_all(&mut self) {
-        for (token, _) in std::mem::take(&mut self.held) {
-            let _ = self.store.release_claim(&token).await;
-        }
+        give_back(self.store.as_ref(), std::mem::take(&mut self.held)).await;
     }
 
     /// The postback succeeded: decisions are given back, signatures stay
@@ -94,12 +90,16 @@ impl Drop for Claims {
         let held = std::mem::take(&mut self.held);
         let store = Arc::clone(&self.store);
         if let Ok(runtime) = tokio::runtime::Handle::try_current() {
-            runtime.spawn(async move {
-                for (token, _) in held {
-                    let _ = store.release_claim(&token).await;
-                }
-            });
+            runtime.spawn(async move { give_back(store.as_ref(), held).await });
         }
+    }
+}
+
+/// Releases `claims` one by one; a failed release only means the claim
+/// lasts until its TTL.
+async fn give_back(store: &dyn Store, claims: Vec<(String, ClaimKind)>) {
+    for (token, _) in claims {
+        let _ = store.release_claim(&token).await;
     }
 }
 

@@ -164,9 +164,15 @@ impl CapReservation {
     /// Gives the room back.
     pub async fn release(mut self) {
         let entries = std::mem::take(&mut self.entries);
-        if let Err(e) = self.store.release_caps(&self.offer, &entries).await {
-            log::warn!("cap reservation of offer {} not released: {e}", self.offer);
-        }
+        give_back(self.store.as_ref(), &self.offer, &entries).await;
+    }
+}
+
+/// Gives cap room back; a failure leaves a unit of the cap unused, never
+/// exceeded, so it is only logged.
+async fn give_back(store: &dyn Store, offer: &crate::domain::OfferId, entries: &[CapEntry]) {
+    if let Err(e) = store.release_caps(offer, entries).await {
+        log::warn!("cap reservation of offer {offer} not released: {e}");
     }
 }
 
@@ -181,11 +187,7 @@ impl Drop for CapReservation {
             std::mem::take(&mut self.entries),
         );
         if let Ok(runtime) = tokio::runtime::Handle::try_current() {
-            runtime.spawn(async move {
-                if let Err(e) = store.release_caps(&offer, &entries).await {
-                    log::warn!("cap reservation of offer {offer} not released: {e}");
-                }
-            });
+            runtime.spawn(async move { give_back(store.as_ref(), &offer, &entries).await });
         }
     }
 }
