@@ -215,16 +215,11 @@ pub struct Position {
     pub seq: u64,
 }
 
-/// Merges the newest entries of both lists into one timeline, newest first,
-/// at most `limit`.
-pub fn merge_newest_first(
-    accepted: Vec<String>,
-    refused: Vec<String>,
-    limit: usize,
-) -> Vec<String> {
-    let mut all: Vec<(Position, String)> = accepted
+/// Merges entries of several lists into one timeline, newest first, at most
+/// `limit`.
+pub fn merge_newest_first(entries: Vec<String>, limit: usize) -> Vec<String> {
+    let mut all: Vec<(Position, String)> = entries
         .into_iter()
-        .chain(refused)
         .map(|json| {
             (
                 serde_json::from_str::<Position>(&json).unwrap_or_default(),

@@ -210,9 +210,9 @@ pub async fn postback_log(
         Some("refused") => &[PostbackLogKind::Refused],
         Some(_) => return Err(ApiError::invalid("kind must be accepted, refused or all")),
     };
-    let mut lists = Vec::with_capacity(kinds.len());
+    let mut entries = Vec::new();
     for kind in kinds {
-        lists.push(
+        entries.extend(
             state
                 .store
                 .read_postback_log(offer.as_ref(), *kind, limit)
@@ -220,12 +220,7 @@ pub async fn postback_log(
                 .inspect_err(|_| state.metrics.store_error(StoreOperation::ReadPostbackLog))?,
         );
     }
-    let refused = if lists.len() > 1 { lists.pop() } else { None };
-    let entries = merge_newest_first(
-        lists.pop().unwrap_or_default(),
-        refused.unwrap_or_default(),
-        limit,
-    );
+    let entries = merge_newest_first(entries, limit);
     let postbacks = entries
         .into_iter()
         .filter_map(|entry| serde_json::value::RawValue::from_string(entry).ok())
