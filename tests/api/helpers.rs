@@ -283,13 +283,24 @@ impl TestApp {
         }
     }
 
-    /// Every key under this app's prefix.
-    pub fn redis_keys(&self) -> Vec<String> {
+    /// This app's key prefix in Redis.
+    pub fn key_prefix(&self) -> &str {
         let Backend::Redis { prefix, .. } = &self.backend else {
             panic!("this app runs on the memory store")
         };
+        prefix
+    }
+
+    /// clickback's own key builder under this app's prefix, for tests that
+    /// look at or plant data in Redis.
+    pub fn keys(&self) -> Keys {
+        Keys::new(self.key_prefix())
+    }
+
+    /// Every key under this app's prefix.
+    pub fn redis_keys(&self) -> Vec<String> {
         redis::cmd("KEYS")
-            .arg(format!("{prefix}:*"))
+            .arg(format!("{}:*", self.key_prefix()))
             .query(&mut self.redis())
             .expect("KEYS")
     }

@@ -3,20 +3,13 @@
 //! retried, and refused postbacks never push accepted ones out of the log.
 
 use clickback::domain::signature::{canonical, sign};
+use clickback::store::PostbackLogKind;
 use serde_json::{json, Value};
 
 use crate::helpers::*;
 
 /// The signing secret of the signed offer below.
 const SECRET: &str = "0123456789abcdef-secret";
-
-/// `Backend::Redis`' prefix, for keys a test sets by hand.
-fn prefix(app: &TestApp) -> String {
-    match &app.backend {
-        Backend::Redis { prefix, .. } => prefix.clone(),
-        Backend::Memory => panic!("a Redis app"),
-    }
-}
 
 #[tokio::test]
 async fn a_credit_that_would_overflow_the_days_totals_is_refused_whole_and_stays_refused() {
@@ -91,10 +84,9 @@ async fn report_sums_past_the_64_bit_range_are_exact_never_negative() {
     // of a big offer could hold), written where the stats read them.
     let app = spawn_app().await;
     app.with_offer_and_affiliate().await;
-    let day = app.today().compact();
     let mut redis = app.redis();
     for shard in ['A', 'B'] {
-        let key = format!("{}:{{{shard}}}:st:{day}", prefix(&app));
+        let key = app.keys().stats(shard, app.today());
         let _: () = redis::cmd("HSET")
             .arg(&key)
             .arg("o1|a1|rv")
@@ -179,7 +171,9 @@ async fn a_signed_postback_that_failed_with_a_503_can_be_retried_as_it_was() {
     .await;
     app.create_affiliate("a1").await;
     let click_id = app.click_id("o1", "a1").await;
-    let cap_key = format!("{}:{{cap:o1}}:d{}", prefix(&app), app.today().compact());
+    let cap_key = app
+        .keys()
+        .caps("o1", &format!("d{}", app.today().compact()));
     let mut redis = app.redis();
     let _: () = redis::cmd("SET")
         .arg(&cap_key)
@@ -253,8 +247,8 @@ async fn wrong_token_floods_never_push_accepted_postbacks_out_of_the_log() {
     assert_eq!(accepted.len(), 1, "{accepted:?}");
     assert_eq!(accepted[0]["txid"], "real-order");
     let mut redis = app.redis();
-    for list in ["postbacks", "refused"] {
-        let key = format!("{}:{{log:o1}}:{list}", prefix(&app));
+    for kind in [PostbackLogKind::Accepted, PostbackLogKind::Refused] {
+        let key = app.keys().postback_log(Some("o1"), kind);
         let ttl: i64 = redis::cmd("TTL").arg(&key).query(&mut redis).expect("TTL");
         assert!(ttl > 0, "{key} never expires (TTL {ttl})");
     }

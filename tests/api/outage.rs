@@ -205,10 +205,7 @@ async fn when_redis_comes_back_empty_visitors_still_reach_the_cached_offers() {
 
 /// Whether `app`'s Redis holds offer `offer` and affiliate `aff` in its configuration.
 fn config_in_redis(app: &TestApp, offer: &str, aff: &str) -> bool {
-    let Backend::Redis { prefix, .. } = &app.backend else {
-        panic!("runs on Redis")
-    };
-    let keys = clickback::store::keys::Keys::new(prefix.clone());
+    let keys = app.keys();
     let mut conn = app.redis();
     let has = |conn: &mut redis::Connection, hash: String, field: &str| -> bool {
         redis::cmd("HEXISTS")

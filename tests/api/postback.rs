@@ -662,14 +662,15 @@ async fn a_click_stored_before_hour_buckets_is_still_credited() {
     // under a 22-character id, with the first record format.
     let app = spawn_app().await;
     app.with_offer_and_affiliate().await;
-    let Backend::Redis { prefix, .. } = &app.backend else {
-        panic!("runs on Redis");
-    };
     let legacy_id = "Qy1skY0rTpyqDSD5or0iyg";
     let created_at = app.clock.now() - 60;
     let record = format!("1\0{created_at}\0o1\0a1\0s1\0\0\0\0\0fb\0abcdefghijk\x001");
     let _: () = redis::cmd("SET")
-        .arg(format!("{prefix}:{{Q}}:c:{legacy_id}"))
+        .arg(
+            app.keys()
+                .click(&clickback::domain::ClickId::parse(legacy_id).expect("legacy id"))
+                .key(),
+        )
         .arg(record)
         .arg("EX")
         .arg(3600)
