@@ -11,6 +11,7 @@
 //! - [`startup`]: [`startup::Application`] builds the store, cache, metrics and HTTP server.
 //! - [`routes`]: thin HTTP adapters, one module per endpoint group.
 //! - [`click`]: the redirect hot path.
+//! - [`delivery`]: affiliate postbacks: the retry schedule and the guarded HTTP sender.
 //! - [`background`]: every background task, started, stopped and drained in one place.
 //! - [`batch`]: queues that a background task writes out in batches.
 //! - [`caps`]: daily / monthly / lifetime caps on conversions and payout.
@@ -33,6 +34,7 @@ pub mod caps;
 pub mod click;
 pub mod clock;
 pub mod config;
+pub mod delivery;
 pub mod demo;
 pub mod domain;
 pub mod error;
