@@ -2,9 +2,8 @@
 //!
 //! The affiliate chooses the URL, so every attempt is treated as a request an
 //! outsider asked clickback to make on its behalf (SSRF):
-//! - a host that is an IP literal inside the network
-//!   ([`is_internal`](crate::domain::net::is_internal)) is refused before
-//!   anything is sent;
+//! - a host that is an IP literal inside the network ([`is_internal`]) is
+//!   refused before anything is sent;
 //! - a name is resolved by clickback's own resolver, which drops internal
 //!   addresses and hands the HTTP client only the addresses it checked, so the
 //!   connection goes to a checked address and a second DNS answer cannot swap
