@@ -1,6 +1,6 @@
 //! Background work, owned in one place.
 //!
-//! Three tasks run beside the HTTP server, each started here, each stopped by
+//! Four tasks run beside the HTTP server, each started here, each stopped by
 //! the same shutdown signal, each draining what it holds before it ends, and
 //! each counting its failures in `clickback_background_failures_total{task}`:
 //!
@@ -9,6 +9,7 @@
 //! | `config_refresh` | polls the config version every `CLICKBACK_CONFIG_REFRESH_MS`, reloads offers and affiliates when it moved, re-reads the cap counters of capped offers | stops |
 //! | `postback_log` | files queued postback log entries, a batch per round trip | files what is queued |
 //! | `write_behind` | writes the store's held-back writes (the Redis store's unique-click counts) | writes what is held |
+//! | `deliveries` | claims and sends affiliate postbacks ([`crate::delivery`]); refreshes the backlog gauges | lets attempts in flight finish (bounded); the rest come due again when their lease ends |
 //!
 //! A task that fails keeps going: the next tick or batch tries again. The
 //! writers let work gather for [`GATHER`] after they are woken.
@@ -21,6 +22,7 @@ use tokio::task::JoinHandle;
 
 use crate::caps::CapWatch;
 use crate::clock::Clock;
+use crate::delivery::DeliveryWorker;
 use crate::metrics::{Metrics, StoreOperation};
 use crate::offers::ConfigCache;
 use crate::postback::log::PostbackLog;
@@ -42,6 +44,8 @@ pub struct Work {
     pub clock: Arc<dyn Clock>,
     /// Period of the config poll.
     pub config_refresh: Duration,
+    /// The affiliate postback worker; `None` when this instance sends none.
+    pub deliveries: Option<Arc<DeliveryWorker>>,
 }
 
 /// The running background tasks.
@@ -54,8 +58,9 @@ impl Background {
     /// Starts every background task on the current runtime.
     pub fn start(work: Work) -> Self {
         let (shutdown, stopped) = watch::channel(false);
+        let deliveries = work.deliveries.clone();
         let work = Arc::new(work);
-        let tasks = vec![
+        let mut tasks = vec![
             (
                 "config_refresh",
                 tokio::spawn(refresh_config(Arc::clone(&work), stopped.clone())),
@@ -66,9 +71,12 @@ impl Background {
             ),
             (
                 "write_behind",
-                tokio::spawn(write_behind(Arc::clone(&work), stopped)),
+                tokio::spawn(write_behind(Arc::clone(&work), stopped.clone())),
             ),
         ];
+        if let Some(worker) = deliveries {
+            tasks.push(("deliveries", tokio::spawn(worker.run(stopped))));
+        }
         for (task, _) in &tasks {
             work.metrics.background_failures.with_label_values(&[task]);
         }

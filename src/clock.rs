@@ -16,6 +16,11 @@ use std::sync::atomic::{AtomicU64, Ordering};
 pub trait Clock: Send + Sync + 'static {
     /// Now, in Unix seconds.
     fn now(&self) -> u64;
+
+    /// Now, in Unix milliseconds: delivery schedules count in them.
+    fn now_ms(&self) -> u64 {
+        self.now().saturating_mul(1000)
+    }
 }
 
 /// The operating system's clock.
@@ -26,16 +31,24 @@ impl Clock for SystemClock {
     fn now(&self) -> u64 {
         crate::domain::unix_now()
     }
+
+    fn now_ms(&self) -> u64 {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+            .unwrap_or(0)
+    }
 }
 
-/// A clock that moves only when told to, for tests of windows and TTLs.
+/// A clock that moves only when told to, for tests of windows, TTLs and
+/// retry schedules. It keeps milliseconds; [`Clock::now`] rounds down.
 #[derive(Debug)]
 pub struct ManualClock(AtomicU64);
 
 impl ManualClock {
     /// A clock standing at `unix_secs`.
     pub fn at(unix_secs: u64) -> Self {
-        Self(AtomicU64::new(unix_secs))
+        Self(AtomicU64::new(unix_secs.saturating_mul(1000)))
     }
 
     /// A clock standing at the system's time now (so that Redis TTLs derived
@@ -46,12 +59,22 @@ impl ManualClock {
 
     /// Moves the clock forward by `secs`.
     pub fn advance(&self, secs: u64) {
-        self.0.fetch_add(secs, Ordering::SeqCst);
+        self.0
+            .fetch_add(secs.saturating_mul(1000), Ordering::SeqCst);
+    }
+
+    /// Moves the clock forward by `ms` milliseconds.
+    pub fn advance_ms(&self, ms: u64) {
+        self.0.fetch_add(ms, Ordering::SeqCst);
     }
 }
 
 impl Clock for ManualClock {
     fn now(&self) -> u64 {
+        self.0.load(Ordering::SeqCst) / 1000
+    }
+
+    fn now_ms(&self) -> u64 {
         self.0.load(Ordering::SeqCst)
     }
 }
@@ -66,5 +89,8 @@ mod tests {
         assert_eq!(clock.now(), 1_000);
         clock.advance(61);
         assert_eq!(clock.now(), 1_061);
+        clock.advance_ms(1_500);
+        assert_eq!(clock.now(), 1_062);
+        assert_eq!(clock.now_ms(), 1_062_500);
     }
 }

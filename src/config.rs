@@ -110,6 +110,41 @@ pub const VARIABLES: &[Variable] = &[
         "64",
         "Redis hashes per shard and hour that clicks are spread over (1-4096); keep peak clicks per hour / (64 x this) under ~400",
     ),
+    row(
+        "CLICKBACK_DELIVERY_SCHEDULE",
+        crate::delivery::schedule::DEFAULT,
+        "delays before each retry of an affiliate postback that did not get a 2xx (units ms s m h, jittered by 10 %); after the last it is dead",
+    ),
+    row(
+        "CLICKBACK_DELIVERY_CONNECT_TIMEOUT_MS",
+        "3000",
+        "bound on connecting to an affiliate's server",
+    ),
+    row(
+        "CLICKBACK_DELIVERY_TIMEOUT_MS",
+        "10000",
+        "bound on one affiliate postback request, connecting included",
+    ),
+    row(
+        "CLICKBACK_DELIVERY_HOST_CONCURRENCY",
+        "4",
+        "affiliate postbacks in flight to one host at most (per instance), so one slow affiliate cannot hold up the others",
+    ),
+    row(
+        "CLICKBACK_DELIVERY_CONCURRENCY",
+        "64",
+        "affiliate postbacks in flight at most (per instance); 0 leaves sending to other instances",
+    ),
+    row(
+        "CLICKBACK_DELIVERY_POLL_MS",
+        "500",
+        "how often an idle instance looks for due affiliate postbacks (its own are sent at once)",
+    ),
+    row(
+        "CLICKBACK_ALLOW_PRIVATE_TARGETS",
+        "0",
+        "1 lets affiliate postbacks go to loopback, private, link-local and other internal addresses (tests, private networks)",
+    ),
     row("RUST_LOG", "info", "log filter (env_logger)"),
 ];
 
@@ -373,6 +408,53 @@ pub struct Settings {
     /// Hash buckets per shard and hour that clicks are spread over; sized so
     /// a bucket stays a compact listpack (docs/operations.md).
     pub click_buckets: u16,
+    /// Affiliate postbacks: schedule, timeouts, limits, address guard.
+    pub delivery: DeliverySettings,
+}
+
+/// How affiliate postbacks are sent (API.md §6).
+#[derive(Clone, Debug)]
+pub struct DeliverySettings {
+    /// Delays before each retry.
+    pub schedule: crate::delivery::schedule::Schedule,
+    /// Bound on connecting.
+    pub connect_timeout: Duration,
+    /// Bound on one request, connecting included.
+    pub timeout: Duration,
+    /// Requests in flight to one host at most.
+    pub host_concurrency: usize,
+    /// Requests in flight at most; 0 runs no delivery worker here.
+    pub concurrency: usize,
+    /// Pause between looks for due deliveries while idle.
+    pub poll: Duration,
+    /// Lift the guard against internal addresses.
+    pub allow_private_targets: bool,
+    /// Host names answered before DNS, like `/etc/hosts` (tests make a name
+    /// resolve to loopback with it); not read from the environment.
+    pub static_hosts: Vec<(String, std::net::IpAddr)>,
+}
+
+impl Default for DeliverySettings {
+    fn default() -> Self {
+        Self {
+            schedule: crate::delivery::schedule::Schedule::default_schedule(),
+            connect_timeout: Duration::from_millis(3000),
+            timeout: Duration::from_millis(10_000),
+            host_concurrency: 4,
+            concurrency: 64,
+            poll: Duration::from_millis(500),
+            allow_private_targets: false,
+            static_hosts: Vec::new(),
+        }
+    }
+}
+
+impl DeliverySettings {
+    /// How long a claimed delivery is held before another worker may take
+    /// it: well past the longest attempt.
+    pub fn lease(&self) -> Duration {
+        self.timeout * 2 + Duration::from_secs(10)
+    }
 }
 
 impl Default for Settings {
@@ -397,6 +479,7 @@ impl Default for Settings {
             fallback_url: None,
             postback_log_size: 1000,
             click_buckets: crate::domain::ids::DEFAULT_CLICK_BUCKETS,
+            delivery: DeliverySettings::default(),
         }
     }
 }
@@ -576,8 +659,48 @@ impl Settings {
                     ))
                 }
             },
+            delivery: delivery_settings(&env, defaults.delivery)?,
         })
     }
+}
+
+/// The `CLICKBACK_DELIVERY_*` variables and `CLICKBACK_ALLOW_PRIVATE_TARGETS`.
+fn delivery_settings<L: Fn(&str) -> Option<String>>(
+    env: &Env<L>,
+    defaults: DeliverySettings,
+) -> Result<DeliverySettings, ConfigError> {
+    let millis = |name, min| -> Result<Option<Duration>, ConfigError> {
+        Ok(env.number(name, min)?.map(Duration::from_millis))
+    };
+    let schedule = match env.var("CLICKBACK_DELIVERY_SCHEDULE") {
+        None => defaults.schedule,
+        Some(raw) => crate::delivery::schedule::Schedule::parse(&raw).map_err(|problem| {
+            ConfigError::new(
+                "CLICKBACK_DELIVERY_SCHEDULE",
+                Some(raw.clone()),
+                format!("is not a retry schedule: {problem}"),
+                format!(
+                    "list delays separated by commas, each a whole number with a unit of ms, s, m or h, e.g. {}",
+                    crate::delivery::schedule::DEFAULT
+                ),
+            )
+        })?,
+    };
+    Ok(DeliverySettings {
+        schedule,
+        connect_timeout: millis("CLICKBACK_DELIVERY_CONNECT_TIMEOUT_MS", 1)?
+            .unwrap_or(defaults.connect_timeout),
+        timeout: millis("CLICKBACK_DELIVERY_TIMEOUT_MS", 1)?.unwrap_or(defaults.timeout),
+        host_concurrency: env
+            .number("CLICKBACK_DELIVERY_HOST_CONCURRENCY", 1)?
+            .unwrap_or(defaults.host_concurrency),
+        concurrency: env
+            .number("CLICKBACK_DELIVERY_CONCURRENCY", 0)?
+            .unwrap_or(defaults.concurrency),
+        poll: millis("CLICKBACK_DELIVERY_POLL_MS", 1)?.unwrap_or(defaults.poll),
+        allow_private_targets: env.flag("CLICKBACK_ALLOW_PRIVATE_TARGETS", false)?,
+        static_hosts: defaults.static_hosts,
+    })
 }
 
 /// Key prefixes may not contain hash-tag braces (they would move keys between

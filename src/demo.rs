@@ -51,6 +51,7 @@ pub async fn seed(store: &dyn Store, cache: &ConfigCache, settings: &Settings, p
                     name: "Demo affiliate".into(),
                     status: Default::default(),
                     postback_url: None,
+                    offer_postback_urls: Default::default(),
                 },
             )?;
             store

@@ -18,6 +18,8 @@
 //! - [`clock`]: the injected clock.
 //! - [`postback`]: conversion crediting as stages (parse, authenticate, price,
 //!   judge, apply, answer), status changes, de-duplication, the troubleshooting log.
+//! - [`delivery`]: affiliate postbacks: the worker that claims, sends, retries
+//!   and dead-letters each conversion's delivery to the affiliate's server.
 //! - [`stats`]: reports summed from per-day counters.
 //! - [`offers`]: the in-process cache of offers and affiliates.
 //! - [`store`]: the [`store::Store`] trait, its Redis and in-memory implementations, the key layout.

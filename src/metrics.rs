@@ -5,7 +5,8 @@
 //! status codes. No click id, IP or sub-ID ever becomes a label.
 
 use prometheus::{
-    CounterVec, Encoder, HistogramOpts, HistogramVec, IntCounterVec, Opts, Registry, TextEncoder,
+    CounterVec, Encoder, Gauge, Histogram, HistogramOpts, HistogramVec, IntCounterVec, IntGauge,
+    Opts, Registry, TextEncoder,
 };
 
 /// The store operations whose failures `clickback_store_errors_total`
@@ -31,11 +32,15 @@ pub enum StoreOperation {
     PutAffiliate,
     /// A read of the postback log.
     ReadPostbackLog,
+    /// The delivery worker's claims and reports.
+    Deliveries,
+    /// A listing or an operator's retry of deliveries.
+    ReadDeliveries,
 }
 
 impl StoreOperation {
     /// Every operation.
-    pub const ALL: [StoreOperation; 9] = [
+    pub const ALL: [StoreOperation; 11] = [
         Self::RecordClick,
         Self::CountUntrackedClick,
         Self::Postback,
@@ -45,6 +50,8 @@ impl StoreOperation {
         Self::PutOffer,
         Self::PutAffiliate,
         Self::ReadPostbackLog,
+        Self::Deliveries,
+        Self::ReadDeliveries,
     ];
 
     /// The `operation` label.
@@ -59,6 +66,8 @@ impl StoreOperation {
             Self::PutOffer => "put_offer",
             Self::PutAffiliate => "put_affiliate",
             Self::ReadPostbackLog => "read_postback_log",
+            Self::Deliveries => "deliveries",
+            Self::ReadDeliveries => "read_deliveries",
         }
     }
 }
@@ -88,8 +97,20 @@ pub struct Metrics {
     /// Failed store operations by operation.
     pub store_errors: IntCounterVec,
     /// Failed rounds of background work by task (`config_refresh`,
-    /// `postback_log`, `write_behind`).
+    /// `postback_log`, `write_behind`, `deliveries`).
     pub background_failures: IntCounterVec,
+    /// Affiliate postback attempts by result (`src/delivery/mod.rs`):
+    /// `delivered`, `failed` (a retry is scheduled), `dead`, `postponed`
+    /// (the target host was busy; nothing was sent).
+    pub deliveries: IntCounterVec,
+    /// Deliveries pending (queued, in flight or waiting for a retry).
+    pub delivery_backlog: IntGauge,
+    /// Age of the oldest pending delivery: a queue that stopped moving shows here.
+    pub delivery_oldest_age: Gauge,
+    /// Time of one delivery attempt (resolve, connect, answer).
+    pub delivery_attempt_duration: Histogram,
+    /// Time from queuing a delivery to the affiliate's 2xx.
+    pub delivery_latency: Histogram,
 }
 
 impl Metrics {
@@ -167,6 +188,48 @@ impl Metrics {
         }
         registry.register(Box::new(store_errors.clone()))?;
         registry.register(Box::new(background_failures.clone()))?;
+        let deliveries = IntCounterVec::new(
+            Opts::new(
+                "clickback_deliveries_total",
+                "Affiliate postback attempts, by result.",
+            ),
+            &["result"],
+        )?;
+        for result in ["delivered", "failed", "dead", "postponed"] {
+            deliveries.with_label_values(&[result]);
+        }
+        let delivery_backlog = IntGauge::new(
+            "clickback_delivery_queue_pending",
+            "Affiliate postbacks pending: queued, in flight or waiting for a retry.",
+        )?;
+        let delivery_oldest_age = Gauge::new(
+            "clickback_delivery_oldest_pending_seconds",
+            "Age of the oldest pending affiliate postback, seconds (0 when none is pending).",
+        )?;
+        let delivery_attempt_duration = Histogram::with_opts(
+            HistogramOpts::new(
+                "clickback_delivery_attempt_duration_seconds",
+                "Time of one affiliate postback attempt.",
+            )
+            .buckets(vec![
+                0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
+            ]),
+        )?;
+        let delivery_latency = Histogram::with_opts(
+            HistogramOpts::new(
+                "clickback_delivery_latency_seconds",
+                "Time from queuing an affiliate postback to the affiliate's 2xx.",
+            )
+            .buckets(vec![
+                0.01, 0.05, 0.1, 0.5, 1.0, 10.0, 60.0, 300.0, 1800.0, 7200.0, 21600.0, 86400.0,
+                172800.0,
+            ]),
+        )?;
+        registry.register(Box::new(deliveries.clone()))?;
+        registry.register(Box::new(delivery_backlog.clone()))?;
+        registry.register(Box::new(delivery_oldest_age.clone()))?;
+        registry.register(Box::new(delivery_attempt_duration.clone()))?;
+        registry.register(Box::new(delivery_latency.clone()))?;
         Ok(Self {
             registry,
             clicks,
@@ -177,6 +240,11 @@ impl Metrics {
             http_duration,
             store_errors,
             background_failures,
+            deliveries,
+            delivery_backlog,
+            delivery_oldest_age,
+            delivery_attempt_duration,
+            delivery_latency,
         })
     }
 

@@ -1,5 +1,5 @@
 //! Building and running the application: store, cache, metrics, HTTP server
-//! and the background config refresher.
+//! and the background tasks (config refresh, writers, affiliate postbacks).
 
 use std::net::TcpListener;
 use std::sync::Arc;
@@ -14,6 +14,8 @@ use crate::caps::CapWatch;
 use crate::click::Clicks;
 use crate::clock::{Clock, SystemClock};
 use crate::config::Settings;
+use crate::delivery::sender::{Sender, SenderConfig};
+use crate::delivery::{DeliveryWake, DeliveryWorker};
 use crate::domain::ids::base64url;
 use crate::domain::visitor::VisitorHasher;
 use crate::metrics::Metrics;
@@ -55,6 +57,9 @@ pub enum StartupError {
     /// The HTTP server failed to start.
     #[error("cannot start the HTTP server")]
     Http(#[from] std::io::Error),
+    /// The HTTP client of affiliate postbacks could not be built.
+    #[error("cannot set up affiliate postbacks: {0}")]
+    Delivery(String),
 }
 
 impl StartupError {
@@ -70,7 +75,9 @@ impl StartupError {
             Self::Redis { .. } | Self::Store(_) => {
                 "check REDIS_URL: redis://[[user]:password@]host[:port][/db]".into()
             }
-            Self::Metrics(_) => "this is a bug in clickback; please report it".into(),
+            Self::Metrics(_) | Self::Delivery(_) => {
+                "this is a bug in clickback; please report it".into()
+            }
             Self::Http(_) => {
                 "check the limits on open files and threads (ulimit -n, CLICKBACK_WORKERS)".into()
             }
@@ -184,6 +191,39 @@ impl Application {
         }
 
         let postback_log = Arc::new(PostbackLog::new(settings.postback_log_size));
+        let wake = DeliveryWake::default();
+        let delivery = &settings.delivery;
+        let deliveries = if delivery.concurrency == 0 {
+            log::info!("CLICKBACK_DELIVERY_CONCURRENCY is 0: affiliate postbacks are left to other instances");
+            None
+        } else {
+            let sender = Sender::new(SenderConfig {
+                connect_timeout: delivery.connect_timeout,
+                timeout: delivery.timeout,
+                per_host: delivery.host_concurrency,
+                allow_private: delivery.allow_private_targets,
+                static_hosts: delivery.static_hosts.clone(),
+                user_agent: format!(
+                    "clickback/{} (+{})",
+                    env!("CARGO_PKG_VERSION"),
+                    env!("CARGO_PKG_REPOSITORY")
+                ),
+            })
+            .map_err(StartupError::Delivery)?;
+            Some(Arc::new(DeliveryWorker {
+                store: Arc::clone(&store),
+                cache: Arc::clone(&cache),
+                clock: Arc::clone(&clock),
+                metrics: metrics.clone(),
+                sender,
+                schedule: delivery.schedule.clone(),
+                concurrency: delivery.concurrency,
+                poll: delivery.poll,
+                lease: delivery.lease(),
+                drain: delivery.timeout,
+                wake: wake.clone(),
+            }))
+        };
         let state = web::Data::new(AppState {
             clicks: Clicks {
                 store: Arc::clone(&store),
@@ -196,7 +236,12 @@ impl Application {
                 fallback_url: settings.fallback_url.clone(),
                 click_buckets: settings.click_buckets,
             },
-            postbacks: Postbacks::new(Arc::clone(&store), Arc::clone(&cache), Arc::clone(&clock)),
+            postbacks: Postbacks::new(
+                Arc::clone(&store),
+                Arc::clone(&cache),
+                Arc::clone(&clock),
+                wake.clone(),
+            ),
             store: Arc::clone(&store),
             cache: Arc::clone(&cache),
             metrics: metrics.clone(),
@@ -204,6 +249,8 @@ impl Application {
             trusted_proxies: TrustedProxies(settings.trusted_proxies.clone()),
             postback_log: Arc::clone(&postback_log),
             clock: Arc::clone(&clock),
+            deliveries: wake,
+            allow_private_targets: settings.delivery.allow_private_targets,
         });
 
         let server_state = state.clone();
@@ -248,6 +295,7 @@ impl Application {
             metrics,
             clock,
             config_refresh: settings.config_refresh,
+            deliveries,
         });
 
         Ok(Self {

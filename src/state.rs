@@ -5,6 +5,7 @@ use std::sync::Arc;
 
 use crate::click::Clicks;
 use crate::clock::Clock;
+use crate::delivery::DeliveryWake;
 use crate::domain::net::IpNet;
 use crate::metrics::Metrics;
 use crate::offers::ConfigCache;
@@ -34,6 +35,11 @@ pub struct AppState {
     pub postback_log: Arc<PostbackLog>,
     /// Today, for reports and log entries.
     pub clock: Arc<dyn Clock>,
+    /// Wakes the delivery worker after an operator's retry.
+    pub deliveries: DeliveryWake,
+    /// Whether affiliate postback URLs may name internal addresses
+    /// (`CLICKBACK_ALLOW_PRIVATE_TARGETS`).
+    pub allow_private_targets: bool,
 }
 
 impl AppState {

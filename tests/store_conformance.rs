@@ -11,13 +11,18 @@ use std::time::Duration;
 use clickback::domain::conversion::{ConversionCommand, ConversionOutcome};
 use clickback::domain::conversion::{RejectReason, MAX_COUNTER_MICROS};
 use clickback::domain::counter::Counter;
+use clickback::domain::delivery::{
+    AttemptRecord, AttemptReport, Delivery, DeliveryContext, DeliveryId, DeliveryOrder,
+    DeliveryState,
+};
 use clickback::domain::offer::OfferInput;
 use clickback::domain::{
     Affiliate, AffiliateId, Click, ClickId, ConversionStatus, Day, Identity, Money, Offer, OfferId,
 };
 use clickback::store::keys::{counter_field, Keys};
 use clickback::store::{
-    LogRetention, MemoryStore, PostbackLogKind, PostbackLogLine, RedisStore, Store,
+    DeliveryQuery, DeliveryScope, Lease, LogRetention, MemoryStore, PostbackLogKind,
+    PostbackLogLine, RedisStore, RetryOutcome, Store,
 };
 
 /// A store under test; for Redis, the prefix is deleted afterwards.
@@ -134,6 +139,8 @@ fn command(
         retention_secs: 3600,
         reason: None,
         now: now(),
+        delivery: None,
+        seen_conversion_id: None,
     }
 }
 
@@ -914,5 +921,439 @@ conformance!(
             found.conversion.map(|c| c.status),
             Some(ConversionStatus::Pending)
         );
+    }
+);
+
+// Affiliate postback deliveries.
+
+const T0: u64 = 1_800_000_000_000;
+
+fn order(now_ms: u64) -> DeliveryOrder {
+    DeliveryOrder {
+        context: DeliveryContext {
+            subs: [
+                "s1".into(),
+                "".into(),
+                "é & =".into(),
+                "".into(),
+                "5".into(),
+            ],
+            source: "newsletter".into(),
+            txid: String::new(),
+            goal: "default".into(),
+            currency: "EUR".into(),
+        },
+        amount: Some(Money::parse("19.99").expect("money")),
+        now_ms,
+        retention_secs: 3600,
+    }
+}
+
+/// A conversion of a fresh click, credited with its delivery queued at `now_ms`.
+async fn delivered_conversion(
+    store: &dyn Store,
+    status: ConversionStatus,
+    now_ms: u64,
+) -> (Click, ConversionCommand) {
+    let click = click_at(now());
+    store.record_click(&click, 0).await.expect("recorded");
+    let command = ConversionCommand {
+        delivery: Some(order(now_ms)),
+        ..command(&click, goal("default"), status, "2.5")
+    };
+    let outcome = store.apply_conversion(&command).await.expect("applied");
+    assert!(
+        matches!(outcome, ConversionOutcome::Created(_)),
+        "{outcome:?}"
+    );
+    (click, command)
+}
+
+async fn claim_all(store: &dyn Store, shard: char, now_ms: u64, lease: Lease) -> Vec<Delivery> {
+    store
+        .claim_deliveries(shard, now_ms, lease, 100)
+        .await
+        .expect("claimed")
+        .into_iter()
+        .map(|entry| entry.expect("record present"))
+        .collect()
+}
+
+fn report(record: AttemptRecord, now_ms: u64) -> AttemptReport {
+    AttemptReport {
+        record,
+        now_ms,
+        url: Some("https://aff.example/pb?c={click_id}".into()),
+        retention_secs: 3600,
+    }
+}
+
+conformance!(
+    a_credited_conversion_queues_its_delivery_with_the_clicks_subs,
+    |store: Arc<dyn Store>| async move {
+        let (click, command) =
+            delivered_conversion(store.as_ref(), ConversionStatus::Approved, T0).await;
+
+        let claimed = claim_all(
+            store.as_ref(),
+            click.id.shard(),
+            T0,
+            Lease::until(T0 + 30_000, 0.1),
+        )
+        .await;
+
+        assert_eq!(claimed.len(), 1);
+        let d = &claimed[0];
+        assert_eq!(
+            d.id,
+            DeliveryId::new(
+                click.id.shard(),
+                &command.new_conversion_id,
+                ConversionStatus::Approved
+            )
+        );
+        assert_eq!(d.conversion_id, command.new_conversion_id);
+        assert_eq!(d.click_id, click.id.as_str());
+        assert_eq!(d.status, ConversionStatus::Approved);
+        assert_eq!(d.payout, Money::parse("2.5").expect("money"));
+        assert_eq!(d.amount, Some(Money::parse("19.99").expect("money")));
+        assert_eq!(d.context, order(T0).context);
+        assert_eq!(
+            (d.state, d.attempts, d.created_at_ms),
+            (DeliveryState::Pending, 0, T0)
+        );
+    }
+);
+
+conformance!(
+    a_conversion_created_rejected_or_without_an_order_queues_nothing,
+    |store: Arc<dyn Store>| async move {
+        let (click, _) = delivered_conversion(store.as_ref(), ConversionStatus::Rejected, T0).await;
+        let other = click_at(now());
+        store.record_click(&other, 0).await.expect("recorded");
+        store
+            .apply_conversion(&command(
+                &other,
+                goal("default"),
+                ConversionStatus::Approved,
+                "1",
+            ))
+            .await
+            .expect("applied");
+
+        for shard in [click.id.shard(), other.id.shard()] {
+            assert!(
+                claim_all(store.as_ref(), shard, T0 + 1, Lease::until(T0 + 9_000, 0.2))
+                    .await
+                    .is_empty()
+            );
+        }
+        assert_eq!(store.delivery_backlog().await.expect("backlog").pending, 0);
+    }
+);
+
+conformance!(
+    a_status_change_queues_a_second_delivery_with_the_subs_kept_from_creation,
+    |store: Arc<dyn Store>| async move {
+        let (click, created) =
+            delivered_conversion(store.as_ref(), ConversionStatus::Pending, T0).await;
+        let mut later = order(T0 + 5_000);
+        later.context.subs = Default::default();
+        let change = ConversionCommand {
+            delivery: Some(later),
+            seen_conversion_id: Some(created.new_conversion_id.clone()),
+            new_conversion_id: "unused".into(),
+            ..command(&click, goal("default"), ConversionStatus::Approved, "2.5")
+        };
+        let outcome = store.apply_conversion(&change).await.expect("applied");
+        assert!(
+            matches!(outcome, ConversionOutcome::Updated { .. }),
+            "{outcome:?}"
+        );
+
+        let mut claimed = claim_all(
+            store.as_ref(),
+            click.id.shard(),
+            T0 + 5_000,
+            Lease::until(T0 + 60_000, 0.3),
+        )
+        .await;
+        claimed.sort_by_key(|d| d.created_at_ms);
+
+        let statuses: Vec<_> = claimed
+            .iter()
+            .map(|d| (d.status, d.created_at_ms))
+            .collect();
+        assert_eq!(
+            statuses,
+            vec![
+                (ConversionStatus::Pending, T0),
+                (ConversionStatus::Approved, T0 + 5_000)
+            ]
+        );
+        assert!(claimed
+            .iter()
+            .all(|d| d.conversion_id == created.new_conversion_id));
+        assert_eq!(
+            claimed[1].context.subs,
+            order(T0).context.subs,
+            "subs of the click, kept"
+        );
+    }
+);
+
+conformance!(
+    a_status_change_built_on_another_conversion_than_the_stored_one_asks_for_a_fresh_look,
+    |store: Arc<dyn Store>| async move {
+        let (click, _) = delivered_conversion(store.as_ref(), ConversionStatus::Pending, T0).await;
+        let change = ConversionCommand {
+            delivery: Some(order(T0 + 1)),
+            seen_conversion_id: Some("someone-else".into()),
+            ..command(&click, goal("default"), ConversionStatus::Approved, "2.5")
+        };
+        assert_eq!(
+            store.apply_conversion(&change).await.expect("applied"),
+            ConversionOutcome::Retry
+        );
+        let stats = counters_today(store.as_ref()).await;
+        assert_eq!(
+            stats.get("o1|a1|pd").copied(),
+            Some(1),
+            "nothing moved: {stats:?}"
+        );
+    }
+);
+
+conformance!(
+    a_leased_delivery_is_not_claimed_again_until_its_lease_ends,
+    |store: Arc<dyn Store>| async move {
+        let (click, _) = delivered_conversion(store.as_ref(), ConversionStatus::Approved, T0).await;
+        let shard = click.id.shard();
+        let first = Lease::until(T0 + 30_000, 0.4);
+        assert_eq!(claim_all(store.as_ref(), shard, T0, first).await.len(), 1);
+
+        assert!(claim_all(
+            store.as_ref(),
+            shard,
+            T0 + 29_999,
+            Lease::until(T0 + 60_000, 0.5)
+        )
+        .await
+        .is_empty());
+        let second = Lease::until(T0 + 90_000, 0.6);
+        let again = claim_all(store.as_ref(), shard, T0 + 30_001, second).await;
+        assert_eq!(
+            again.len(),
+            1,
+            "a lease that ended without a report lets another worker take it"
+        );
+
+        let stale = store
+            .finish_delivery(
+                &again[0].id,
+                first,
+                &report(AttemptRecord::Delivered { http_status: 200 }, T0 + 30_002),
+            )
+            .await
+            .expect("answered");
+        assert!(
+            !stale,
+            "the first worker lost its lease: its report is refused"
+        );
+        let current = store
+            .finish_delivery(
+                &again[0].id,
+                second,
+                &report(AttemptRecord::Delivered { http_status: 204 }, T0 + 30_003),
+            )
+            .await
+            .expect("answered");
+        assert!(current);
+        let page = store
+            .list_deliveries(&DeliveryQuery {
+                scope: DeliveryScope::Affiliate(aff_id()),
+                limit: 10,
+                after: None,
+            })
+            .await
+            .expect("listed");
+        assert_eq!(page.deliveries.len(), 1);
+        assert_eq!(page.deliveries[0].state, DeliveryState::Delivered);
+        assert_eq!(page.deliveries[0].last_http_status, Some(204));
+        assert_eq!(page.deliveries[0].attempts, 1);
+    }
+);
+
+conformance!(
+    a_failed_attempt_is_due_again_at_its_retry_time_and_a_dead_one_waits_for_an_operator,
+    |store: Arc<dyn Store>| async move {
+        let (click, _) = delivered_conversion(store.as_ref(), ConversionStatus::Approved, T0).await;
+        let shard = click.id.shard();
+        let lease = Lease::until(T0 + 30_000, 0.7);
+        let id = claim_all(store.as_ref(), shard, T0, lease).await[0]
+            .id
+            .clone();
+        let failed = AttemptRecord::Failed {
+            http_status: Some(500),
+            error: "HTTP 500".into(),
+            retry_at_ms: T0 + 10_000,
+        };
+        assert!(store
+            .finish_delivery(&id, lease, &report(failed, T0 + 5))
+            .await
+            .expect("reported"));
+
+        assert!(claim_all(
+            store.as_ref(),
+            shard,
+            T0 + 9_999,
+            Lease::until(T0 + 40_000, 0.1)
+        )
+        .await
+        .is_empty());
+        let lease = Lease::until(T0 + 50_000, 0.2);
+        let retried = claim_all(store.as_ref(), shard, T0 + 10_000, lease).await;
+        assert_eq!(
+            (retried.len(), retried[0].attempts, retried[0].run_attempts),
+            (1, 1, 1)
+        );
+        assert_eq!(retried[0].last_http_status, Some(500));
+        assert_eq!(retried[0].last_error.as_deref(), Some("HTTP 500"));
+        let dead = AttemptRecord::Dead {
+            http_status: None,
+            error: "timed out".into(),
+        };
+        assert!(store
+            .finish_delivery(&id, lease, &report(dead, T0 + 10_500))
+            .await
+            .expect("reported"));
+
+        assert!(claim_all(
+            store.as_ref(),
+            shard,
+            T0 + 999_999_999,
+            Lease::until(T0 + 1_000_000_000, 0.3)
+        )
+        .await
+        .is_empty());
+        let dead_list = store
+            .list_deliveries(&DeliveryQuery {
+                scope: DeliveryScope::Dead,
+                limit: 10,
+                after: None,
+            })
+            .await
+            .expect("listed");
+        assert_eq!(
+            dead_list
+                .deliveries
+                .iter()
+                .map(|d| (&d.id, d.state))
+                .collect::<Vec<_>>(),
+            vec![(&id, DeliveryState::Dead)]
+        );
+        assert_eq!(store.delivery_backlog().await.expect("backlog").pending, 0);
+
+        assert_eq!(
+            store
+                .retry_delivery(&id, T0 + 20_000, 3600)
+                .await
+                .expect("retried"),
+            RetryOutcome::Queued
+        );
+        let again = claim_all(
+            store.as_ref(),
+            shard,
+            T0 + 20_000,
+            Lease::until(T0 + 60_000, 0.4),
+        )
+        .await;
+        assert_eq!(
+            (
+                again.len(),
+                again[0].attempts,
+                again[0].run_attempts,
+                again[0].state
+            ),
+            (1, 2, 0, DeliveryState::Pending)
+        );
+        assert!(store
+            .list_deliveries(&DeliveryQuery {
+                scope: DeliveryScope::Dead,
+                limit: 10,
+                after: None
+            })
+            .await
+            .expect("listed")
+            .deliveries
+            .is_empty());
+        let missing = DeliveryId::new(shard, "nothing-here", ConversionStatus::Approved);
+        assert_eq!(
+            store
+                .retry_delivery(&missing, T0, 3600)
+                .await
+                .expect("answered"),
+            RetryOutcome::NotFound
+        );
+    }
+);
+
+conformance!(
+    listings_page_newest_first_through_ties_without_losing_or_repeating_an_entry,
+    |store: Arc<dyn Store>| async move {
+        let mut made = Vec::new();
+        for i in 0..7u64 {
+            // Pairs share a millisecond: pages must cut through ties.
+            let (click, command) =
+                delivered_conversion(store.as_ref(), ConversionStatus::Approved, T0 + i / 2).await;
+            made.push(DeliveryId::new(
+                click.id.shard(),
+                &command.new_conversion_id,
+                ConversionStatus::Approved,
+            ));
+        }
+        let mut seen = Vec::new();
+        let mut after = None;
+        for _ in 0..10 {
+            let page = store
+                .list_deliveries(&DeliveryQuery {
+                    scope: DeliveryScope::Affiliate(aff_id()),
+                    limit: 3,
+                    after: after.clone(),
+                })
+                .await
+                .expect("listed");
+            assert!(page.deliveries.len() <= 3);
+            seen.extend(
+                page.deliveries
+                    .iter()
+                    .map(|d| (d.created_at_ms, d.id.clone())),
+            );
+            after = page.next;
+            if after.is_none() {
+                break;
+            }
+        }
+        assert_eq!(seen.len(), 7, "{seen:?}");
+        let mut sorted = seen.clone();
+        sorted.sort_by(|a, b| b.cmp(a));
+        assert_eq!(seen, sorted, "newest first");
+        made.sort();
+        let mut ids: Vec<_> = seen.into_iter().map(|(_, id)| id).collect();
+        ids.sort();
+        assert_eq!(ids, made);
+
+        let backlog = store.delivery_backlog().await.expect("backlog");
+        assert_eq!((backlog.pending, backlog.oldest_created_ms), (7, Some(T0)));
+        let pending = store
+            .list_deliveries(&DeliveryQuery {
+                scope: DeliveryScope::Pending,
+                limit: 100,
+                after: None,
+            })
+            .await
+            .expect("listed");
+        assert_eq!(pending.deliveries.len(), 7);
+        assert!(pending.next.is_none());
     }
 );

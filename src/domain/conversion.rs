@@ -27,6 +27,15 @@ impl ConversionStatus {
         }
     }
 
+    /// The API's spelling, as in JSON answers and the `{status}` macro.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Approved => "approved",
+            Self::Pending => "pending",
+            Self::Rejected => "rejected",
+        }
+    }
+
     /// One-letter form used in the store and by the credit script.
     pub fn code(self) -> &'static str {
         match self {
@@ -191,6 +200,14 @@ pub struct ConversionCommand {
     pub reason: Option<RejectReason>,
     /// Now, in Unix seconds (the injected clock), recorded with a new conversion.
     pub now: u64,
+    /// Queue the affiliate postback with the change (the affiliate has a
+    /// postback URL for this offer): created with status approved or
+    /// pending, or moved to a new status. `None` queues nothing.
+    pub delivery: Option<super::delivery::DeliveryOrder>,
+    /// The conversion id the caller last saw under this identity: a status
+    /// change queues the delivery of that conversion, so the store answers
+    /// [`ConversionOutcome::Retry`] if another one stands there now.
+    pub seen_conversion_id: Option<String>,
 }
 
 /// The most one day's money counter of one offer and affiliate may hold, in

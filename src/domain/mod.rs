@@ -9,6 +9,7 @@ pub mod click;
 pub mod conversion;
 pub mod counter;
 pub mod day;
+pub mod delivery;
 pub mod ids;
 pub mod money;
 pub mod net;

@@ -2,10 +2,13 @@
 //! through the admin API, and that every redirect and postback consults from
 //! the in-process cache.
 
+use std::collections::BTreeMap;
+
 use serde::{Deserialize, Serialize};
 
 use super::cap::Cap;
 use super::net::IpNet;
+use super::postback_url::PostbackTemplate;
 use super::redirect::RedirectTemplate;
 use super::{AffiliateId, Currency, DomainError, Money, OfferId};
 
@@ -25,6 +28,10 @@ pub enum Status {
 pub const DEFAULT_ATTRIBUTION_WINDOW_SECS: u64 = 30 * 86_400;
 /// The longest attribution window clickback accepts (400 days).
 pub const MAX_ATTRIBUTION_WINDOW_SECS: u64 = 400 * 86_400;
+
+/// Most per-offer postback URLs one affiliate may have: the affiliate is
+/// part of the config every instance holds in memory.
+pub const MAX_OFFER_POSTBACK_URLS: usize = 1000;
 
 /// The body of `PUT /api/v1/offers/{offer_id}`, exactly as API.md §3 shows it.
 ///
@@ -387,6 +394,9 @@ pub struct AffiliateInput {
     /// Where the affiliate wants to hear about its conversions (API.md §6).
     #[serde(default)]
     pub postback_url: Option<String>,
+    /// Offer id → postback URL, overriding `postback_url` for that offer.
+    #[serde(default)]
+    pub offer_postback_urls: BTreeMap<String, String>,
 }
 
 /// A validated affiliate, also its stored and answered JSON form.
@@ -398,8 +408,11 @@ pub struct Affiliate {
     pub name: String,
     /// Active or paused.
     pub status: Status,
-    /// The affiliate's own postback URL, if any.
+    /// The affiliate's own postback URL for all its offers, if any.
     pub postback_url: Option<String>,
+    /// Offer id → postback URL, overriding `postback_url` for that offer.
+    #[serde(default)]
+    pub offer_postback_urls: BTreeMap<String, String>,
 }
 
 impl Affiliate {
@@ -416,15 +429,46 @@ impl Affiliate {
             return Err(DomainError::invalid("name is longer than 256 bytes"));
         }
         if let Some(url) = &input.postback_url {
-            RedirectTemplate::parse(url, "click_id")
-                .map_err(|e| DomainError::invalid(format!("postback_{}", e.detail)))?;
+            PostbackTemplate::parse(url).map_err(|e| e.in_field("postback_url"))?;
+        }
+        if input.offer_postback_urls.len() > MAX_OFFER_POSTBACK_URLS {
+            return Err(DomainError::invalid(format!(
+                "offer_postback_urls has more than {MAX_OFFER_POSTBACK_URLS} entries"
+            )));
+        }
+        for (offer, url) in &input.offer_postback_urls {
+            OfferId::parse(offer).map_err(|e| e.in_field("offer_postback_urls"))?;
+            PostbackTemplate::parse(url)
+                .map_err(|e| e.in_field(&format!("offer_postback_urls.{offer}")))?;
         }
         Ok(Self {
             id,
             name: input.name,
             status: input.status,
             postback_url: input.postback_url,
+            offer_postback_urls: input.offer_postback_urls,
         })
+    }
+
+    /// The postback URL for conversions of `offer`: its own entry in
+    /// `offer_postback_urls`, else `postback_url`.
+    pub fn postback_target(&self, offer: &OfferId) -> Option<&str> {
+        self.offer_postback_urls
+            .get(offer.as_str())
+            .or(self.postback_url.as_ref())
+            .map(String::as_str)
+    }
+
+    /// Every postback URL configured, with the field it is in.
+    pub fn postback_urls(&self) -> impl Iterator<Item = (String, &str)> {
+        self.postback_url
+            .iter()
+            .map(|url| ("postback_url".to_owned(), url.as_str()))
+            .chain(
+                self.offer_postback_urls
+                    .iter()
+                    .map(|(offer, url)| (format!("offer_postback_urls.{offer}"), url.as_str())),
+            )
     }
 }
 

@@ -31,10 +31,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::clock::Clock;
+use crate::delivery::{DeliveryWake, DELIVERY_RETENTION_SECS};
 use crate::domain::conversion::{ConversionCommand, ConversionOutcome};
+use crate::domain::delivery::{DeliveryContext, DeliveryOrder};
 use crate::domain::ids::base64url;
 use crate::domain::query::Params;
-use crate::domain::{ConversionStatus, Day, Offer, OfferId};
+use crate::domain::{AffiliateId, Click, ConversionStatus, Day, Identity, Offer, OfferId};
 use crate::offers::ConfigCache;
 use crate::store::Store;
 
@@ -83,6 +85,8 @@ pub struct Postbacks {
     cache: Arc<ConfigCache>,
     /// Windows, signature skew, the conversion's day.
     clock: Arc<dyn Clock>,
+    /// Wakes this instance's delivery worker when a postback queued a delivery.
+    deliveries: DeliveryWake,
 }
 
 /// Bounds the two loops of the pipeline.
@@ -111,14 +115,61 @@ impl Attempts {
     }
 }
 
+/// Whether the credit step queued the affiliate postback it was given: a
+/// new approved or pending conversion, or a status change.
+fn queued_a_delivery(applied: &Result<ConversionOutcome, crate::store::StoreError>) -> bool {
+    match applied {
+        Ok(ConversionOutcome::Created(record)) => record.status != ConversionStatus::Rejected,
+        Ok(ConversionOutcome::Updated { .. }) => true,
+        _ => false,
+    }
+}
+
 impl Postbacks {
-    /// A service over this store, config cache and clock.
-    pub fn new(store: Arc<dyn Store>, cache: Arc<ConfigCache>, clock: Arc<dyn Clock>) -> Self {
+    /// A service over this store, config cache and clock, waking `deliveries`.
+    pub fn new(
+        store: Arc<dyn Store>,
+        cache: Arc<ConfigCache>,
+        clock: Arc<dyn Clock>,
+        deliveries: DeliveryWake,
+    ) -> Self {
         Self {
             store,
             cache,
             clock,
+            deliveries,
         }
+    }
+
+    /// The affiliate postback to queue with this postback's change, if the
+    /// affiliate has a postback URL for the offer (API.md §6). The click's
+    /// subs go with it; after the click has expired, the store keeps the
+    /// ones captured when the conversion was created.
+    fn delivery_order(
+        &self,
+        offer: &Offer,
+        aff: &AffiliateId,
+        request: &PostbackRequest,
+        click: Option<&Click>,
+    ) -> Option<DeliveryOrder> {
+        let affiliate = self.cache.affiliate(aff.as_str())?;
+        affiliate.postback_target(&offer.id)?;
+        let (txid, goal) = match &request.identity {
+            Identity::Txid(txid) => (txid.clone(), String::new()),
+            Identity::Goal(goal) => (String::new(), goal.clone()),
+        };
+        Some(DeliveryOrder {
+            context: DeliveryContext {
+                subs: click.map(|c| c.subs.clone()).unwrap_or_default(),
+                source: click.map(|c| c.source.clone()).unwrap_or_default(),
+                txid,
+                goal,
+                currency: offer.currency.as_str().to_owned(),
+            },
+            amount: request.amount,
+            now_ms: self.clock.now_ms(),
+            retention_secs: DELIVERY_RETENTION_SECS,
+        })
     }
 
     /// Credits, updates, de-duplicates or rejects one conversion. Every claim
@@ -206,6 +257,8 @@ impl Postbacks {
             }
 
             // Apply.
+            let delivery = self.delivery_order(&offer, &aff_id, request, lookup.click.as_ref());
+            let seen_conversion_id = lookup.conversion.as_ref().map(|r| r.conversion_id.clone());
             let command = ConversionCommand {
                 click_id: request.click_id.clone(),
                 identity: request.identity.clone(),
@@ -220,8 +273,13 @@ impl Postbacks {
                 retention_secs: offer.attribution_window_secs + CONVERSION_RETENTION_EXTRA_SECS,
                 reason,
                 now,
+                delivery,
+                seen_conversion_id,
             };
             let applied = self.store.apply_conversion(&command).await;
+            if command.delivery.is_some() && queued_a_delivery(&applied) {
+                self.deliveries.wake();
+            }
             let created = matches!(applied, Ok(ConversionOutcome::Created(_)));
             for reservation in reservations {
                 if created {

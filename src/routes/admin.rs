@@ -1,4 +1,5 @@
 //! `/api/v1/offers` and `/api/v1/affiliates`: the operator's admin API (API.md §3).
+//! The affiliate postback log and retry live in `deliveries`.
 
 use std::future::{ready, Ready};
 
@@ -7,6 +8,7 @@ use actix_web::{web, FromRequest, HttpRequest, HttpResponse};
 use serde::de::DeserializeOwned;
 
 use crate::domain::offer::{AffiliateInput, OfferInput};
+use crate::domain::postback_url::PostbackTemplate;
 use crate::domain::query::Params;
 use crate::domain::signature::constant_time_eq;
 use crate::domain::{Affiliate, AffiliateId, Offer, OfferId};
@@ -135,6 +137,9 @@ pub async fn put_affiliate(
 ) -> Result<HttpResponse, ApiError> {
     let id = AffiliateId::parse(path_id(&req, "aff_id"))?;
     let affiliate = Affiliate::from_input(id, json_body::<AffiliateInput>(&body)?)?;
+    if !state.allow_private_targets {
+        refuse_internal_targets(&affiliate)?;
+    }
     state
         .store
         .put_affiliate(&affiliate)
@@ -142,6 +147,27 @@ pub async fn put_affiliate(
         .inspect_err(|_| state.metrics.store_error(StoreOperation::PutAffiliate))?;
     state.cache.reload(state.store.as_ref()).await?;
     Ok(HttpResponse::Ok().json(affiliate))
+}
+
+/// 400 `private_target` when a postback URL names an internal address
+/// literally (or `localhost`): clickback would be made to call into its own
+/// network. Names that resolve to such addresses are refused at delivery.
+fn refuse_internal_targets(affiliate: &Affiliate) -> Result<(), ApiError> {
+    for (field, url) in affiliate.postback_urls() {
+        let internal = PostbackTemplate::parse(url)
+            .ok()
+            .and_then(|t| t.internal_host());
+        if let Some(ip) = internal {
+            return Err(ApiError::new(
+                actix_web::http::StatusCode::BAD_REQUEST,
+                "private_target",
+                format!(
+                    "{field}: {ip} is an internal address (loopback, private, link-local, CGNAT, multicast or metadata); set CLICKBACK_ALLOW_PRIVATE_TARGETS=1 on a private network"
+                ),
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// `GET /api/v1/affiliates`: every affiliate, sorted by id.

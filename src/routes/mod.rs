@@ -7,6 +7,7 @@
 
 pub mod admin;
 pub mod click;
+pub mod deliveries;
 pub mod health;
 pub mod postback;
 pub mod stats;
@@ -50,6 +51,12 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             .service(
                 read_only("/affiliates/{aff_id}", admin::get_affiliate).put(admin::put_affiliate),
             )
+            .service(read_only(
+                "/affiliates/{aff_id}/deliveries",
+                deliveries::affiliate_deliveries,
+            ))
+            .service(read_only("/deliveries", deliveries::deliveries))
+            .service(web::resource("/deliveries/{id}/retry").post(deliveries::retry))
             .service(read_only("/stats", stats::stats))
             .service(read_only("/postbacks", admin::postback_log)),
     )

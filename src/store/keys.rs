@@ -9,6 +9,11 @@
 //! | `cb:{S}:v:<click_id>:t:<txid>` / `…:g:<goal>` | hash | one conversion              | window + 90 days      |
 //! | `cb:{S}:st:<YYYYMMDD>`      | hash   | that shard's counters for one UTC day   | none                  |
 //! | `cb:{S}:u:<offer>\|<aff>\|<visitor>` | string | the visitor clicked recently  | duplicate-click window |
+//! | `cb:{S}:d:<delivery_id>`    | hash   | one affiliate postback delivery: what to send, state, attempts | 30 days after its last change |
+//! | `cb:{S}:dq`                 | zset   | deliveries due (score: due time, or lease end while in flight, ms) | none |
+//! | `cb:{S}:dp`                 | zset   | pending deliveries by creation time (ms): depth and oldest | none |
+//! | `cb:{S}:dx`                 | zset   | dead deliveries by time of death (ms) | 30 days after the last |
+//! | `cb:{S}:da:<aff>`           | zset   | an affiliate's deliveries by creation time (ms) | 30 days after the last |
 //! | `cb:{cap:<offer>}:<period>` | hash   | cap counters of one offer and period    | period + margin       |
 //! | `cb:{claim:<xx>}:<token>`   | string | a used signature / an identity being decided | 10 min / 30 s    |
 //! | `cb:{log:<offer>}:postbacks`| list   | the latest accepted postbacks and their outcome | 30 days after the last, trimmed |
@@ -23,6 +28,7 @@
 //! instead of making a big offer a hot slot.
 
 use crate::domain::counter::Counter;
+use crate::domain::delivery::DeliveryId;
 use crate::domain::ids::shard_char;
 use crate::domain::{ClickId, Day, Identity};
 use crate::store::PostbackLogKind;
@@ -93,6 +99,31 @@ impl Keys {
     /// Marks that a visitor clicked an offer via an affiliate (duplicate-click window).
     pub fn unique_visitor(&self, shard: char, offer: &str, aff: &str, visitor: &str) -> String {
         self.in_shard(shard, ":u:", &[offer, "|", aff, "|", visitor])
+    }
+
+    /// One affiliate postback delivery (its shard is its id's first character).
+    pub fn delivery(&self, id: &DeliveryId) -> String {
+        self.in_shard(id.shard(), ":d:", &[id.as_str()])
+    }
+
+    /// A shard's deliveries that are due, by due time (or lease end).
+    pub fn delivery_queue(&self, shard: char) -> String {
+        self.in_shard(shard, ":dq", &[])
+    }
+
+    /// A shard's pending deliveries, by creation time.
+    pub fn deliveries_pending(&self, shard: char) -> String {
+        self.in_shard(shard, ":dp", &[])
+    }
+
+    /// A shard's dead deliveries, by time of death.
+    pub fn deliveries_dead(&self, shard: char) -> String {
+        self.in_shard(shard, ":dx", &[])
+    }
+
+    /// A shard's deliveries to one affiliate, by creation time.
+    pub fn deliveries_of(&self, shard: char, aff: &str) -> String {
+        self.in_shard(shard, ":da:", &[aff])
     }
 
     /// `<prefix>:{<shard>}<kind><parts…>`, built without `format!`: the click

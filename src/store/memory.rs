@@ -11,13 +11,18 @@ use std::time::{Duration, Instant};
 
 use super::keys::counter_field;
 use super::{
-    CapEntry, ConfigData, ConversionLookup, DayCounters, LogRetention, PostbackLogKind,
-    PostbackLogLine, Store, StoreError, StoreFuture,
+    CapEntry, ConfigData, ConversionLookup, DayCounters, DeliveryBacklog, DeliveryCursor,
+    DeliveryPage, DeliveryQuery, DeliveryScope, Lease, LogRetention, PostbackLogKind,
+    PostbackLogLine, RetryOutcome, Store, StoreError, StoreFuture,
 };
 use crate::domain::conversion::{
     ConversionCommand, ConversionOutcome, ConversionRecord, ConversionStatus, MAX_COUNTER_MICROS,
 };
 use crate::domain::counter::Counter;
+use crate::domain::delivery::{
+    AttemptRecord, AttemptReport, Delivery, DeliveryContext, DeliveryId, DeliveryOrder,
+    DeliveryState,
+};
 use crate::domain::{
     unix_now, Affiliate, AffiliateId, Click, ClickId, Day, Identity, Money, Offer, OfferId,
 };
@@ -33,6 +38,11 @@ struct Inner {
     /// Each click carries its own deadline (`expires_at`).
     clicks: HashMap<ClickId, Click>,
     conversions: HashMap<(ClickId, Identity), (ConversionRecord, Instant)>,
+    /// What the deliveries of a conversion say about its click, kept from
+    /// its creation (the credit script's `j` field).
+    delivery_contexts: HashMap<(ClickId, Identity), DeliveryContext>,
+    /// Affiliate postback deliveries, with their place in the queue.
+    deliveries: BTreeMap<DeliveryId, QueuedDelivery>,
     /// Per day, `offer|aff|counter` → value: 64-bit like Redis's counters.
     counters: HashMap<Day, HashMap<String, i64>>,
     unique_visitors: HashMap<String, Instant>,
@@ -124,12 +134,76 @@ impl Inner {
             let unix = unix_now();
             self.clicks.retain(|_, click| !click.expired(unix));
             self.conversions.retain(|_, (_, expires)| *expires > now);
+            let conversions = &self.conversions;
+            self.delivery_contexts
+                .retain(|key, _| conversions.contains_key(key));
+            self.deliveries.retain(|_, queued| queued.expires > now);
             self.unique_visitors.retain(|_, expires| *expires > now);
             self.claims.retain(|_, expires| *expires > now);
             self.caps
                 .retain(|_, (_, expires)| expires.is_none_or(|e| e > now));
             self.postback_logs.retain(|_, (_, expires)| *expires > now);
         }
+    }
+}
+
+/// A delivery and what the Redis store keeps in its indexes.
+struct QueuedDelivery {
+    delivery: Delivery,
+    /// Its queue score: due time, or lease while in flight; `None` once
+    /// delivered or dead.
+    due: Option<f64>,
+    /// When it died, ms (the dead index's score).
+    dead_at_ms: Option<u64>,
+    /// The record's expiry.
+    expires: Instant,
+}
+
+impl Inner {
+    /// Queues the delivery of `record` at its status (the credit script's `deliver`).
+    fn deliver(
+        &mut self,
+        click_id: &ClickId,
+        record: &ConversionRecord,
+        context: DeliveryContext,
+        order: &DeliveryOrder,
+    ) {
+        let id = DeliveryId::new(click_id.shard(), &record.conversion_id, record.status);
+        let delivery = Delivery {
+            id: id.clone(),
+            conversion_id: record.conversion_id.clone(),
+            click_id: click_id.as_str().to_owned(),
+            offer_id: record.offer_id.clone(),
+            aff_id: record.aff_id.clone(),
+            status: record.status,
+            payout: record.payout,
+            amount: order.amount,
+            context,
+            state: DeliveryState::Pending,
+            attempts: 0,
+            run_attempts: 0,
+            created_at_ms: order.now_ms,
+            last_attempt_at_ms: None,
+            next_attempt_at_ms: Some(order.now_ms),
+            last_http_status: None,
+            last_error: None,
+            url: None,
+        };
+        self.deliveries.insert(
+            id,
+            QueuedDelivery {
+                delivery,
+                due: Some(order.now_ms as f64),
+                dead_at_ms: None,
+                expires: Instant::now() + Duration::from_secs(order.retention_secs),
+            },
+        );
+    }
+
+    /// A delivery that has not expired.
+    fn live_delivery(&mut self, id: &DeliveryId) -> Option<&mut QueuedDelivery> {
+        let now = Instant::now();
+        self.deliveries.get_mut(id).filter(|q| q.expires > now)
     }
 }
 
@@ -261,12 +335,26 @@ impl Store for MemoryStore {
                 }
                 inner.count(&record, 1);
                 let expires = now + Duration::from_secs(command.retention_secs);
-                inner.conversions.insert(key, (record.clone(), expires));
+                inner
+                    .conversions
+                    .insert(key.clone(), (record.clone(), expires));
+                inner.delivery_contexts.remove(&key);
+                if let Some(order) = &command.delivery {
+                    if record.status != ConversionStatus::Rejected {
+                        inner.delivery_contexts.insert(key, order.context.clone());
+                        inner.deliver(&command.click_id, &record, order.context.clone(), order);
+                    }
+                }
                 inner.sweep_now_and_then();
                 return ConversionOutcome::Created(record);
             };
             if !old.status.can_move_to(command.status) {
                 return ConversionOutcome::Duplicate(old);
+            }
+            if command.delivery.is_some()
+                && command.seen_conversion_id.as_deref() != Some(old.conversion_id.as_str())
+            {
+                return ConversionOutcome::Retry;
             }
             if old.day != command.today && Some(old.day) != command.seen_day {
                 return ConversionOutcome::Retry;
@@ -285,6 +373,14 @@ impl Store for MemoryStore {
             inner.count(&new, 1);
             if let Some(entry) = inner.conversions.get_mut(&key) {
                 entry.0 = new.clone();
+            }
+            if let Some(order) = &command.delivery {
+                let context = inner
+                    .delivery_contexts
+                    .get(&key)
+                    .cloned()
+                    .unwrap_or_else(|| order.context.clone());
+                inner.deliver(&command.click_id, &new, context, order);
             }
             ConversionOutcome::Updated {
                 record: new,
@@ -479,5 +575,180 @@ impl Store for MemoryStore {
 
     fn ping(&self) -> StoreFuture<'_, ()> {
         ready(self.lock().map(|_| ()))
+    }
+
+    fn claim_deliveries<'a>(
+        &'a self,
+        shard: char,
+        now_ms: u64,
+        lease: Lease,
+        limit: usize,
+    ) -> StoreFuture<'a, Vec<Result<Delivery, DeliveryId>>> {
+        ready(self.lock().map(|mut inner| {
+            let now = Instant::now();
+            let mut due: Vec<(f64, DeliveryId)> = inner
+                .deliveries
+                .iter()
+                .filter(|(id, q)| id.shard() == shard && q.expires > now)
+                .filter_map(|(id, q)| {
+                    q.due
+                        .filter(|d| *d <= now_ms as f64)
+                        .map(|d| (d, id.clone()))
+                })
+                .collect();
+            due.sort_by(|a, b| a.0.total_cmp(&b.0).then_with(|| a.1.cmp(&b.1)));
+            due.truncate(limit);
+            due.into_iter()
+                .filter_map(|(_, id)| {
+                    let queued = inner.deliveries.get_mut(&id)?;
+                    queued.due = Some(lease.0);
+                    Some(Ok(queued.delivery.clone()))
+                })
+                .collect()
+        }))
+    }
+
+    fn finish_delivery<'a>(
+        &'a self,
+        id: &'a DeliveryId,
+        lease: Lease,
+        report: &'a AttemptReport,
+    ) -> StoreFuture<'a, bool> {
+        ready(self.lock().map(|mut inner| {
+            let Some(queued) = inner.live_delivery(id) else {
+                return false;
+            };
+            if queued.due != Some(lease.0) {
+                return false;
+            }
+            let d = &mut queued.delivery;
+            let (http_status, error) = match &report.record {
+                AttemptRecord::Gone => {
+                    inner.deliveries.remove(id);
+                    return true;
+                }
+                AttemptRecord::Postponed { retry_at_ms } => {
+                    queued.due = Some(*retry_at_ms as f64);
+                    return true;
+                }
+                AttemptRecord::Delivered { http_status } => {
+                    d.state = DeliveryState::Delivered;
+                    d.next_attempt_at_ms = None;
+                    queued.due = None;
+                    (Some(*http_status), None)
+                }
+                AttemptRecord::Failed {
+                    http_status,
+                    error,
+                    retry_at_ms,
+                } => {
+                    d.next_attempt_at_ms = Some(*retry_at_ms);
+                    queued.due = Some(*retry_at_ms as f64);
+                    (*http_status, Some(error.clone()))
+                }
+                AttemptRecord::Dead { http_status, error } => {
+                    d.state = DeliveryState::Dead;
+                    d.next_attempt_at_ms = None;
+                    queued.due = None;
+                    queued.dead_at_ms = Some(report.now_ms);
+                    (*http_status, Some(error.clone()))
+                }
+            };
+            d.attempts += 1;
+            d.run_attempts += 1;
+            d.last_attempt_at_ms = Some(report.now_ms);
+            d.last_http_status = http_status;
+            d.last_error = error.filter(|e| !e.is_empty());
+            d.url = report.url.clone().filter(|u| !u.is_empty());
+            queued.expires = Instant::now() + Duration::from_secs(report.retention_secs);
+            true
+        }))
+    }
+
+    fn retry_delivery<'a>(
+        &'a self,
+        id: &'a DeliveryId,
+        now_ms: u64,
+        retention_secs: u64,
+    ) -> StoreFuture<'a, RetryOutcome> {
+        ready(self.lock().map(|mut inner| {
+            let Some(queued) = inner.live_delivery(id) else {
+                return RetryOutcome::NotFound;
+            };
+            if queued.delivery.state == DeliveryState::Delivered {
+                return RetryOutcome::AlreadyDelivered;
+            }
+            queued.delivery.state = DeliveryState::Pending;
+            queued.delivery.run_attempts = 0;
+            queued.delivery.next_attempt_at_ms = Some(now_ms);
+            queued.due = Some(now_ms as f64);
+            queued.dead_at_ms = None;
+            queued.expires = Instant::now() + Duration::from_secs(retention_secs);
+            RetryOutcome::Queued
+        }))
+    }
+
+    fn list_deliveries<'a>(&'a self, query: &'a DeliveryQuery) -> StoreFuture<'a, DeliveryPage> {
+        ready(self.lock().map(|inner| {
+            let now = Instant::now();
+            let mut entries: Vec<(DeliveryCursor, &Delivery)> = inner
+                .deliveries
+                .values()
+                .filter(|q| q.expires > now)
+                .filter_map(|q| {
+                    let d = &q.delivery;
+                    let score = match &query.scope {
+                        DeliveryScope::Affiliate(aff) => {
+                            (d.aff_id == *aff).then_some(d.created_at_ms)
+                        }
+                        DeliveryScope::Pending => {
+                            (d.state == DeliveryState::Pending).then_some(d.created_at_ms)
+                        }
+                        DeliveryScope::Dead => {
+                            q.dead_at_ms.filter(|_| d.state == DeliveryState::Dead)
+                        }
+                    }?;
+                    let cursor = DeliveryCursor {
+                        score,
+                        id: d.id.as_str().to_owned(),
+                    };
+                    Some((cursor, d))
+                })
+                .filter(|(c, _)| match &query.after {
+                    None => true,
+                    Some(after) => (c.score, &c.id) < (after.score, &after.id),
+                })
+                .collect();
+            entries.sort_by(|(a, _), (b, _)| (b.score, &b.id).cmp(&(a.score, &a.id)));
+            let next = (entries.len() > query.limit)
+                .then(|| entries[query.limit - 1].0.clone())
+                .filter(|_| query.limit > 0);
+            entries.truncate(query.limit);
+            DeliveryPage {
+                deliveries: entries.into_iter().map(|(_, d)| d.clone()).collect(),
+                next,
+            }
+        }))
+    }
+
+    fn delivery_backlog(&self) -> StoreFuture<'_, DeliveryBacklog> {
+        ready(self.lock().map(|inner| {
+            let now = Instant::now();
+            let pending = inner
+                .deliveries
+                .values()
+                .filter(|q| q.expires > now && q.delivery.state == DeliveryState::Pending);
+            let mut backlog = DeliveryBacklog::default();
+            for q in pending {
+                backlog.pending += 1;
+                let created = q.delivery.created_at_ms;
+                backlog.oldest_created_ms = Some(
+                    backlog
+                        .oldest_created_ms
+                        .map_or(created, |o| o.min(created)),
+                );
+            }
+            backlog
+        }))
     }
 }

@@ -15,6 +15,7 @@ use std::pin::Pin;
 
 use crate::domain::conversion::{ConversionCommand, ConversionOutcome, ConversionRecord};
 use crate::domain::counter::Counter;
+use crate::domain::delivery::{AttemptReport, Delivery, DeliveryId};
 use crate::domain::{Affiliate, AffiliateId, Click, ClickId, Day, Identity, Offer, OfferId};
 
 pub use self::memory::MemoryStore;
@@ -146,6 +147,90 @@ pub struct CapEntry {
     pub ttl_secs: Option<u64>,
 }
 
+/// A delivery's lease: its queue score while a worker holds it, the lease's
+/// end in milliseconds plus a random fraction, so that no two claims of one
+/// delivery share a lease and a worker whose lease ran out cannot overwrite
+/// the report of the worker that took the delivery over.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Lease(pub f64);
+
+impl Lease {
+    /// A lease ending at `until_ms`, told apart from others by `salt` (< 1).
+    pub fn until(until_ms: u64, salt: f64) -> Self {
+        // Scores are doubles: whole milliseconds up to 2^53 are exact, and a
+        // thousandth of a millisecond still is for the next 280 years.
+        let fraction = (salt.clamp(0.0, 0.999) * 1000.0).floor() / 1000.0;
+        Self(until_ms as f64 + fraction)
+    }
+
+    /// The lease as Redis reads a score: the shortest text that parses back
+    /// to the same double.
+    pub fn score(self) -> String {
+        format!("{}", self.0)
+    }
+}
+
+/// What an operator's retry of a delivery found.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RetryOutcome {
+    /// Due now, with the whole schedule ahead.
+    Queued,
+    /// Already delivered: nothing to do.
+    AlreadyDelivered,
+    /// No such delivery (never was, or expired).
+    NotFound,
+}
+
+/// Which deliveries to list.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum DeliveryScope {
+    /// Every delivery to one affiliate, newest first.
+    Affiliate(AffiliateId),
+    /// Every pending delivery, newest first.
+    Pending,
+    /// Every dead delivery, most recently dead first.
+    Dead,
+}
+
+/// A position in a delivery listing: the entry's index score and id. The
+/// next page starts after it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DeliveryCursor {
+    /// The index score (creation or death time, ms).
+    pub score: u64,
+    /// The delivery id, which orders entries of one score.
+    pub id: String,
+}
+
+/// A listing request.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DeliveryQuery {
+    /// Whose or which deliveries.
+    pub scope: DeliveryScope,
+    /// Entries at most.
+    pub limit: usize,
+    /// Start after this entry (the previous page's `next`).
+    pub after: Option<DeliveryCursor>,
+}
+
+/// One page of deliveries.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct DeliveryPage {
+    /// Newest first.
+    pub deliveries: Vec<Delivery>,
+    /// Where the next page starts; `None` at the end.
+    pub next: Option<DeliveryCursor>,
+}
+
+/// The size of the delivery queue.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct DeliveryBacklog {
+    /// Pending deliveries.
+    pub pending: u64,
+    /// When the oldest pending delivery was queued, ms.
+    pub oldest_created_ms: Option<u64>,
+}
+
 /// Persistence for clicks, conversions, counters and configuration.
 pub trait Store: Send + Sync + 'static {
     /// Stores a click until its attribution window closes and counts it, in
@@ -258,6 +343,46 @@ pub trait Store: Send + Sync + 'static {
 
     /// Answers when the store is reachable (readiness).
     fn ping(&self) -> StoreFuture<'_, ()>;
+
+    /// Leases up to `limit` deliveries of `shard` that are due at `now_ms`
+    /// until `lease` (a score unique to this claim; see [`Lease`]), and
+    /// answers them with their records. A lease that ends without a report
+    /// (the worker died) makes the delivery due again, for any worker of
+    /// any instance. A due entry whose record has expired comes back as
+    /// `Err(id)`, to be reported
+    /// [`AttemptRecord::Gone`](crate::domain::delivery::AttemptRecord::Gone).
+    fn claim_deliveries<'a>(
+        &'a self,
+        shard: char,
+        now_ms: u64,
+        lease: Lease,
+        limit: usize,
+    ) -> StoreFuture<'a, Vec<Result<Delivery, DeliveryId>>>;
+
+    /// Records how an attempt ended, if `lease` still holds the delivery;
+    /// `false` when the lease was lost (it ended and another worker took
+    /// the delivery): nothing is written then.
+    fn finish_delivery<'a>(
+        &'a self,
+        id: &'a DeliveryId,
+        lease: Lease,
+        report: &'a AttemptReport,
+    ) -> StoreFuture<'a, bool>;
+
+    /// Queues a dead or pending delivery again, due at `now_ms`, with the
+    /// whole retry schedule ahead of it.
+    fn retry_delivery<'a>(
+        &'a self,
+        id: &'a DeliveryId,
+        now_ms: u64,
+        retention_secs: u64,
+    ) -> StoreFuture<'a, RetryOutcome>;
+
+    /// A page of deliveries, newest first.
+    fn list_deliveries<'a>(&'a self, query: &'a DeliveryQuery) -> StoreFuture<'a, DeliveryPage>;
+
+    /// How many deliveries are pending, and when the oldest was queued.
+    fn delivery_backlog(&self) -> StoreFuture<'_, DeliveryBacklog>;
 
     /// Writes what the store holds back to batch it (the Redis store's
     /// unique-click counts). The background writer calls it whenever

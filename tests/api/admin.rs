@@ -435,7 +435,8 @@ async fn affiliates_are_created_listed_fetched_and_replaced() {
     assert_eq!(
         created,
         json!({"id": "a2", "name": "Second", "status": "active",
-               "postback_url": "https://aff.example/pb?cid={click_id}&p={payout}"})
+               "postback_url": "https://aff.example/pb?cid={click_id}&p={payout}",
+               "offer_postback_urls": {}})
     );
     assert_eq!(one, created);
     let ids: Vec<&str> = list["affiliates"]

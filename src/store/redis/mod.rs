@@ -24,6 +24,7 @@
 //! - `config`: offers, affiliates and the config version.
 //! - `counters`: the stats read, summed over shards.
 //! - `logs`: the postback logs.
+//! - `deliveries`: the affiliate postback queue, its leases and listings.
 //!
 //! docs/architecture.md ("Slots touched by each operation") lists the hash
 //! slots each of them touches.
@@ -35,6 +36,7 @@ mod config;
 mod connection;
 mod conversions;
 mod counters;
+mod deliveries;
 mod logs;
 
 use std::collections::HashMap;
@@ -48,12 +50,14 @@ use self::clicks::{BucketDeadlines, UniqueCounts};
 use self::connection::{unavailable, PerRuntimeConnections};
 use super::keys::Keys;
 use super::{
-    CapEntry, ConfigData, ConversionLookup, DayCounters, LogRetention, PostbackLogKind,
-    PostbackLogLine, Store, StoreError, StoreFuture,
+    CapEntry, ConfigData, ConversionLookup, DayCounters, DeliveryBacklog, DeliveryPage,
+    DeliveryQuery, Lease, LogRetention, PostbackLogKind, PostbackLogLine, RetryOutcome, Store,
+    StoreError, StoreFuture,
 };
 use crate::batch::BatchQueue;
 use crate::domain::conversion::{ConversionCommand, ConversionOutcome};
 use crate::domain::counter::Counter;
+use crate::domain::delivery::{AttemptReport, Delivery, DeliveryId};
 use crate::domain::{Affiliate, AffiliateId, Click, ClickId, Day, Identity, Offer, OfferId};
 
 /// Redis-backed [`Store`].
@@ -279,5 +283,51 @@ impl Store for RedisStore {
 
     fn ping(&self) -> StoreFuture<'_, ()> {
         Box::pin(self.with_conn(async move |conn| connection::ping(conn).await))
+    }
+
+    fn claim_deliveries<'a>(
+        &'a self,
+        shard: char,
+        now_ms: u64,
+        lease: Lease,
+        limit: usize,
+    ) -> StoreFuture<'a, Vec<Result<Delivery, DeliveryId>>> {
+        Box::pin(self.with_pooled_conn(async move |conn| {
+            deliveries::claim_deliveries(conn, &self.keys, shard, now_ms, lease, limit).await
+        }))
+    }
+
+    fn finish_delivery<'a>(
+        &'a self,
+        id: &'a DeliveryId,
+        lease: Lease,
+        report: &'a AttemptReport,
+    ) -> StoreFuture<'a, bool> {
+        Box::pin(self.with_pooled_conn(async move |conn| {
+            deliveries::finish_delivery(conn, &self.keys, id, lease, report).await
+        }))
+    }
+
+    fn retry_delivery<'a>(
+        &'a self,
+        id: &'a DeliveryId,
+        now_ms: u64,
+        retention_secs: u64,
+    ) -> StoreFuture<'a, RetryOutcome> {
+        Box::pin(self.with_pooled_conn(async move |conn| {
+            deliveries::retry_delivery(conn, &self.keys, id, now_ms, retention_secs).await
+        }))
+    }
+
+    fn list_deliveries<'a>(&'a self, query: &'a DeliveryQuery) -> StoreFuture<'a, DeliveryPage> {
+        Box::pin(self.with_pooled_conn(async move |conn| {
+            deliveries::list_deliveries(conn, &self.keys, query).await
+        }))
+    }
+
+    fn delivery_backlog(&self) -> StoreFuture<'_, DeliveryBacklog> {
+        Box::pin(self.with_pooled_conn(async move |conn| {
+            deliveries::delivery_backlog(conn, &self.keys).await
+        }))
     }
 }

@@ -14,6 +14,27 @@
 -- ARGV[10] now, unix seconds
 -- ARGV[11] why a new conversion is rejected (too_fast, cap_reached) or ''
 --
+-- The affiliate postback, queued with the change when ARGV[12] is not '':
+-- KEYS[4]  the delivery record if this creates the conversion  cb:{S}:d:<id>
+-- KEYS[5]  the delivery record if this moves the conversion seen
+-- KEYS[6]  the shard's delivery queue     cb:{S}:dq
+-- KEYS[7]  the shard's pending deliveries cb:{S}:dp
+-- KEYS[8]  the affiliate's deliveries     cb:{S}:da:<aff>
+-- ARGV[12] the delivery context (subs, source, txid, goal, currency) or ''
+-- ARGV[13] the sale amount, micro-units, or ''
+-- ARGV[14] now, unix milliseconds: the delivery is due at once
+-- ARGV[15] retention of the delivery record, seconds
+-- ARGV[16] the delivery id if this creates the conversion
+-- ARGV[17] the delivery id if this moves the conversion seen
+-- ARGV[18] the conversion id the caller saw, or ''
+-- ARGV[19] the click id
+--
+-- A conversion created approved or pending, or moved to a new status, gets
+-- its delivery in the same step: no credit without its postback, no
+-- postback without its credit. One created rejected (by a rule or by the
+-- advertiser) gets none. The context is kept with the conversion ('j'), so
+-- a status change after the click has expired still carries the subs.
+--
 -- Returns one string, the fields joined by NUL:
 --   outcome, status, payout, revenue, conversion_id, day, offer, aff, previous, reason
 -- with outcome one of created, duplicate, updated, or just 'retry' (the
@@ -66,7 +87,20 @@ local function count(stats, prefix, status, payout, revenue, undo)
   return true
 end
 
-local cur = redis.call('HMGET', KEYS[1], 's', 'p', 'r', 'd', 'o', 'a')
+-- Queues the delivery `did` (record key `key`) of conversion `cid` at
+-- `status` with `payout`, for the click's offer `offer` and affiliate `aff`.
+local function deliver(key, did, cid, status, payout, offer, aff, context)
+  redis.call('HSET', key, 'c', cid, 'k', ARGV[19], 'o', offer, 'a', aff, 's', status,
+    'p', payout, 'm', ARGV[13], 'j', context, 'st', 'p', 't', ARGV[14], 'n', 0, 'r', 0,
+    'na', ARGV[14])
+  redis.call('EXPIRE', key, ARGV[15])
+  redis.call('ZADD', KEYS[6], ARGV[14], did)
+  redis.call('ZADD', KEYS[7], ARGV[14], did)
+  redis.call('ZADD', KEYS[8], ARGV[14], did)
+  redis.call('EXPIRE', KEYS[8], ARGV[15])
+end
+
+local cur = redis.call('HMGET', KEYS[1], 's', 'p', 'r', 'd', 'o', 'a', 'id', 'j')
 local new = ARGV[1]
 
 if not cur[1] then
@@ -79,6 +113,10 @@ if not cur[1] then
   redis.call('HSET', KEYS[1], 's', new, 'p', payout, 'r', revenue, 'id', ARGV[4],
     'd', ARGV[5], 'o', ARGV[7], 'a', ARGV[8], 't', ARGV[10], 'x', ARGV[11])
   redis.call('EXPIRE', KEYS[1], ARGV[9])
+  if ARGV[12] ~= '' and new ~= 'r' then
+    redis.call('HSET', KEYS[1], 'j', ARGV[12])
+    deliver(KEYS[4], ARGV[16], ARGV[4], new, payout, ARGV[7], ARGV[8], ARGV[12])
+  end
   -- Just written: answered from the arguments, not read back.
   return table.concat({'created', new, payout, revenue, ARGV[4], ARGV[5], ARGV[7], ARGV[8], '', ARGV[11]}, '\0')
 end
@@ -94,6 +132,12 @@ local old = cur[1]
 local moves = (old == 'p' and (new == 'a' or new == 'r')) or (old == 'a' and new == 'r')
 if not moves then
   return reply('duplicate')
+end
+
+-- The delivery key was built from the conversion the caller saw: another
+-- one standing here now (it expired and was created anew) needs a fresh look.
+if ARGV[12] ~= '' and cur[7] ~= ARGV[18] then
+  return 'retry'
 end
 
 local stats
@@ -115,4 +159,7 @@ if not count(stats, prefix, new, payout, revenue, false) then
   return 'too_large'
 end
 redis.call('HSET', KEYS[1], 's', new, 'p', payout, 'r', revenue)
+if ARGV[12] ~= '' then
+  deliver(KEYS[5], ARGV[17], cur[7], new, payout, cur[5], cur[6], cur[8] or ARGV[12])
+end
 return reply('updated', old)

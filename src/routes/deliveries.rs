@@ -1,0 +1,215 @@
+//! `/api/v1/affiliates/{aff_id}/deliveries`, `/api/v1/deliveries` and
+//! `/api/v1/deliveries/{id}/retry`: the affiliate postback log and the
+//! operator's retry (API.md §6).
+
+use actix_web::{web, HttpRequest, HttpResponse};
+use serde::Serialize;
+
+use super::admin::Admin;
+use crate::delivery::DELIVERY_RETENTION_SECS;
+use crate::domain::delivery::{Delivery, DeliveryId, DeliveryState};
+use crate::domain::query::Params;
+use crate::domain::{AffiliateId, Money};
+use crate::error::ApiError;
+use crate::metrics::StoreOperation;
+use crate::state::AppState;
+use crate::store::{DeliveryCursor, DeliveryQuery, DeliveryScope, RetryOutcome};
+
+/// Entries per page unless `limit` says otherwise.
+const DEFAULT_LIMIT: usize = 100;
+/// Entries per page at most.
+const MAX_LIMIT: usize = 1000;
+
+/// One delivery as the API shows it. Times are Unix seconds. The URL is the
+/// template as the affiliate configured it (with any secret it holds), not
+/// the expanded one.
+#[derive(Serialize)]
+struct DeliveryView<'a> {
+    id: &'a str,
+    conversion_id: &'a str,
+    click_id: &'a str,
+    offer_id: &'a str,
+    aff_id: &'a str,
+    status: &'static str,
+    state: &'static str,
+    payout: Money,
+    currency: &'a str,
+    amount: Option<Money>,
+    attempts: u32,
+    last_http_status: Option<u16>,
+    last_error: Option<&'a str>,
+    created_at: u64,
+    last_attempt_at: Option<u64>,
+    next_attempt_at: Option<u64>,
+    url: Option<&'a str>,
+}
+
+impl<'a> DeliveryView<'a> {
+    fn of(d: &'a Delivery) -> Self {
+        let secs = |ms: u64| ms / 1000;
+        Self {
+            id: d.id.as_str(),
+            conversion_id: &d.conversion_id,
+            click_id: &d.click_id,
+            offer_id: d.offer_id.as_str(),
+            aff_id: d.aff_id.as_str(),
+            status: d.status.as_str(),
+            state: d.state.as_str(),
+            payout: d.payout,
+            currency: &d.context.currency,
+            amount: d.amount,
+            attempts: d.attempts,
+            last_http_status: d.last_http_status,
+            last_error: d.last_error.as_deref(),
+            created_at: secs(d.created_at_ms),
+            last_attempt_at: d.last_attempt_at_ms.map(secs),
+            next_attempt_at: d
+                .next_attempt_at_ms
+                .filter(|_| d.state == DeliveryState::Pending)
+                .map(secs),
+            url: d.url.as_deref(),
+        }
+    }
+}
+
+/// `{"deliveries":[..],"next_cursor":..}`.
+#[derive(Serialize)]
+struct DeliveryList<'a> {
+    deliveries: Vec<DeliveryView<'a>>,
+    /// Pass as `cursor` for the next page; `null` at the end.
+    next_cursor: Option<String>,
+}
+
+/// `limit` and `cursor` of a listing.
+fn page(params: &Params) -> Result<(usize, Option<DeliveryCursor>), ApiError> {
+    let limit = match params.get_nonempty(&["limit"])? {
+        None => DEFAULT_LIMIT,
+        Some(raw) => raw
+            .parse::<usize>()
+            .ok()
+            .filter(|n| (1..=MAX_LIMIT).contains(n))
+            .ok_or_else(|| {
+                ApiError::invalid(format!(
+                    "limit must be a whole number from 1 to {MAX_LIMIT}"
+                ))
+            })?,
+    };
+    let cursor = params
+        .get_nonempty(&["cursor"])?
+        .map(|raw| {
+            raw.split_once(':')
+                .and_then(|(score, id)| {
+                    let score = score.parse::<u64>().ok()?;
+                    DeliveryId::parse(id).ok()?;
+                    Some(DeliveryCursor {
+                        score,
+                        id: id.to_owned(),
+                    })
+                })
+                .ok_or_else(|| {
+                    ApiError::invalid("cursor is not one this API handed out (next_cursor)")
+                })
+        })
+        .transpose()?;
+    Ok((limit, cursor))
+}
+
+async fn list(
+    state: &AppState,
+    scope: DeliveryScope,
+    params: &Params,
+) -> Result<HttpResponse, ApiError> {
+    let (limit, after) = page(params)?;
+    let query = DeliveryQuery {
+        scope,
+        limit,
+        after,
+    };
+    let page = state
+        .store
+        .list_deliveries(&query)
+        .await
+        .inspect_err(|_| state.metrics.store_error(StoreOperation::ReadDeliveries))?;
+    Ok(HttpResponse::Ok().json(DeliveryList {
+        deliveries: page.deliveries.iter().map(DeliveryView::of).collect(),
+        next_cursor: page.next.map(|c| format!("{}:{}", c.score, c.id)),
+    }))
+}
+
+/// `GET /api/v1/affiliates/{aff_id}/deliveries?limit=..&cursor=..`: the
+/// affiliate's deliveries, newest first.
+pub async fn affiliate_deliveries(
+    _: Admin,
+    req: HttpRequest,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    let params = Params::parse(req.query_string().as_bytes())?;
+    let raw = req.match_info().get("aff_id").unwrap_or("");
+    let aff = AffiliateId::parse(raw)?;
+    if state.cache.affiliate(aff.as_str()).is_none() {
+        return Err(ApiError::not_found(
+            "unknown_affiliate",
+            "no affiliate with this id",
+        ));
+    }
+    list(&state, DeliveryScope::Affiliate(aff), &params).await
+}
+
+/// `GET /api/v1/deliveries?state=dead|pending&limit=..&cursor=..`: across
+/// affiliates, the dead ones (most recently dead first) or the pending ones
+/// (newest first).
+pub async fn deliveries(
+    _: Admin,
+    req: HttpRequest,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    let params = Params::parse(req.query_string().as_bytes())?;
+    let scope = match params.get_nonempty(&["state"])? {
+        Some("dead") => DeliveryScope::Dead,
+        Some("pending") => DeliveryScope::Pending,
+        _ => {
+            return Err(ApiError::invalid(
+                "state must be dead or pending (an affiliate's deliveries in every state: /api/v1/affiliates/{aff_id}/deliveries)",
+            ))
+        }
+    };
+    list(&state, scope, &params).await
+}
+
+/// `{"id":..,"state":"pending"}`.
+#[derive(Serialize)]
+struct Retried<'a> {
+    id: &'a str,
+    state: &'static str,
+}
+
+/// `POST /api/v1/deliveries/{id}/retry`: queues a dead or pending delivery
+/// again, due now, with the whole retry schedule ahead of it.
+pub async fn retry(
+    _: Admin,
+    req: HttpRequest,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    let unknown = || ApiError::not_found("unknown_delivery", "no delivery with this id");
+    let id = DeliveryId::parse(req.match_info().get("id").unwrap_or("")).map_err(|_| unknown())?;
+    let outcome = state
+        .store
+        .retry_delivery(&id, state.clock.now_ms(), DELIVERY_RETENTION_SECS)
+        .await
+        .inspect_err(|_| state.metrics.store_error(StoreOperation::ReadDeliveries))?;
+    match outcome {
+        RetryOutcome::Queued => {
+            state.deliveries.wake();
+            Ok(HttpResponse::Ok().json(Retried {
+                id: id.as_str(),
+                state: DeliveryState::Pending.as_str(),
+            }))
+        }
+        RetryOutcome::AlreadyDelivered => Err(ApiError::new(
+            actix_web::http::StatusCode::CONFLICT,
+            "already_delivered",
+            "this delivery got its 2xx already",
+        )),
+        RetryOutcome::NotFound => Err(unknown()),
+    }
+}
