@@ -38,6 +38,11 @@
 #   WAIT_QUIET=SECS     wait up to SECS for other work on the machine to stop
 #   VISITORS=one        every click from the same visitor (default: a distinct
 #                       User-Agent, so a distinct visitor, per request)
+#   FORWARD=1           the affiliate has a postback URL (nginx answering 204 on
+#                       this machine): every credited postback also queues,
+#                       sends and records an affiliate postback; the report
+#                       adds how many were delivered and how long the queue
+#                       took to drain after the phase
 #   PERF=1              sample clickback with `perf record` during the click and
 #                       postback phases and print its hottest symbols (perf
 #                       costs a little throughput in that run); PERF=redis
@@ -100,6 +105,8 @@ http {
     server {
         listen 127.0.0.1:$NG_PORT;
         location / { return 302 https://shop.example/landing?x=1; }
+        # The affiliate's tracker, for FORWARD=1.
+        location /pb { return 204; }
     }
 }
 EOF
@@ -111,6 +118,14 @@ log "nginx $(nginx -v 2>&1 | cut -d/ -f2) on port $NG_PORT (1 worker, access_log
 
 # --- seed --------------------------------------------------------------------
 seed_bench_offer
+if [[ -n "${FORWARD:-}" ]]; then
+    code="$(curl -sS -o "$BENCH_TMP/admin.out" -w '%{http_code}' -X PUT \
+        -H "Authorization: Bearer $ADMIN_TOKEN" -H 'Content-Type: application/json' \
+        --data "{\"name\":\"a\",\"postback_url\":\"http://127.0.0.1:$NG_PORT/pb?c={sub1}&s={status}&p={payout}&id={conversion_id}\"}" \
+        "http://127.0.0.1:$CB_PORT/api/v1/affiliates/$AFF")"
+    [[ "$code" == 2* ]] || die "PUT the affiliate's postback URL answered $code: $(cat "$BENCH_TMP/admin.out")"
+    log "forwarding on: the affiliate's postback URL is nginx's /pb"
+fi
 
 probe="$(curl -sS -o /dev/null -w '%{http_code} %{redirect_url}' "http://127.0.0.1:$CB_PORT$CLICK_PATH")"
 [[ "$probe" == "302 "*click_id=* ]] || die "a test click answered '$probe', expected a 302 with click_id"
@@ -319,6 +334,22 @@ pb_total="$(wrk_field postback total)"
 pb_bad="$(wrk_field postback bad)"
 credited=$((cv_after - cv_before))
 credited_metric=$((credited_after - credited_before))
+forwarded="off"
+if [[ -n "${FORWARD:-}" ]]; then
+    # The queue drains after the phase: wait (bounded) for every credited
+    # conversion's postback to be delivered, and time it.
+    delivered_metric() {
+        curl -fsS "http://127.0.0.1:$CB_PORT/metrics" |
+            awk '/^clickback_deliveries_total\{result="delivered"\}/ { print $NF }'
+    }
+    drain_start="$(date +%s.%N)"
+    for _ in $(seq 600); do
+        [[ "$(delivered_metric)" -ge "$credited_metric" ]] && break
+        sleep 0.1
+    done
+    drained="$(awk -v s="$drain_start" -v e="$(date +%s.%N)" 'BEGIN { printf "%.1f", e - s }')"
+    forwarded="$(delivered_metric) of $credited_metric delivered, drained ${drained}s after the phase"
+fi
 reused=$((pb_total > ids_available ? pb_total - ids_available : 0))
 
 # --- 4. the stack's floor: actix-web's bare 302, a 302 after one SET, after two ---
@@ -406,6 +437,7 @@ click / postback phases ${OTHER[nginx]}% / ${OTHER[click]}% / ${OTHER[postback]}
 | postback / floor (2 SETs)      | $(printf '%-10s' "$pb_floor") | >= $POSTBACK_FLOOR_TARGET $(verdict "$pb_floor_exact" ">=" "$POSTBACK_FLOOR_TARGET") |
 | postback p50 / p99 ms          | $(printf '%-10s' "$(wrk_field postback p50) / $(wrk_field postback p99)") |              |
 | postbacks: answered / credited | $(printf '%-10s' "$pb_total / $credited") | all credited $(verdict "$((pb_total - credited))" "<=" 0) |
+| affiliate postbacks (FORWARD)  | $forwarded |              |
 | redis-benchmark SET rps        | $(printf '%-10s' "$redis_rps") |              |
 EOF
 echo
