@@ -845,4 +845,31 @@ mod tests {
             );
         }
     }
+
+    #[test]
+    fn the_delivery_variables_are_read_and_a_bad_schedule_names_its_variable() {
+        let read = settings(&[
+            ("CLICKBACK_DELIVERY_SCHEDULE", "500ms, 2s"),
+            ("CLICKBACK_DELIVERY_TIMEOUT_MS", "2500"),
+            ("CLICKBACK_DELIVERY_CONCURRENCY", "0"),
+            ("CLICKBACK_ALLOW_PRIVATE_TARGETS", "1"),
+        ])
+        .expect("valid settings");
+        assert_eq!(read.delivery.schedule.retries(), 2);
+        assert_eq!(read.delivery.timeout, Duration::from_millis(2500));
+        assert_eq!(read.delivery.concurrency, 0);
+        assert!(read.delivery.allow_private_targets);
+        assert_eq!(read.delivery.lease(), Duration::from_secs(15));
+
+        let error =
+            settings(&[("CLICKBACK_DELIVERY_SCHEDULE", "10s,soon")]).expect_err("not a schedule");
+        assert_eq!(error.variable, "CLICKBACK_DELIVERY_SCHEDULE");
+        assert!(
+            error
+                .to_string()
+                .starts_with("CLICKBACK_DELIVERY_SCHEDULE=\"10s,soon\""),
+            "{error}"
+        );
+        assert!(error.fix.contains("10s,1m"), "{}", error.fix);
+    }
 }

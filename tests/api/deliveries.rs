@@ -689,3 +689,80 @@ async fn the_backlog_gauges_show_pending_deliveries_and_the_age_of_the_oldest() 
     .await;
     assert!(shown.is_some(), "{}", app.metrics().await);
 }
+
+#[tokio::test]
+async fn the_delivery_log_pages_with_its_cursor_and_refuses_what_it_cannot_read() {
+    let app = delivering_app().await;
+    let receiver = Receiver::start();
+    with_affiliate_url(&app, &format!("{}/pb", receiver.base)).await;
+    for _ in 0..5 {
+        let click_id = app.click_id("o1", "a1").await;
+        postback_ok(&app, &click_id, "").await;
+    }
+    receiver.wait_for(5, WITHIN).await;
+
+    let mut seen = Vec::new();
+    let mut path = "/api/v1/affiliates/a1/deliveries?limit=2".to_owned();
+    for _ in 0..5 {
+        let page = ok_json(app.admin_get(&path).await).await;
+        let entries = page["deliveries"].as_array().cloned().unwrap_or_default();
+        assert!(entries.len() <= 2, "{page}");
+        seen.extend(
+            entries
+                .iter()
+                .map(|d| d["id"].as_str().unwrap_or("").to_owned()),
+        );
+        match page["next_cursor"].as_str() {
+            Some(cursor) => {
+                path = format!("/api/v1/affiliates/a1/deliveries?limit=2&cursor={cursor}")
+            }
+            None => break,
+        }
+    }
+    let distinct: HashSet<_> = seen.iter().collect();
+    assert_eq!((seen.len(), distinct.len()), (5, 5), "{seen:?}");
+
+    for (path, status, reason) in [
+        (
+            "/api/v1/affiliates/a1/deliveries?limit=0",
+            400,
+            "invalid_request",
+        ),
+        (
+            "/api/v1/affiliates/a1/deliveries?limit=1001",
+            400,
+            "invalid_request",
+        ),
+        (
+            "/api/v1/affiliates/a1/deliveries?cursor=nonsense",
+            400,
+            "invalid_request",
+        ),
+        (
+            "/api/v1/affiliates/nobody/deliveries",
+            404,
+            "unknown_affiliate",
+        ),
+        ("/api/v1/deliveries", 400, "invalid_request"),
+        ("/api/v1/deliveries?state=delivered", 400, "invalid_request"),
+    ] {
+        assert_rejected(app.admin_get(path).await, status, reason).await;
+    }
+    for id in ["Anot-a-delivery.z", "Anever-made.a"] {
+        let response = app
+            .client
+            .post(format!("{}/api/v1/deliveries/{id}/retry", app.address))
+            .bearer_auth(ADMIN_TOKEN)
+            .send()
+            .await
+            .expect("sent");
+        assert_rejected(response, 404, "unknown_delivery").await;
+    }
+    let anonymous = app
+        .client
+        .get(format!("{}/api/v1/deliveries?state=dead", app.address))
+        .send()
+        .await
+        .expect("sent");
+    assert_rejected(anonymous, 401, "unauthorized").await;
+}
