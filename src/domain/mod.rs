@@ -13,6 +13,7 @@ pub mod ids;
 pub mod money;
 pub mod net;
 pub mod offer;
+pub mod postback_mapping;
 pub mod query;
 pub mod redirect;
 pub mod signature;

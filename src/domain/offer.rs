@@ -6,6 +6,7 @@ use serde::{Deserialize, Serialize};
 
 use super::cap::Cap;
 use super::net::IpNet;
+use super::postback_mapping::PostbackMapping;
 use super::redirect::RedirectTemplate;
 use super::{AffiliateId, Currency, DomainError, Money, OfferId};
 
@@ -83,6 +84,10 @@ pub struct OfferInput {
     /// Daily / monthly / lifetime limits on conversions or payout.
     #[serde(default)]
     pub caps: Option<Vec<Cap>>,
+    /// How this offer's advertiser names postback parameters, statuses and
+    /// amounts, where the global names do not say.
+    #[serde(default)]
+    pub postback_mapping: Option<PostbackMapping>,
 }
 
 /// How an offer pays its affiliates.
@@ -127,6 +132,8 @@ pub struct Offer {
     pub fallback_url: Option<String>,
     /// The offer's caps.
     pub caps: Vec<Cap>,
+    /// The advertiser's postback dialect; `None` reads the global names only.
+    pub postback_mapping: Option<PostbackMapping>,
 }
 
 /// The JSON form of an offer, as the admin API answers it and as it is stored.
@@ -170,6 +177,9 @@ pub struct OfferView {
     /// Caps.
     #[serde(default)]
     pub caps: Vec<Cap>,
+    /// The advertiser's postback dialect, or `null`.
+    #[serde(default)]
+    pub postback_mapping: Option<PostbackMapping>,
 }
 
 impl Offer {
@@ -299,6 +309,10 @@ impl Offer {
         if caps.len() > 12 {
             return Err(DomainError::invalid("at most 12 caps per offer"));
         }
+        let postback_mapping = match input.postback_mapping {
+            Some(mapping) => mapping.validate()?,
+            None => None,
+        };
         Ok(Self {
             id,
             name: input.name,
@@ -315,6 +329,7 @@ impl Offer {
             postback_signing_secret: input.postback_signing_secret,
             fallback_url,
             caps,
+            postback_mapping,
         })
     }
 
@@ -341,6 +356,7 @@ impl Offer {
             postback_signing_secret: self.postback_signing_secret.clone(),
             fallback_url: self.fallback_url.clone(),
             caps: self.caps.clone(),
+            postback_mapping: self.postback_mapping.clone(),
         }
     }
 
@@ -366,6 +382,7 @@ impl Offer {
                 postback_signing_secret: view.postback_signing_secret,
                 fallback_url: view.fallback_url,
                 caps: Some(view.caps),
+                postback_mapping: view.postback_mapping,
             },
         )
     }
