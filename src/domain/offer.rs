@@ -177,8 +177,8 @@ pub struct OfferView {
     /// Caps.
     #[serde(default)]
     pub caps: Vec<Cap>,
-    /// The advertiser's postback dialect, or `null`.
-    #[serde(default)]
+    /// The advertiser's postback dialect; left out when there is none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub postback_mapping: Option<PostbackMapping>,
 }
 

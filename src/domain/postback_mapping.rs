@@ -160,7 +160,6 @@ pub const REJECTED_WORDS: &[&str] = &[
 /// The status a global word names, in any case; `None` for anything else
 /// (numeric codes included).
 pub fn global_status(raw: &str) -> Option<ConversionStatus> {
-    let raw = raw.trim();
     let is = |words: &[&str]| words.iter().any(|w| w.eq_ignore_ascii_case(raw));
     if is(APPROVED_WORDS) {
         Some(ConversionStatus::Approved)
@@ -446,7 +445,6 @@ impl PostbackMapping {
 
     /// The status a value names under this mapping (any case).
     pub fn status_of(&self, raw: &str) -> Option<ConversionStatus> {
-        let raw = raw.trim();
         self.status_values
             .iter()
             .find(|(value, _)| value.eq_ignore_ascii_case(raw))

@@ -201,7 +201,6 @@ fn read_status(
     let Some(raw) = raw else {
         return Ok(ConversionStatus::Approved);
     };
-    let word = raw.trim();
     let mut listed = None;
     for status in [
         ConversionStatus::Approved,
@@ -209,7 +208,7 @@ fn read_status(
         ConversionStatus::Rejected,
     ] {
         let in_list = inline[inline_index(status)]
-            .is_some_and(|list| list.split(',').any(|w| w.trim().eq_ignore_ascii_case(word)));
+            .is_some_and(|list| list.split(',').any(|w| w.trim().eq_ignore_ascii_case(raw)));
         if in_list {
             if listed.is_some() {
                 return Err(DomainError::invalid(format!(
@@ -223,10 +222,10 @@ fn read_status(
     if let Some(status) = listed {
         return Ok(status);
     }
-    if let Some(status) = mapping.and_then(|m| m.status_of(word)) {
+    if let Some(status) = mapping.and_then(|m| m.status_of(raw)) {
         return Ok(status);
     }
-    global_status(word).ok_or_else(|| {
+    global_status(raw).ok_or_else(|| {
         DomainError::invalid(format!(
             "status {:?} is not a status clickback knows: send approved, pending or rejected (or a word of the integration guide's list), or name it in the offer's postback_mapping.status_values",
             shown(raw)

@@ -5,6 +5,7 @@
 mod admin;
 mod bad_input;
 mod click;
+mod dialects;
 mod fault;
 mod health_metrics;
 mod helpers;
