@@ -9,15 +9,15 @@ use serde_json::{json, Value};
 use crate::helpers::*;
 
 /// An app with offer `o1` paying 10 % of the amount (EUR, revenue = amount),
-/// with `mapping` as its `postback_mapping`, affiliate `a1` and one click.
+/// with `mapping` as its `postback_mapping` (none for `null`), affiliate
+/// `a1` and one click.
 async fn percent_offer_with(mapping: Value) -> (TestApp, String) {
     let app = spawn_app().await;
-    app.create_offer(
-        "o1",
-        json!({"payout": null, "payout_percent": "10", "revenue": null,
-               "postback_mapping": mapping}),
-    )
-    .await;
+    let mut offer = json!({"payout": null, "payout_percent": "10", "revenue": null});
+    if !mapping.is_null() {
+        offer["postback_mapping"] = mapping;
+    }
+    app.create_offer("o1", offer).await;
     app.create_affiliate("a1").await;
     let click_id = app.click_id("o1", "a1").await;
     (app, click_id)

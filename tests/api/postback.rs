@@ -711,3 +711,28 @@ async fn a_click_stored_before_hour_buckets_is_still_credited() {
     assert_eq!(body["aff_id"], "a1");
     assert_eq!(app.totals().await["conversions"], 1);
 }
+
+#[tokio::test]
+async fn a_second_event_named_by_an_event_parameter_is_a_new_conversion_not_a_duplicate() {
+    // Arrange: platforms name the event `goal_id`, `event_id`, `adv_event_id`,
+    // `et`, `type` or `event_name` (docs/integration.md).
+    let (app, click_id) = app_with_click().await;
+    let registration = postback_ok(&app, &click_id, "goal_id=registration").await;
+
+    // Act
+    let answers = [
+        postback_ok(&app, &click_id, "goal_id=deposit").await,
+        postback_ok(&app, &click_id, "event_id=7").await,
+        postback_ok(&app, &click_id, "adv_event_id=8").await,
+        postback_ok(&app, &click_id, "et=upsell").await,
+        postback_ok(&app, &click_id, "type=Purchase").await,
+        postback_ok(&app, &click_id, "event_name=af_purchase").await,
+    ];
+
+    // Assert
+    assert_eq!(registration["status"], "credited", "{registration}");
+    for answer in &answers {
+        assert_eq!(answer["status"], "credited", "{answer}");
+    }
+    assert_eq!(app.totals().await["conversions"], 7);
+}
