@@ -496,6 +496,20 @@ mod tests {
     }
 
     #[test]
+    fn a_postback_mapping_round_trips_and_an_empty_one_is_none() {
+        let offer = input(&with(
+            r#"{"postback_mapping":{"params":{"r":"click_id"},"status_values":{"1":"approved"},
+                "amount":{"scale":"cents"}}}"#,
+        ))
+        .expect("valid");
+        assert!(offer.postback_mapping.is_some());
+        assert_eq!(Offer::from_view(offer.view()).expect("round trip"), offer);
+        let empty = input(&with(r#"{"postback_mapping":{}}"#)).expect("valid");
+        assert_eq!(empty.postback_mapping, None);
+        assert!(input(&with(r#"{"postback_mapping":{"params":{"cid":"txid"}}}"#)).is_err());
+    }
+
+    #[test]
     fn defaults_fill_what_the_operator_left_out() {
         let offer = input(&with("{}")).expect("valid");
         assert_eq!(offer.click_id_param, "click_id");

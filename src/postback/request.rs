@@ -377,3 +377,159 @@ fn read_identity(slots: &Slots<'_>) -> Result<(ClickId, Option<String>, Identity
         identity,
     ))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::offer::OfferInput;
+    use crate::domain::OfferId;
+
+    const CLICK: &str = "BB5zhACue5WnatzmOCzqoZ2";
+
+    fn params(query: &str) -> Params {
+        Params::parse(query.as_bytes()).expect(query)
+    }
+
+    fn global(query: &str) -> Result<PostbackRequest, String> {
+        PostbackRequest::from_params(&params(query), Vec::new).map_err(|e| e.detail)
+    }
+
+    fn offer(mapping: serde_json::Value) -> Offer {
+        let mut body =
+            serde_json::json!({"url": "https://a.example/", "payout": "1", "currency": "EUR"});
+        if !mapping.is_null() {
+            body["postback_mapping"] = mapping;
+        }
+        let input: OfferInput = serde_json::from_value(body).expect("offer input");
+        Offer::from_input(OfferId::parse("o1").expect("id"), input).expect("valid offer")
+    }
+
+    /// The request as `offer` reads it.
+    fn for_offer(query: &str, offer: &Offer) -> Result<PostbackRequest, String> {
+        let p = params(query);
+        let request = PostbackRequest::from_params(&p, Vec::new).map_err(|e| e.detail)?;
+        match request.for_offer(offer, &p).map_err(|e| e.detail)? {
+            Some(mapped) => Ok(mapped),
+            None => Ok(request),
+        }
+    }
+
+    #[test]
+    fn global_names_are_read_and_every_other_name_is_listed_once() {
+        let r = global(&format!(
+            "nid=1&transaction_id={CLICK}&adv_event_id=3&payout=12.5&cnv_currency=eur&nid=1&sub_id_1=x&sig=&ts="
+        ))
+        .expect("valid");
+        assert_eq!(r.click_id.as_str(), CLICK);
+        assert_eq!(r.identity, Identity::Goal("3".into()));
+        assert_eq!(r.amount, Some(Money::from_micros(12_500_000)));
+        assert_eq!(r.currency.as_ref().map(Currency::as_str), Some("EUR"));
+        assert_eq!(r.ignored, ["nid", "sub_id_1"]);
+    }
+
+    #[test]
+    fn two_names_of_one_field_with_different_values_are_refused_and_empty_ones_are_absent() {
+        let detail = global(&format!("cid={CLICK}&click_id=other")).expect_err("conflict");
+        assert!(
+            detail.contains("cid") && detail.contains("click_id"),
+            "{detail}"
+        );
+        assert!(global(&format!("cid={CLICK}&click_id={CLICK}")).is_ok());
+        let r = global(&format!("cid={CLICK}&click_id=&txid=&goal_id=deposit")).expect("valid");
+        assert_eq!(r.identity, Identity::Goal("deposit".into()));
+    }
+
+    #[test]
+    fn keitaro_inline_lists_decide_the_status_before_the_global_words() {
+        let status = |query: &str| global(&format!("subid={CLICK}&{query}")).map(|r| r.status);
+        assert_eq!(
+            status("status=billed&sale_status=billed,paid"),
+            Ok(ConversionStatus::Approved)
+        );
+        assert_eq!(
+            status("status=sale&lead_status=Sale&sale_status=approved"),
+            Ok(ConversionStatus::Pending)
+        );
+        assert_eq!(
+            status("status=Fake&rejected_status=canceled,%20fake"),
+            Ok(ConversionStatus::Rejected)
+        );
+        assert_eq!(status("status=Chargeback"), Ok(ConversionStatus::Rejected));
+        assert_eq!(status(""), Ok(ConversionStatus::Approved));
+        let in_two_lists = global(&format!(
+            "subid={CLICK}&status=x&sale_status=x&lead_status=x"
+        ))
+        .expect("the click is readable");
+        assert!(matches!(
+            in_two_lists.reading,
+            Reading::Global {
+                deferred: Some(_),
+                ..
+            }
+        ));
+    }
+
+    #[test]
+    fn a_value_only_a_mapping_can_read_waits_for_the_offer() {
+        let query = format!("clickid={CLICK}&status=2&sum=12,5");
+        let r = global(&query).expect("the click and identity are readable");
+        assert!(matches!(
+            r.reading,
+            Reading::Global {
+                deferred: Some(_),
+                ..
+            }
+        ));
+        assert!(for_offer(&query, &offer(serde_json::Value::Null)).is_err());
+        let mapped = for_offer(
+            &query,
+            &offer(serde_json::json!({"status_values": {"2": "pending"},
+                                      "amount": {"decimal_comma": true}})),
+        )
+        .expect("the mapping reads it");
+        assert_eq!(mapped.status, ConversionStatus::Pending);
+        assert_eq!(mapped.amount, Some(Money::from_micros(12_500_000)));
+    }
+
+    #[test]
+    fn a_mapping_renames_parameters_and_unlists_them() {
+        let o = offer(
+            serde_json::json!({"params": {"adv_sub": "txid", "p": "amount"},
+                                          "amount": {"scale": "cents", "unfilled_as_absent": true}}),
+        );
+        let r = for_offer(
+            &format!("transaction_id={CLICK}&adv_sub=O-1&p=1299&offer_id=26"),
+            &o,
+        )
+        .expect("valid");
+        assert_eq!(r.identity, Identity::Txid("O-1".into()));
+        assert_eq!(r.amount, Some(Money::from_micros(12_990_000)));
+        assert_eq!(r.ignored, ["offer_id"]);
+        let r = for_offer(
+            &format!("transaction_id={CLICK}&p=%7Brevenue%7D&currency=%23cur%23"),
+            &o,
+        )
+        .expect("unfilled macros are absent");
+        assert_eq!((r.amount, r.currency), (None, None));
+    }
+
+    #[test]
+    fn a_click_id_under_a_mapped_name_needs_the_offer_to_map_it() {
+        let p = params(&format!("r={CLICK}&token=t"));
+        let r = PostbackRequest::from_params(&p, || vec!["r".to_owned()]).expect("found");
+        assert_eq!(r.click_id.as_str(), CLICK);
+        assert!(r.for_offer(&offer(serde_json::Value::Null), &p).is_err());
+        let mapped = offer(serde_json::json!({"params": {"r": "click_id"}}));
+        assert!(r.for_offer(&mapped, &p).expect("mapped").is_some());
+        assert_eq!(
+            global(&format!("r={CLICK}")).expect_err("no global name"),
+            "click_id is required"
+        );
+    }
+
+    #[test]
+    fn an_unreplaced_click_id_macro_is_named_in_the_refusal() {
+        let detail = global("cid={clickid}").expect_err("a macro");
+        assert!(detail.contains("macro"), "{detail}");
+    }
+}
