@@ -39,6 +39,7 @@ pub async fn seed(store: &dyn Store, cache: &ConfigCache, settings: &Settings, p
                     postback_signing_secret: None,
                     fallback_url: None,
                     caps: None,
+                    postback_mapping: None,
                 },
             )?;
             store.put_offer(&offer).await.map_err(|e| e.to_string())?;

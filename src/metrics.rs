@@ -87,6 +87,10 @@ pub struct Metrics {
     /// `unknown_click`, `invalid_token`, `invalid`, `ip_not_allowed`,
     /// `invalid_signature`, `replayed`, `in_flight`, `contended`, `store_error`.
     pub postbacks: IntCounterVec,
+    /// Postbacks answered as usual that the operator should look at, by
+    /// reason (`ignored_event_param`: a duplicate carrying an unread
+    /// event- or order-like parameter; `src/postback/outcome.rs`).
+    pub postback_warnings: IntCounterVec,
     /// Approved conversions by offer.
     pub conversions: IntCounterVec,
     /// Payout credited by offer and currency, in currency units. A float, as
@@ -230,11 +234,23 @@ impl Metrics {
         registry.register(Box::new(delivery_oldest_age.clone()))?;
         registry.register(Box::new(delivery_attempt_duration.clone()))?;
         registry.register(Box::new(delivery_latency.clone()))?;
+        let postback_warnings = IntCounterVec::new(
+            Opts::new(
+                "clickback_postback_warnings_total",
+                "Postbacks answered as usual that the operator should look at, by reason.",
+            ),
+            &["reason"],
+        )?;
+        for warning in crate::postback::outcome::PostbackWarning::ALL {
+            postback_warnings.with_label_values(&[warning.as_str()]);
+        }
+        registry.register(Box::new(postback_warnings.clone()))?;
         Ok(Self {
             registry,
             clicks,
             duplicate_clicks,
             postbacks,
+            postback_warnings,
             conversions,
             payout,
             http_duration,

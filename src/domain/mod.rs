@@ -14,6 +14,7 @@ pub mod ids;
 pub mod money;
 pub mod net;
 pub mod offer;
+pub mod postback_mapping;
 pub mod postback_url;
 pub mod query;
 pub mod redirect;

@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 
 use super::cap::Cap;
 use super::net::IpNet;
+use super::postback_mapping::PostbackMapping;
 use super::postback_url::PostbackTemplate;
 use super::redirect::RedirectTemplate;
 use super::{AffiliateId, Currency, DomainError, Money, OfferId};
@@ -90,6 +91,10 @@ pub struct OfferInput {
     /// Daily / monthly / lifetime limits on conversions or payout.
     #[serde(default)]
     pub caps: Option<Vec<Cap>>,
+    /// How this offer's advertiser names postback parameters, statuses and
+    /// amounts, where the global names do not say.
+    #[serde(default)]
+    pub postback_mapping: Option<PostbackMapping>,
 }
 
 /// How an offer pays its affiliates.
@@ -134,6 +139,8 @@ pub struct Offer {
     pub fallback_url: Option<String>,
     /// The offer's caps.
     pub caps: Vec<Cap>,
+    /// The advertiser's postback dialect; `None` reads the global names only.
+    pub postback_mapping: Option<PostbackMapping>,
 }
 
 /// The JSON form of an offer, as the admin API answers it and as it is stored.
@@ -177,6 +184,9 @@ pub struct OfferView {
     /// Caps.
     #[serde(default)]
     pub caps: Vec<Cap>,
+    /// The advertiser's postback dialect; left out when there is none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub postback_mapping: Option<PostbackMapping>,
 }
 
 impl Offer {
@@ -306,6 +316,10 @@ impl Offer {
         if caps.len() > 12 {
             return Err(DomainError::invalid("at most 12 caps per offer"));
         }
+        let postback_mapping = match input.postback_mapping {
+            Some(mapping) => mapping.validate()?,
+            None => None,
+        };
         Ok(Self {
             id,
             name: input.name,
@@ -322,6 +336,7 @@ impl Offer {
             postback_signing_secret: input.postback_signing_secret,
             fallback_url,
             caps,
+            postback_mapping,
         })
     }
 
@@ -348,6 +363,7 @@ impl Offer {
             postback_signing_secret: self.postback_signing_secret.clone(),
             fallback_url: self.fallback_url.clone(),
             caps: self.caps.clone(),
+            postback_mapping: self.postback_mapping.clone(),
         }
     }
 
@@ -373,6 +389,7 @@ impl Offer {
                 postback_signing_secret: view.postback_signing_secret,
                 fallback_url: view.fallback_url,
                 caps: Some(view.caps),
+                postback_mapping: view.postback_mapping,
             },
         )
     }
@@ -520,6 +537,20 @@ mod tests {
             vec!["203.0.113.7", "10.0.0.0/8", "2001:db8::/32"]
         );
         assert_eq!(Offer::from_view(offer.view()).expect("round trip"), offer);
+    }
+
+    #[test]
+    fn a_postback_mapping_round_trips_and_an_empty_one_is_none() {
+        let offer = input(&with(
+            r#"{"postback_mapping":{"params":{"r":"click_id"},"status_values":{"1":"approved"},
+                "amount":{"scale":"cents"}}}"#,
+        ))
+        .expect("valid");
+        assert!(offer.postback_mapping.is_some());
+        assert_eq!(Offer::from_view(offer.view()).expect("round trip"), offer);
+        let empty = input(&with(r#"{"postback_mapping":{}}"#)).expect("valid");
+        assert_eq!(empty.postback_mapping, None);
+        assert!(input(&with(r#"{"postback_mapping":{"params":{"cid":"txid"}}}"#)).is_err());
     }
 
     #[test]

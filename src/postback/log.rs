@@ -21,7 +21,7 @@
 
 use std::net::IpAddr;
 
-use super::outcome::{PostbackAnswer, PostbackError};
+use super::outcome::{PostbackAnswer, PostbackError, PostbackWarning};
 use super::request::PostbackRequest;
 use crate::batch::BatchQueue;
 use crate::domain::{ConversionStatus, Identity, Money, OfferId};
@@ -79,6 +79,14 @@ pub struct PostbackLogEntry {
     /// Its payout.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub payout: Option<Money>,
+    /// Names of the parameters clickback did not read (never their values):
+    /// nothing is ignored silently.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub ignored_params: Vec<String>,
+    /// Why the operator should look at a postback answered as usual
+    /// (`ignored_event_param`); `detail` explains it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub warning: Option<&'static str>,
 }
 
 impl PostbackLogEntry {
@@ -110,6 +118,8 @@ impl PostbackLogEntry {
             detail: None,
             conversion_id: None,
             payout: None,
+            ignored_params: request.map(|r| r.ignored.clone()).unwrap_or_default(),
+            warning: None,
         };
         match outcome {
             Ok(answer) => {
@@ -128,6 +138,22 @@ impl PostbackLogEntry {
             }
         }
         entry
+    }
+
+    /// Adds the names of parameters read by no rule before the request
+    /// was (members of a JSON body that are neither strings nor numbers).
+    pub fn also_ignored(&mut self, names: &[String]) {
+        for name in names {
+            if !self.ignored_params.contains(name) {
+                self.ignored_params.push(name.clone());
+            }
+        }
+    }
+
+    /// Marks the entry with a warning, explained in `detail`.
+    pub fn warn(&mut self, warning: PostbackWarning) {
+        self.warning = Some(warning.as_str());
+        self.detail = Some(warning.detail().to_owned());
     }
 
     /// Which of the offer's logs this entry belongs in.

@@ -4,7 +4,9 @@
 //!
 //! 1. **parse** ([`request`]): parameters become a [`PostbackRequest`];
 //! 2. **look up**: one pipeline reads the click and any conversion with the
-//!    same identity; the offer comes from the in-process cache;
+//!    same identity; the offer comes from the in-process cache, and an offer
+//!    with a `postback_mapping` reads the parameters again (a second look-up
+//!    when that names another conversion);
 //! 3. **authenticate** ([`auth`]): IP allow-list, token, signature;
 //! 4. **price** ([`price`]): payout and revenue in exact micro-units;
 //! 5. **judge** ([`rules`]): the offer's rules decide a new conversion;
@@ -42,7 +44,7 @@ use crate::store::Store;
 
 use self::claim::Claims;
 pub use self::outcome::{PostbackAnswer, PostbackError, PostbackResult};
-pub use self::request::{names, PostbackRequest};
+pub use self::request::PostbackRequest;
 use self::rules::{Case, Verdict};
 
 /// How long a conversion is remembered after its click's attribution window,
@@ -74,6 +76,8 @@ pub struct PostbackOutcome {
     pub result: Result<PostbackAnswer, PostbackError>,
     /// The click's offer, once the click or conversion was found.
     pub offer_id: Option<OfferId>,
+    /// The postback as its offer's `postback_mapping` read it, if it has one.
+    pub mapped: Option<PostbackRequest>,
 }
 
 /// The postback service: what crediting needs, and nothing else.
@@ -181,23 +185,32 @@ impl Postbacks {
     ) -> PostbackOutcome {
         let mut claims = Claims::new(Arc::clone(&self.store));
         let mut offer_id = None;
-        let result = self.run(request, context, &mut claims, &mut offer_id).await;
+        let mut mapped = None;
+        let result = self
+            .run(request, context, &mut claims, &mut offer_id, &mut mapped)
+            .await;
         match &result {
             Ok(_) => claims.settle().await,
             Err(_) => claims.release_all().await,
         }
-        PostbackOutcome { result, offer_id }
+        PostbackOutcome {
+            result,
+            offer_id,
+            mapped,
+        }
     }
 
     async fn run(
         &self,
-        request: &PostbackRequest,
+        global: &PostbackRequest,
         context: PostbackContext<'_>,
         claims: &mut Claims,
         seen_offer: &mut Option<OfferId>,
+        mapped: &mut Option<PostbackRequest>,
     ) -> Result<PostbackAnswer, PostbackError> {
         let mut attempts = Attempts::default();
         loop {
+            let request = mapped.as_ref().unwrap_or(global);
             let now = self.clock.now();
             // Look up.
             let lookup = self
@@ -214,6 +227,15 @@ impl Postbacks {
                 .cache
                 .offer(offer_id.as_str())
                 .ok_or(PostbackError::UnknownClick)?;
+            // Parse, second half: the offer's own names, statuses, amounts.
+            if let Some(remapped) = request.for_offer(&offer, context.params)? {
+                let other_conversion = remapped.identity != request.identity;
+                *mapped = Some(remapped);
+                if other_conversion {
+                    continue;
+                }
+            }
+            let request = mapped.as_ref().unwrap_or(global);
 
             auth::authenticate(
                 &offer,

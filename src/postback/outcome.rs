@@ -6,6 +6,7 @@
 use actix_web::http::StatusCode;
 
 use crate::domain::conversion::{ConversionOutcome, ConversionRecord, RejectReason};
+use crate::domain::postback_mapping::looks_like_event_or_order;
 use crate::domain::signature::SignatureError;
 use crate::domain::{ConversionStatus, DomainError, Money, Offer};
 use crate::error::ApiError;
@@ -39,6 +40,52 @@ impl PostbackResult {
             Self::Rejected(_) => "rejected",
         }
     }
+}
+
+/// Something about an answered postback the operator should look at,
+/// though the advertiser was answered as usual.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PostbackWarning {
+    /// Answered `duplicate` while carrying a parameter clickback does not
+    /// read whose name looks like an event or an order (`goal_id`, `tid`,
+    /// `adv_event_id`, …): possibly a second event on the click that no rule
+    /// told apart, which the advertiser will not send again.
+    IgnoredEventParam,
+}
+
+impl PostbackWarning {
+    /// Every warning, so that each metric label exists from the start.
+    pub const ALL: [PostbackWarning; 1] = [PostbackWarning::IgnoredEventParam];
+
+    /// The log's `warning` and the metric's `reason`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::IgnoredEventParam => "ignored_event_param",
+        }
+    }
+
+    /// The human explanation, for the log's `detail`.
+    pub fn detail(self) -> &'static str {
+        match self {
+            Self::IgnoredEventParam => "answered duplicate, but the postback carries a parameter clickback does not read that looks like an event or order id (see ignored_params): if it names another event, map it to goal or txid in the offer's postback_mapping",
+        }
+    }
+
+    /// The warning for a postback answered `answer`, whose unread
+    /// parameters are `ignored`.
+    pub fn of(answer: &PostbackAnswer, ignored: &[String]) -> Option<Self> {
+        (answer.result == PostbackResult::Duplicate
+            && ignored.iter().any(|name| looks_like_event_or_order(name)))
+        .then_some(Self::IgnoredEventParam)
+    }
+}
+
+/// Counts a warning: the only place the warning metric moves.
+pub fn observe_warning(metrics: &Metrics, warning: PostbackWarning) {
+    metrics
+        .postback_warnings
+        .with_label_values(&[warning.as_str()])
+        .inc();
 }
 
 /// The answer to a postback that was understood (JSON of API.md §2).

@@ -40,6 +40,14 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             .get(postback::postback_get)
             .post(postback::postback_post),
     )
+    // The postback paths of other platforms, so that an advertiser's URL
+    // keeps working once their host name points at clickback: HasOffers /
+    // TUNE (`/aff_lsr`, `/aff_goal`) and Binom (`/click.php`).
+    .service(
+        web::resource(["/aff_lsr", "/aff_goal", "/click.php"])
+            .get(postback::postback_get)
+            .post(postback::postback_post),
+    )
     .service(read_only("/healthz", health::healthz))
     .service(read_only("/readyz", health::readyz))
     .service(read_only("/metrics", health::metrics))

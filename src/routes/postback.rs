@@ -3,12 +3,13 @@
 use actix_web::http::header;
 use actix_web::{web, HttpRequest, HttpResponse};
 
+use crate::domain::postback_mapping::{global_name, Field};
 use crate::domain::query::{Params, MAX_PARAMS_LEN};
 use crate::domain::DomainError;
 use crate::error::ApiError;
 use crate::postback::log::PostbackLogEntry;
-use crate::postback::outcome::observe;
-use crate::postback::{names, PostbackContext, PostbackError, PostbackOutcome, PostbackRequest};
+use crate::postback::outcome::{observe, observe_warning, PostbackWarning};
+use crate::postback::{PostbackContext, PostbackError, PostbackOutcome, PostbackRequest};
 use crate::state::AppState;
 
 /// The postback as a query string.
@@ -16,8 +17,10 @@ pub async fn postback_get(
     req: HttpRequest,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
-    let params = Params::parse(req.query_string().as_bytes());
-    respond(&req, &state, params.map_err(PostbackError::from)).await
+    let params = Params::parse(req.query_string().as_bytes())
+        .map(|p| (p, Vec::new()))
+        .map_err(PostbackError::from);
+    respond(&req, &state, params).await
 }
 
 /// The postback as a form or JSON body (query parameters count too, so a
@@ -31,7 +34,11 @@ pub async fn postback_post(
     respond(&req, &state, params).await
 }
 
-fn read_body(req: &HttpRequest, body: &[u8]) -> Result<Params, PostbackError> {
+/// The parameters of a postback, and the names of JSON members that are
+/// neither strings nor numbers (read by no rule, listed in the log).
+type Read = (Params, Vec<String>);
+
+fn read_body(req: &HttpRequest, body: &[u8]) -> Result<Read, PostbackError> {
     if body.len() > MAX_PARAMS_LEN {
         return Err(
             DomainError::invalid(format!("body is longer than {MAX_PARAMS_LEN} bytes")).into(),
@@ -44,44 +51,50 @@ fn read_body(req: &HttpRequest, body: &[u8]) -> Result<Params, PostbackError> {
         .and_then(|v| v.to_str().ok())
         .unwrap_or("")
         .to_ascii_lowercase();
-    let body_params = if content_type.starts_with("application/json") {
+    let (body_params, unread) = if content_type.starts_with("application/json") {
         json_params(body)?
     } else if content_type.starts_with("application/x-www-form-urlencoded")
         || content_type.is_empty()
     {
-        Params::parse(body)?
+        (Params::parse(body)?, Vec::new())
     } else {
         return Err(PostbackError::UnsupportedMediaType);
     };
     params.extend(body_params);
-    Ok(params)
+    Ok((params, unread))
 }
 
-/// A JSON object of strings or numbers; anything else, including unknown
-/// fields, is refused so that a typo (`"amuont"`) never credits silently.
+/// A JSON object whose members are strings or numbers, like a form's
+/// fields. A member clickback does not know is no error, as in a form: it
+/// is listed in the log's `ignored_params` (objects, arrays and booleans
+/// only there; strings and numbers also reach an offer's
+/// `postback_mapping` and the signature). A known name must be a string
+/// or a number.
 ///
 /// Numbers are read as the text the sender wrote, never through a binary
 /// float: `19.99` is `"19.99"`, while `1e3` or `0.12345678` reach the money
 /// parser as written and are refused instead of being rounded. A field given
 /// twice is kept twice, so conflicting values are refused like in a query.
-fn json_params(body: &[u8]) -> Result<Params, DomainError> {
+fn json_params(body: &[u8]) -> Result<Read, DomainError> {
     let RawMembers(members) = serde_json::from_slice(body)
         .map_err(|e| DomainError::invalid(format!("body is not a JSON object: {e}")))?;
     let mut pairs = Vec::with_capacity(members.len());
+    let mut unread = Vec::new();
     for (name, raw) in members {
-        if !names::all().any(|known| known == name) {
-            return Err(DomainError::invalid(format!("unknown field {name:?}")));
-        }
         let raw = raw.get();
         let text = match raw.as_bytes().first() {
             Some(b'"') => serde_json::from_str::<String>(raw)
                 .map_err(|e| DomainError::invalid(format!("{name}: {e}")))?,
             Some(b'-' | b'0'..=b'9') => raw.to_owned(),
             Some(b'n') => continue,
-            _ => {
+            _ if global_name(&name).is_some() => {
                 return Err(DomainError::invalid(format!(
                     "{name} must be a string or a number"
                 )))
+            }
+            _ => {
+                unread.push(name);
+                continue;
             }
         };
         if text.contains('\0') {
@@ -91,7 +104,7 @@ fn json_params(body: &[u8]) -> Result<Params, DomainError> {
         }
         pairs.push((name, text));
     }
-    Ok(Params::from_pairs(pairs))
+    Ok((Params::from_pairs(pairs), unread))
 }
 
 /// A JSON object's members in document order, each value as its raw JSON text.
@@ -123,7 +136,7 @@ impl<'de: 'a, 'a> serde::Deserialize<'de> for RawMembers<'a> {
 async fn respond(
     req: &HttpRequest,
     state: &AppState,
-    params: Result<Params, PostbackError>,
+    params: Result<Read, PostbackError>,
 ) -> Result<HttpResponse, ApiError> {
     let remote_ip = state.client_ip(
         req.peer_addr().map(|a| a.ip()),
@@ -132,8 +145,10 @@ async fn respond(
             .and_then(|v| v.to_str().ok()),
     );
     // Parse.
-    let parsed = params.and_then(|p| {
-        let request = PostbackRequest::from_params(&p)?;
+    let mut unread = Vec::new();
+    let parsed = params.and_then(|(p, json_unread)| {
+        unread = json_unread;
+        let request = PostbackRequest::from_params(&p, || mapped_click_id_names(state))?;
         Ok((p, request))
     });
     // The pipeline.
@@ -143,20 +158,49 @@ async fn respond(
                 remote_ip,
                 params: &params,
             };
-            let PostbackOutcome { result, offer_id } =
-                state.postbacks.handle(&request, context).await;
-            (result, offer_id, Some(request))
+            let PostbackOutcome {
+                result,
+                offer_id,
+                mapped,
+            } = state.postbacks.handle(&request, context).await;
+            (result, offer_id, Some(mapped.unwrap_or(request)))
         }
         Err(e) => (Err(e), None, None),
     };
     // Answer: the troubleshooting log, the metrics, the HTTP response.
-    let entry = PostbackLogEntry::new(request.as_ref(), remote_ip, &result, state.clock.now());
-    state.postback_log.append(offer_id, &entry);
+    let mut entry = PostbackLogEntry::new(request.as_ref(), remote_ip, &result, state.clock.now());
+    entry.also_ignored(&unread);
     observe(&state.metrics, &result);
+    if let Ok(answer) = &result {
+        if let Some(warning) = PostbackWarning::of(answer, &entry.ignored_params) {
+            entry.warn(warning);
+            observe_warning(&state.metrics, warning);
+        }
+    }
+    state.postback_log.append(offer_id, &entry);
     match result {
         Ok(answer) => Ok(HttpResponse::Ok()
             .insert_header((header::CACHE_CONTROL, "no-store"))
             .json(answer)),
         Err(error) => Err(ApiError::from(&error)),
     }
+}
+
+/// The names offers' `postback_mapping`s give the click id: asked only for
+/// a postback that carries no click id under a global name.
+fn mapped_click_id_names(state: &AppState) -> Vec<String> {
+    let snapshot = state.cache.snapshot();
+    let mut names: Vec<String> = Vec::new();
+    for mapping in snapshot
+        .offers
+        .values()
+        .filter_map(|offer| offer.postback_mapping.as_ref())
+    {
+        for name in mapping.names_of(Field::ClickId) {
+            if !names.iter().any(|n| n == name) {
+                names.push(name.to_owned());
+            }
+        }
+    }
+    names
 }

@@ -21,9 +21,13 @@ use receiver::{Answer, Receiver};
 const WITHIN: Duration = Duration::from_secs(15);
 
 /// Settings of an app that delivers to loopback and looks for due
-/// deliveries often (retries come due when a test moves the clock).
+/// deliveries often (retries come due when a test moves the clock). The
+/// receiver is one host: room for every test's deliveries at once, as a
+/// host over its limit is tried again a moment later on the app's clock,
+/// which stands still unless a test moves it.
 fn delivering(settings: &mut Settings) {
     settings.delivery.allow_private_targets = true;
+    settings.delivery.host_concurrency = 32;
     settings.delivery.poll = Duration::from_millis(20);
     settings.delivery.timeout = Duration::from_secs(2);
     settings.delivery.connect_timeout = Duration::from_secs(1);
@@ -407,16 +411,10 @@ async fn a_redirect_is_not_followed_and_counts_as_a_failure_naming_its_location(
 
 #[tokio::test]
 async fn two_instances_on_one_redis_deliver_each_postback_once() {
-    // Room for all twenty at once: a host over its limit is tried again a
-    // moment later on the app's clock, which stands still here.
-    let roomy = |s: &mut Settings| {
-        delivering(s);
-        s.delivery.host_concurrency = 32;
-    };
-    let app = spawn_app_tweaked(roomy).await;
+    let app = spawn_app_tweaked(delivering).await;
     let receiver = Receiver::start();
     with_affiliate_url(&app, &format!("{}/pb?c={{click_id}}", receiver.base)).await;
-    let sibling = spawn_sibling(&app, roomy).await;
+    let sibling = spawn_sibling(&app, delivering).await;
     let mut clicks = Vec::new();
     for i in 0..20 {
         let via = if i % 2 == 0 { &app } else { &sibling };

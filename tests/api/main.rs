@@ -6,6 +6,7 @@ mod admin;
 mod bad_input;
 mod click;
 mod deliveries;
+mod dialects;
 mod fault;
 mod health_metrics;
 mod helpers;

@@ -368,7 +368,7 @@ async fn a_json_post_credits_with_the_amount_as_a_string_or_a_number() {
 }
 
 #[tokio::test]
-async fn a_json_post_with_an_unknown_field_answers_400_and_writes_nothing() {
+async fn a_json_post_with_an_unknown_field_credits_like_a_form_and_the_log_names_the_field() {
     // Arrange
     let (app, click_id) = app_with_click().await;
 
@@ -376,14 +376,40 @@ async fn a_json_post_with_an_unknown_field_answers_400_and_writes_nothing() {
     let response = app
         .postback_post(
             "application/json",
-            json!({"click_id": click_id, "token": OFFER_TOKEN, "amuont": "10"}).to_string(),
+            json!({"click_id": click_id, "token": OFFER_TOKEN, "txid": "t", "amuont": "10",
+                   "meta": {"source": "shop"}})
+            .to_string(),
+        )
+        .await;
+
+    // Assert
+    let body = ok_json(response).await;
+    assert_eq!(body["status"], "credited", "{body}");
+    let logged = eventually(std::time::Duration::from_secs(5), || async {
+        let log = ok_json(app.admin_get("/api/v1/postbacks?offer_id=o1").await).await;
+        log["postbacks"][0]["ignored_params"] == json!(["amuont", "meta"])
+    })
+    .await;
+    assert!(logged.is_some(), "the log names amuont and meta");
+}
+
+#[tokio::test]
+async fn a_json_post_with_a_known_field_that_is_not_a_string_or_number_answers_400() {
+    // Arrange
+    let (app, click_id) = app_with_click().await;
+
+    // Act
+    let response = app
+        .postback_post(
+            "application/json",
+            json!({"click_id": click_id, "token": OFFER_TOKEN, "order_id": ["a"]}).to_string(),
         )
         .await;
 
     // Assert
     let body = assert_rejected(response, 400, "invalid_request").await;
     assert!(
-        body["detail"].as_str().unwrap_or("").contains("amuont"),
+        body["detail"].as_str().unwrap_or("").contains("order_id"),
         "{body}"
     );
     assert!(app.conversion_keys().is_empty());
@@ -684,4 +710,29 @@ async fn a_click_stored_before_hour_buckets_is_still_credited() {
     assert_eq!(body["status"], "credited", "{body}");
     assert_eq!(body["aff_id"], "a1");
     assert_eq!(app.totals().await["conversions"], 1);
+}
+
+#[tokio::test]
+async fn a_second_event_named_by_an_event_parameter_is_a_new_conversion_not_a_duplicate() {
+    // Arrange: platforms name the event `goal_id`, `event_id`, `adv_event_id`,
+    // `et`, `type` or `event_name` (docs/integration.md).
+    let (app, click_id) = app_with_click().await;
+    let registration = postback_ok(&app, &click_id, "goal_id=registration").await;
+
+    // Act
+    let answers = [
+        postback_ok(&app, &click_id, "goal_id=deposit").await,
+        postback_ok(&app, &click_id, "event_id=7").await,
+        postback_ok(&app, &click_id, "adv_event_id=8").await,
+        postback_ok(&app, &click_id, "et=upsell").await,
+        postback_ok(&app, &click_id, "type=Purchase").await,
+        postback_ok(&app, &click_id, "event_name=af_purchase").await,
+    ];
+
+    // Assert
+    assert_eq!(registration["status"], "credited", "{registration}");
+    for answer in &answers {
+        assert_eq!(answer["status"], "credited", "{answer}");
+    }
+    assert_eq!(app.totals().await["conversions"], 7);
 }
