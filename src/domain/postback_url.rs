@@ -22,7 +22,7 @@
 use std::net::{IpAddr, Ipv4Addr};
 
 use super::net::is_internal;
-use super::redirect::percent_encode_into;
+use super::redirect::{check_url_head, percent_encode_into};
 use super::DomainError;
 
 /// The names a postback URL may use between braces, in the order the docs
@@ -45,9 +45,6 @@ pub const MACROS: &[&str] = &[
     "currency",
     "amount",
 ];
-
-/// The longest postback URL accepted, in bytes.
-const MAX_URL_LEN: usize = 2048;
 
 /// A value a macro stands for.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -167,31 +164,7 @@ impl PostbackTemplate {
     /// known, closed macros.
     pub fn parse(url: &str) -> Result<Self, DomainError> {
         let invalid = |why: &str| DomainError::invalid(format!("url {why}"));
-        if url.len() > MAX_URL_LEN {
-            return Err(invalid("is longer than 2048 bytes"));
-        }
-        if url
-            .bytes()
-            .any(|b| b.is_ascii_control() || b.is_ascii_whitespace() || b == b'\\')
-        {
-            return Err(invalid(
-                "contains whitespace, control characters or backslashes",
-            ));
-        }
-        let rest = strip_prefix_ignore_case(url, "https://")
-            .or_else(|| strip_prefix_ignore_case(url, "http://"))
-            .ok_or_else(|| invalid("must be an absolute http:// or https:// URL"))?;
-        let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
-        let authority = &rest[..authority_end];
-        if authority.is_empty() {
-            return Err(invalid("must name a host"));
-        }
-        if authority.contains(['{', '}']) {
-            return Err(invalid("may not contain macros in its host or port"));
-        }
-        if authority.contains('@') {
-            return Err(invalid("may not contain credentials"));
-        }
+        check_url_head(url)?;
 
         let pieces = split_macros(url)?;
 
@@ -262,12 +235,6 @@ impl PostbackTemplate {
     pub fn internal_host(&self) -> Option<IpAddr> {
         self.internal
     }
-}
-
-fn strip_prefix_ignore_case<'a>(s: &'a str, prefix: &str) -> Option<&'a str> {
-    let head = s.get(..prefix.len())?;
-    head.eq_ignore_ascii_case(prefix)
-        .then(|| &s[prefix.len()..])
 }
 
 fn internal_ip(ip: IpAddr) -> Option<IpAddr> {

@@ -116,32 +116,7 @@ impl RedirectTemplate {
     /// internationalised domain name does not) of at most 2048 bytes.
     pub fn parse(url: &str, click_id_param: &str) -> Result<Self, DomainError> {
         let invalid = |why: &str| DomainError::invalid(format!("url {why}"));
-        if url.len() > MAX_URL_LEN {
-            return Err(invalid("is longer than 2048 bytes"));
-        }
-        if url
-            .bytes()
-            .any(|b| b.is_ascii_control() || b == b' ' || b == b'\\')
-        {
-            return Err(invalid(
-                "contains whitespace, control characters or backslashes",
-            ));
-        }
-        let rest = url
-            .strip_prefix("https://")
-            .or_else(|| url.strip_prefix("http://"))
-            .ok_or_else(|| invalid("must be an absolute http:// or https:// URL"))?;
-        let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
-        let authority = &rest[..authority_end];
-        if authority.is_empty() {
-            return Err(invalid("must name a host"));
-        }
-        if authority.contains(['{', '}']) {
-            return Err(invalid("may not contain macros in its host"));
-        }
-        if authority.contains('@') {
-            return Err(invalid("may not contain credentials"));
-        }
+        check_url_head(url)?;
         if click_id_param.is_empty()
             || click_id_param.len() > 64
             || !click_id_param
@@ -233,8 +208,47 @@ impl RedirectTemplate {
     }
 }
 
-/// The longest offer URL, before and after normalising.
-const MAX_URL_LEN: usize = 2048;
+/// The longest URL (an offer's, before and after normalising; a postback URL).
+pub(crate) const MAX_URL_LEN: usize = 2048;
+
+/// The checks every URL clickback stores shares, offer or postback URL: at
+/// most [`MAX_URL_LEN`] bytes; no ASCII whitespace, control characters or
+/// backslashes; an absolute `http://` or `https://` URL (scheme in any
+/// case) with a host, no macro in the host or port, and no credentials.
+pub(crate) fn check_url_head(url: &str) -> Result<(), DomainError> {
+    let invalid = |why: &str| DomainError::invalid(format!("url {why}"));
+    if url.len() > MAX_URL_LEN {
+        return Err(invalid("is longer than 2048 bytes"));
+    }
+    if url
+        .bytes()
+        .any(|b| b.is_ascii_control() || b.is_ascii_whitespace() || b == b'\\')
+    {
+        return Err(invalid(
+            "contains whitespace, control characters or backslashes",
+        ));
+    }
+    let rest = strip_prefix_ignore_case(url, "https://")
+        .or_else(|| strip_prefix_ignore_case(url, "http://"))
+        .ok_or_else(|| invalid("must be an absolute http:// or https:// URL"))?;
+    let authority = &rest[..rest.find(['/', '?', '#']).unwrap_or(rest.len())];
+    if authority.is_empty() {
+        return Err(invalid("must name a host"));
+    }
+    if authority.contains(['{', '}']) {
+        return Err(invalid("may not contain macros in its host or port"));
+    }
+    if authority.contains('@') {
+        return Err(invalid("may not contain credentials"));
+    }
+    Ok(())
+}
+
+fn strip_prefix_ignore_case<'a>(s: &'a str, prefix: &str) -> Option<&'a str> {
+    let head = s.get(..prefix.len())?;
+    head.eq_ignore_ascii_case(prefix)
+        .then(|| &s[prefix.len()..])
+}
 
 /// The WHATWG serialisation of `url` with its macros where they were.
 ///

@@ -37,6 +37,16 @@ async fn delivering_app() -> TestApp {
     spawn_app_tweaked(delivering).await
 }
 
+/// A delivering app retrying on `schedule`.
+async fn app_with_schedule(schedule: &str) -> TestApp {
+    let schedule = clickback::delivery::schedule::Schedule::parse(schedule).expect("schedule");
+    spawn_app_tweaked(|s| {
+        delivering(s);
+        s.delivery.schedule = schedule;
+    })
+    .await
+}
+
 /// Offer `o1`, and affiliate `a1` whose postback URL is `url`.
 async fn with_affiliate_url(app: &TestApp, url: &str) {
     app.create_offer("o1", json!({})).await;
@@ -310,12 +320,7 @@ async fn a_receiver_that_is_down_gets_the_postback_once_it_is_up() {
 #[tokio::test]
 async fn a_failing_receiver_is_retried_on_the_schedule_then_dead_then_delivered_after_an_operator_retry(
 ) {
-    let app = spawn_app_tweaked(|s| {
-        delivering(s);
-        s.delivery.schedule =
-            clickback::delivery::schedule::Schedule::parse("10s,1m").expect("schedule");
-    })
-    .await;
+    let app = app_with_schedule("10s,1m").await;
     let receiver = Receiver::start();
     receiver.answer(Answer::Status(500));
     with_affiliate_url(&app, &format!("{}/pb", receiver.base)).await;
@@ -665,12 +670,7 @@ async fn the_memory_store_delivers_too() {
 
 #[tokio::test]
 async fn the_backlog_gauges_show_pending_deliveries_and_the_age_of_the_oldest() {
-    let app = spawn_app_tweaked(|s| {
-        delivering(s);
-        s.delivery.schedule =
-            clickback::delivery::schedule::Schedule::parse("1h").expect("schedule");
-    })
-    .await;
+    let app = app_with_schedule("1h").await;
     let receiver = Receiver::start();
     receiver.answer(Answer::Status(503));
     with_affiliate_url(&app, &format!("{}/pb", receiver.base)).await;

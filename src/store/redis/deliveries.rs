@@ -87,6 +87,21 @@ async fn read_records<C: ConnectionLike + Send>(
         .collect()
 }
 
+/// The keys the finish and retry scripts take: the record, and the shard's
+/// queue, pending and dead sets.
+fn with_delivery_keys<'a, 'b>(
+    invocation: &'b mut redis::ScriptInvocation<'a>,
+    keys: &Keys,
+    id: &DeliveryId,
+) -> &'b mut redis::ScriptInvocation<'a> {
+    let shard = id.shard();
+    invocation
+        .key(keys.delivery(id))
+        .key(keys.delivery_queue(shard))
+        .key(keys.deliveries_pending(shard))
+        .key(keys.deliveries_dead(shard))
+}
+
 /// Records an attempt (the finish script); `false` when the lease was lost.
 pub(super) async fn finish_delivery<C: ConnectionLike + Send>(
     conn: &mut C,
@@ -106,12 +121,7 @@ pub(super) async fn finish_delivery<C: ConnectionLike + Send>(
         AttemptRecord::Postponed { retry_at_ms } => ("postponed", Some(*retry_at_ms), None, ""),
         AttemptRecord::Gone => ("gone", None, None, ""),
     };
-    let shard = id.shard();
-    let done: i64 = FINISH_SCRIPT
-        .key(keys.delivery(id))
-        .key(keys.delivery_queue(shard))
-        .key(keys.deliveries_pending(shard))
-        .key(keys.deliveries_dead(shard))
+    let done: i64 = with_delivery_keys(&mut FINISH_SCRIPT.prepare_invoke(), keys, id)
         .arg(id.as_str())
         .arg(lease.score())
         .arg(how)
@@ -135,12 +145,7 @@ pub(super) async fn retry_delivery<C: ConnectionLike + Send>(
     now_ms: u64,
     retention_secs: u64,
 ) -> Result<RetryOutcome, StoreError> {
-    let shard = id.shard();
-    let answer: String = RETRY_SCRIPT
-        .key(keys.delivery(id))
-        .key(keys.delivery_queue(shard))
-        .key(keys.deliveries_pending(shard))
-        .key(keys.deliveries_dead(shard))
+    let answer: String = with_delivery_keys(&mut RETRY_SCRIPT.prepare_invoke(), keys, id)
         .arg(id.as_str())
         .arg(now_ms)
         .arg(retention_secs)
