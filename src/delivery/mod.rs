@@ -47,7 +47,8 @@ pub const DELIVERY_RETENTION_SECS: u64 = 30 * 86_400;
 /// requests in flight. Nothing was sent, so no attempt is counted.
 const HOST_BUSY_DELAY_MS: u64 = 250;
 
-/// How often the backlog gauges are refreshed, in polls.
+/// How often the backlog gauges are refreshed, in poll periods: a read of
+/// every shard, not something to do per delivery.
 const BACKLOG_EVERY_POLLS: u32 = 10;
 
 /// How an attempt ended, as `clickback_deliveries_total{result}` counts it.
@@ -137,29 +138,37 @@ impl DeliveryWorker {
     pub async fn run(self: Arc<Self>, mut shutdown: watch::Receiver<bool>) {
         let mut in_flight = JoinSet::new();
         let mut first_shard = 0;
-        let mut polls = 0;
+        let mut backlog_read: Option<Instant> = None;
+        // Claim once a quarter of the slots are free (or none is busy): a
+        // claim costs a round trip per shard it looks at, so claiming one
+        // delivery after each finished attempt would cost one per delivery.
+        let low_water = (self.concurrency / 4).max(1);
         loop {
             while let Some(done) = in_flight.try_join_next() {
                 if done.is_err() {
                     self.metrics.background_failure("deliveries");
                 }
             }
-            if polls % BACKLOG_EVERY_POLLS == 0 {
+            if backlog_read.is_none_or(|at| at.elapsed() >= self.poll * BACKLOG_EVERY_POLLS) {
                 self.refresh_backlog().await;
+                backlog_read = Some(Instant::now());
             }
-            polls += 1;
             let free = self.concurrency.saturating_sub(in_flight.len());
-            let claimed = match self
-                .claim_round(free, &mut first_shard, &mut in_flight)
-                .await
-            {
-                Ok(n) => n,
-                Err(e) => {
-                    self.metrics.store_error(StoreOperation::Deliveries);
-                    self.metrics.background_failure("deliveries");
-                    log::warn!("cannot claim deliveries: {e}");
-                    0
+            let claimed = if free >= low_water || in_flight.is_empty() {
+                match self
+                    .claim_round(free, &mut first_shard, &mut in_flight)
+                    .await
+                {
+                    Ok(n) => n,
+                    Err(e) => {
+                        self.metrics.store_error(StoreOperation::Deliveries);
+                        self.metrics.background_failure("deliveries");
+                        log::warn!("cannot claim deliveries: {e}");
+                        0
+                    }
                 }
+            } else {
+                0
             };
             if claimed > 0 && in_flight.len() < self.concurrency {
                 // More may be due: claim again before waiting.

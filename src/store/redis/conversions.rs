@@ -65,22 +65,11 @@ pub(super) async fn apply_conversion<C: ConnectionLike + Send>(
 ) -> Result<ConversionOutcome, StoreError> {
     let shard = command.click_id.shard();
     let seen_day = command.seen_day.unwrap_or(command.today);
-    let new_delivery = DeliveryId::new(shard, &command.new_conversion_id, command.status);
-    let seen_delivery = command
-        .seen_conversion_id
-        .as_deref()
-        .map(|id| DeliveryId::new(shard, id, command.status))
-        .unwrap_or_else(|| new_delivery.clone());
     let mut invocation = CREDIT_SCRIPT.prepare_invoke();
     invocation
         .key(keys.conversion(&command.click_id, &command.identity))
         .key(keys.stats(shard, command.today))
         .key(keys.stats(shard, seen_day))
-        .key(keys.delivery(&new_delivery))
-        .key(keys.delivery(&seen_delivery))
-        .key(keys.delivery_queue(shard))
-        .key(keys.deliveries_pending(shard))
-        .key(keys.deliveries_of(shard, command.aff_id.as_str()))
         .arg(command.status.code())
         .arg(
             command
@@ -102,8 +91,21 @@ pub(super) async fn apply_conversion<C: ConnectionLike + Send>(
         .arg(command.retention_secs)
         .arg(command.now)
         .arg(RejectReason::stored(command.reason));
-    match &command.delivery {
-        Some(order) => invocation
+    // The delivery's keys and arguments go only with an order: a postback
+    // without one costs Redis no more than before deliveries existed.
+    if let Some(order) = &command.delivery {
+        let new_delivery = DeliveryId::new(shard, &command.new_conversion_id, command.status);
+        let seen_delivery = command
+            .seen_conversion_id
+            .as_deref()
+            .map(|id| DeliveryId::new(shard, id, command.status))
+            .unwrap_or_else(|| new_delivery.clone());
+        invocation
+            .key(keys.delivery(&new_delivery))
+            .key(keys.delivery(&seen_delivery))
+            .key(keys.delivery_queue(shard))
+            .key(keys.deliveries_pending(shard))
+            .key(keys.deliveries_of(shard, command.aff_id.as_str()))
             .arg(order.context.encode())
             .arg(
                 order
@@ -112,14 +114,12 @@ pub(super) async fn apply_conversion<C: ConnectionLike + Send>(
                     .unwrap_or_default(),
             )
             .arg(order.now_ms)
-            .arg(order.retention_secs),
-        None => invocation.arg("").arg("").arg(0).arg(0),
-    };
-    invocation
-        .arg(new_delivery.as_str())
-        .arg(seen_delivery.as_str())
-        .arg(command.seen_conversion_id.as_deref().unwrap_or(""))
-        .arg(command.click_id.as_str());
+            .arg(order.retention_secs)
+            .arg(new_delivery.as_str())
+            .arg(seen_delivery.as_str())
+            .arg(command.seen_conversion_id.as_deref().unwrap_or(""))
+            .arg(command.click_id.as_str());
+    }
     let reply: String = invocation.invoke_async(conn).await.map_err(unavailable)?;
     let parts: Vec<&str> = reply.split('\0').collect();
     let part = |i: usize| parts.get(i).copied().unwrap_or("");

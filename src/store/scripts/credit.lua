@@ -14,13 +14,14 @@
 -- ARGV[10] now, unix seconds
 -- ARGV[11] why a new conversion is rejected (too_fast, cap_reached) or ''
 --
--- The affiliate postback, queued with the change when ARGV[12] is not '':
+-- The affiliate postback, queued with the change when these are given
+-- (a postback without one sends eleven arguments and three keys):
 -- KEYS[4]  the delivery record if this creates the conversion  cb:{S}:d:<id>
 -- KEYS[5]  the delivery record if this moves the conversion seen
 -- KEYS[6]  the shard's delivery queue     cb:{S}:dq
 -- KEYS[7]  the shard's pending deliveries cb:{S}:dp
 -- KEYS[8]  the affiliate's deliveries     cb:{S}:da:<aff>
--- ARGV[12] the delivery context (subs, source, txid, goal, currency) or ''
+-- ARGV[12] the delivery context (subs, source, txid, goal, currency)
 -- ARGV[13] the sale amount, micro-units, or ''
 -- ARGV[14] now, unix milliseconds: the delivery is due at once
 -- ARGV[15] retention of the delivery record, seconds
@@ -102,6 +103,8 @@ end
 
 local cur = redis.call('HMGET', KEYS[1], 's', 'p', 'r', 'd', 'o', 'a', 'id', 'j')
 local new = ARGV[1]
+-- Whether to queue the affiliate postback.
+local order = ARGV[12] ~= nil and ARGV[12] ~= ''
 
 if not cur[1] then
   local payout = ARGV[2] ~= '' and ARGV[2] or '0'
@@ -113,7 +116,7 @@ if not cur[1] then
   redis.call('HSET', KEYS[1], 's', new, 'p', payout, 'r', revenue, 'id', ARGV[4],
     'd', ARGV[5], 'o', ARGV[7], 'a', ARGV[8], 't', ARGV[10], 'x', ARGV[11])
   redis.call('EXPIRE', KEYS[1], ARGV[9])
-  if ARGV[12] ~= '' and new ~= 'r' then
+  if order and new ~= 'r' then
     redis.call('HSET', KEYS[1], 'j', ARGV[12])
     deliver(KEYS[4], ARGV[16], ARGV[4], new, payout, ARGV[7], ARGV[8], ARGV[12])
   end
@@ -136,7 +139,7 @@ end
 
 -- The delivery key was built from the conversion the caller saw: another
 -- one standing here now (it expired and was created anew) needs a fresh look.
-if ARGV[12] ~= '' and cur[7] ~= ARGV[18] then
+if order and cur[7] ~= ARGV[18] then
   return 'retry'
 end
 
@@ -159,7 +162,7 @@ if not count(stats, prefix, new, payout, revenue, false) then
   return 'too_large'
 end
 redis.call('HSET', KEYS[1], 's', new, 'p', payout, 'r', revenue)
-if ARGV[12] ~= '' then
+if order then
   deliver(KEYS[5], ARGV[17], cur[7], new, payout, cur[5], cur[6], cur[8] or ARGV[12])
 end
 return reply('updated', old)
