@@ -127,7 +127,7 @@ pub const VARIABLES: &[Variable] = &[
     ),
     row(
         "CLICKBACK_DELIVERY_HOST_CONCURRENCY",
-        "4",
+        "16",
         "affiliate postbacks in flight to one host at most (per instance), so one slow affiliate cannot hold up the others",
     ),
     row(
@@ -440,7 +440,7 @@ impl Default for DeliverySettings {
             schedule: crate::delivery::schedule::Schedule::default_schedule(),
             connect_timeout: Duration::from_millis(3000),
             timeout: Duration::from_millis(10_000),
-            host_concurrency: 4,
+            host_concurrency: 16,
             concurrency: 64,
             poll: Duration::from_millis(500),
             allow_private_targets: false,
