@@ -141,6 +141,12 @@ fn command(
         now: now(),
         delivery: None,
         seen_conversion_id: None,
+        context: DeliveryContext {
+            subs: click.subs.clone(),
+            source: click.source.clone(),
+            currency: "EUR".into(),
+            ..DeliveryContext::default()
+        },
     }
 }
 

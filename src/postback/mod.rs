@@ -145,32 +145,38 @@ impl Postbacks {
         }
     }
 
-    /// The affiliate postback to queue with this postback's change, if the
-    /// affiliate has a postback URL for the offer (API.md §6). The click's
-    /// subs go with it; after the click has expired, the store keeps the
-    /// ones captured when the conversion was created.
-    fn delivery_order(
-        &self,
-        offer: &Offer,
-        aff: &AffiliateId,
-        request: &PostbackRequest,
-        click: Option<&Click>,
-    ) -> Option<DeliveryOrder> {
-        let affiliate = self.cache.affiliate(aff.as_str())?;
-        affiliate.postback_target(&offer.id)?;
+    /// What the conversion keeps about its click and itself: the click's
+    /// subs and source (after the click has expired, the store keeps the
+    /// ones captured when the conversion was created), the identity and the
+    /// currency.
+    fn context(offer: &Offer, request: &PostbackRequest, click: Option<&Click>) -> DeliveryContext {
         let (txid, goal) = match &request.identity {
             Identity::Txid(txid) => (txid.clone(), String::new()),
             Identity::Goal(goal) => (String::new(), goal.clone()),
         };
+        DeliveryContext {
+            subs: click.map(|c| c.subs.clone()).unwrap_or_default(),
+            source: click.map(|c| c.source.clone()).unwrap_or_default(),
+            txid,
+            goal,
+            currency: offer.currency.as_str().to_owned(),
+        }
+    }
+
+    /// The affiliate postback to queue with a change of a conversion of
+    /// `offer`, if the affiliate has a postback URL for the offer (API.md §6).
+    fn delivery_order(
+        &self,
+        offer: &Offer,
+        aff: &AffiliateId,
+        context: &DeliveryContext,
+        amount: Option<crate::domain::Money>,
+    ) -> Option<DeliveryOrder> {
+        let affiliate = self.cache.affiliate(aff.as_str())?;
+        affiliate.postback_target(&offer.id)?;
         Some(DeliveryOrder {
-            context: DeliveryContext {
-                subs: click.map(|c| c.subs.clone()).unwrap_or_default(),
-                source: click.map(|c| c.source.clone()).unwrap_or_default(),
-                txid,
-                goal,
-                currency: offer.currency.as_str().to_owned(),
-            },
-            amount: request.amount,
+            context: context.clone(),
+            amount,
             now_ms: self.clock.now_ms(),
             retention_secs: DELIVERY_RETENTION_SECS,
         })
@@ -279,7 +285,8 @@ impl Postbacks {
             }
 
             // Apply.
-            let delivery = self.delivery_order(&offer, &aff_id, request, lookup.click.as_ref());
+            let context = Self::context(&offer, request, lookup.click.as_ref());
+            let delivery = self.delivery_order(&offer, &aff_id, &context, request.amount);
             let seen_conversion_id = lookup.conversion.as_ref().map(|r| r.conversion_id.clone());
             let command = ConversionCommand {
                 click_id: request.click_id.clone(),
@@ -297,6 +304,7 @@ impl Postbacks {
                 now,
                 delivery,
                 seen_conversion_id,
+                context,
             };
             let applied = self.store.apply_conversion(&command).await;
             if command.delivery.is_some() && queued_a_delivery(&applied) {

@@ -29,6 +29,17 @@
 -- ARGV[18] the conversion id the caller saw, or ''
 -- ARGV[19] the click id
 --
+-- The conversion list, written when this creates the conversion:
+-- KEYS[9]  the shard's conversions by creation time  cb:{S}:vt
+-- KEYS[10] the shard's conversion id -> location     cb:{S}:vk
+-- ARGV[20] what the conversion keeps (subs, source, txid, goal, currency), or ''
+-- ARGV[21] the location: <click_id>:<t|g>:<txid|goal>
+-- ARGV[22] index entries created before this (Unix seconds) are dropped,
+--          a few per new conversion
+--
+-- Every status the conversion has had is appended to its history 'h'
+-- (`<code><unix seconds>`, space-separated), in the step that moves it.
+--
 -- A conversion created approved or pending, or moved to a new status, gets
 -- its delivery in the same step: no credit without its postback, no
 -- postback without its credit. One created rejected (by a rule or by the
@@ -100,7 +111,7 @@ local function deliver(key, did, cid, status, payout, offer, aff, context)
   redis.call('EXPIRE', KEYS[8], ARGV[15])
 end
 
-local cur = redis.call('HMGET', KEYS[1], 's', 'p', 'r', 'd', 'o', 'a', 'id', 'j')
+local cur = redis.call('HMGET', KEYS[1], 's', 'p', 'r', 'd', 'o', 'a', 'id', 'j', 'h')
 local new = ARGV[1]
 
 if not cur[1] then
@@ -111,11 +122,22 @@ if not cur[1] then
     return 'too_large'
   end
   redis.call('HSET', KEYS[1], 's', new, 'p', payout, 'r', revenue, 'id', ARGV[4],
-    'd', ARGV[5], 'o', ARGV[7], 'a', ARGV[8], 't', ARGV[10], 'x', ARGV[11])
+    'd', ARGV[5], 'o', ARGV[7], 'a', ARGV[8], 't', ARGV[10], 'x', ARGV[11],
+    'h', new .. ARGV[10])
   redis.call('EXPIRE', KEYS[1], ARGV[9])
+  local context = ARGV[20] ~= '' and ARGV[20] or ARGV[12]
+  if context ~= '' then
+    redis.call('HSET', KEYS[1], 'j', context)
+  end
   if ARGV[12] ~= '' and new ~= 'r' then
-    redis.call('HSET', KEYS[1], 'j', ARGV[12])
     deliver(KEYS[4], ARGV[16], ARGV[4], new, payout, ARGV[7], ARGV[8], ARGV[12])
+  end
+  redis.call('ZADD', KEYS[9], ARGV[10], ARGV[4])
+  redis.call('HSET', KEYS[10], ARGV[4], ARGV[21])
+  local old = redis.call('ZRANGEBYSCORE', KEYS[9], '-inf', '(' .. ARGV[22], 'LIMIT', 0, 8)
+  if #old > 0 then
+    redis.call('ZREM', KEYS[9], unpack(old))
+    redis.call('HDEL', KEYS[10], unpack(old))
   end
   -- Just written: answered from the arguments, not read back.
   return table.concat({'created', new, payout, revenue, ARGV[4], ARGV[5], ARGV[7], ARGV[8], '', ARGV[11]}, '\0')
@@ -158,7 +180,8 @@ if not count(stats, prefix, new, payout, revenue, false) then
   count(stats, prefix, old, cur[2], cur[3], false)
   return 'too_large'
 end
-redis.call('HSET', KEYS[1], 's', new, 'p', payout, 'r', revenue)
+redis.call('HSET', KEYS[1], 's', new, 'p', payout, 'r', revenue,
+  'h', (cur[9] and (cur[9] .. ' ') or '') .. new .. ARGV[10])
 if ARGV[12] ~= '' then
   deliver(KEYS[5], ARGV[17], cur[7], new, payout, cur[5], cur[6], cur[8] or ARGV[12])
 end
