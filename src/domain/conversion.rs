@@ -212,6 +212,10 @@ pub struct ConversionCommand {
     /// source, txid, goal, currency), for the conversion list: the click
     /// expires long before the conversion does. Ignored on a status change.
     pub context: super::delivery::DeliveryContext,
+    /// Only move an existing conversion, never create one (an advertiser's
+    /// manual status change): a conversion gone meanwhile answers
+    /// [`ConversionOutcome::Missing`].
+    pub must_exist: bool,
 }
 
 /// The most one day's money counter of one offer and affiliate may hold, in
@@ -240,6 +244,9 @@ pub enum ConversionOutcome {
     /// Counting it would take a money counter past [`MAX_COUNTER_MICROS`]:
     /// nothing was written.
     TooLarge,
+    /// The command could only move an existing conversion, and there is
+    /// none: nothing was written.
+    Missing,
 }
 
 /// One move of a conversion's status, kept in its history.

@@ -360,6 +360,9 @@ impl Store for MemoryStore {
                 .filter(|(_, expires)| *expires > now)
                 .map(|(r, _)| r.clone());
             let Some(old) = existing else {
+                if command.must_exist {
+                    return ConversionOutcome::Missing;
+                }
                 let record = ConversionRecord {
                     conversion_id: command.new_conversion_id.clone(),
                     status: command.status,

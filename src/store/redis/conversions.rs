@@ -129,7 +129,8 @@ pub(super) async fn apply_conversion<C: ConnectionLike + Send>(
         .arg(command.click_id.as_str())
         .arg(command.context.encode())
         .arg(location(&command.click_id, &command.identity))
-        .arg(command.now.saturating_sub(CONVERSION_INDEX_SECS));
+        .arg(command.now.saturating_sub(CONVERSION_INDEX_SECS))
+        .arg(if command.must_exist { "1" } else { "" });
     let reply: String = invocation.invoke_async(conn).await.map_err(unavailable)?;
     let parts: Vec<&str> = reply.split('\0').collect();
     let part = |i: usize| parts.get(i).copied().unwrap_or("");
@@ -155,6 +156,7 @@ pub(super) async fn apply_conversion<C: ConnectionLike + Send>(
         }),
         "retry" => Ok(ConversionOutcome::Retry),
         "too_large" => Ok(ConversionOutcome::TooLarge),
+        "missing" => Ok(ConversionOutcome::Missing),
         other => Err(corrupt(format!("credit script answered {other:?}"))),
     }
 }

@@ -36,6 +36,8 @@
 -- ARGV[21] the location: <click_id>:<t|g>:<txid|goal>
 -- ARGV[22] index entries created before this (Unix seconds) are dropped,
 --          a few per new conversion
+-- ARGV[23] '1': only move an existing conversion (a manual status change);
+--          none there answers 'missing' and writes nothing
 --
 -- Every status the conversion has had is appended to its history 'h'
 -- (`<code><unix seconds>`, space-separated), in the step that moves it.
@@ -48,7 +50,8 @@
 --
 -- Returns one string, the fields joined by NUL:
 --   outcome, status, payout, revenue, conversion_id, day, offer, aff, previous, reason
--- with outcome one of created, duplicate, updated, or just 'retry' (the
+-- with outcome one of created, duplicate, updated, or just 'missing' (see
+-- ARGV[23]), 'retry' (the
 -- conversion's day moved: look up again) or 'too_large' (a money counter
 -- would pass 2^63 - 1 micro-units: nothing was written). One
 -- string rather than an array of ten: clickback's Redis client spends more
@@ -115,6 +118,9 @@ local cur = redis.call('HMGET', KEYS[1], 's', 'p', 'r', 'd', 'o', 'a', 'id', 'j'
 local new = ARGV[1]
 
 if not cur[1] then
+  if ARGV[23] == '1' then
+    return 'missing'
+  end
   local payout = ARGV[2] ~= '' and ARGV[2] or '0'
   local revenue = ARGV[3] ~= '' and ARGV[3] or '0'
   local prefix = ARGV[7] .. '|' .. ARGV[8] .. '|'
