@@ -10,9 +10,13 @@
 //!
 //! Bounded: the newest [`RETENTION`]`.keep` entries, none older than 90 days.
 
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::LazyLock;
+
 use serde_json::Value;
 
 use crate::access::Actor;
+use crate::clock::Clock;
 use crate::domain::ids::base64url;
 use crate::metrics::StoreOperation;
 use crate::state::AppState;
@@ -75,6 +79,20 @@ struct Entry<'a> {
     after: Value,
 }
 
+/// A new entry id: a process-wide sequence (16 hex digits, so that text
+/// order is number order) that starts from the start-up time in µs, so
+/// entries of one millisecond list in the order they were made, also
+/// across a restart; then random characters, so two instances never collide.
+fn entry_id() -> String {
+    static SEQUENCE: LazyLock<AtomicU64> =
+        LazyLock::new(|| AtomicU64::new(crate::clock::SystemClock.now_ms().saturating_mul(1000)));
+    let seq = SEQUENCE.fetch_add(1, Ordering::Relaxed);
+    format!(
+        "{seq:016x}-{}",
+        base64url(&uuid::Uuid::new_v4().as_bytes()[..6])
+    )
+}
+
 /// `value` with every secret field's value replaced by `"[redacted]"`.
 pub fn redact(mut value: Value) -> Value {
     fn walk(value: &mut Value) {
@@ -112,7 +130,7 @@ pub async fn record(
     after: Value,
 ) {
     let at_ms = state.clock.now_ms();
-    let id = base64url(&uuid::Uuid::new_v4().as_bytes()[..9]);
+    let id = entry_id();
     let entry = Entry {
         id: &id,
         at: at_ms / 1000,

@@ -11,7 +11,9 @@ use super::admin::Admin;
 use super::audit::page;
 use crate::domain::conversion::{ConversionEntry, StatusChange};
 use crate::domain::query::Params;
-use crate::domain::{AdvertiserId, AffiliateId, ConversionStatus, Day, Money, OfferId};
+use crate::domain::{
+    AdvertiserId, AffiliateId, ConversionStatus, Day, Identity, Money, OfferId,
+};
 use crate::error::ApiError;
 use crate::metrics::StoreOperation;
 use crate::offers::Snapshot;
@@ -100,8 +102,14 @@ impl<'a> ConversionView<'a> {
             aff_id: record.aff_id.as_str(),
             status: record.status,
             reason: record.reason.map(|r| r.as_str()),
-            goal: text(&context.goal),
-            txid: text(&context.txid),
+            goal: match &entry.identity {
+                Identity::Goal(goal) => Some(goal.as_str()),
+                Identity::Txid(_) => text(&context.goal),
+            },
+            txid: match &entry.identity {
+                Identity::Txid(txid) => Some(txid.as_str()),
+                Identity::Goal(_) => None,
+            },
             sub1: text(&context.subs[0]),
             sub2: text(&context.subs[1]),
             sub3: text(&context.subs[2]),

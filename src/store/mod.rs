@@ -282,7 +282,8 @@ pub struct ConversionFilter {
     pub aff_id: Option<AffiliateId>,
     /// Only conversions in this status now.
     pub status: Option<ConversionStatus>,
-    /// Only conversions of this goal.
+    /// Only conversions of this goal (their identity's, or the one they
+    /// kept beside a txid).
     pub goal: Option<String>,
 }
 
@@ -295,10 +296,10 @@ impl ConversionFilter {
             .is_none_or(|offers| offers.contains(&record.offer_id))
             && self.aff_id.as_ref().is_none_or(|a| *a == record.aff_id)
             && self.status.is_none_or(|s| s == record.status)
-            && self
-                .goal
-                .as_ref()
-                .is_none_or(|g| *g == entry.context.goal)
+            && self.goal.as_ref().is_none_or(|g| match &entry.identity {
+                Identity::Goal(goal) => goal == g,
+                Identity::Txid(_) => *g == entry.context.goal,
+            })
     }
 }
 
