@@ -22,8 +22,9 @@ use clickback::domain::{
 };
 use clickback::store::keys::{counter_field, Keys};
 use clickback::store::{
-    AuditLine, AuditRetention, ConversionFilter, ConversionQuery, DeliveryQuery, DeliveryScope, Lease, LogRetention, MemoryStore, PostbackLogKind,
-    PostbackLogLine, RedisStore, RetryOutcome, Store,
+    AuditLine, AuditRetention, ConversionFilter, ConversionQuery, DeliveryQuery, DeliveryScope,
+    Lease, LogRetention, MemoryStore, PostbackLogKind, PostbackLogLine, RedisStore, RetryOutcome,
+    Store,
 };
 
 /// A store under test; for Redis, the prefix is deleted afterwards.
@@ -1390,7 +1391,12 @@ conformance!(
         let sale_a = ConversionCommand {
             now: 2_000,
             new_conversion_id: "c-sale-a".into(),
-            ..command(&first, Identity::Txid("T1".into()), ConversionStatus::Approved, "2")
+            ..command(
+                &first,
+                Identity::Txid("T1".into()),
+                ConversionStatus::Approved,
+                "2",
+            )
         };
         let sale_b = ConversionCommand {
             now: 2_000,
@@ -1444,7 +1450,11 @@ conformance!(
         let mut query = all_conversions(1);
         loop {
             let page = store.list_conversions(&query).await.expect("listed");
-            seen.extend(page.conversions.iter().map(|e| e.record.conversion_id.clone()));
+            seen.extend(
+                page.conversions
+                    .iter()
+                    .map(|e| e.record.conversion_id.clone()),
+            );
             match page.next {
                 Some(next) => query.after = Some(next),
                 None => break,
@@ -1535,7 +1545,10 @@ conformance!(
         let config = store.load_config().await.expect("loaded");
         assert_eq!(config.advertisers, vec![advertiser]);
         assert_eq!(config.keys, vec![key]);
-        assert_eq!(store.read_key_use().await.expect("read").get("k1"), Some(&42));
+        assert_eq!(
+            store.read_key_use().await.expect("read").get("k1"),
+            Some(&42)
+        );
 
         assert!(store.delete_api_key("k1").await.expect("deleted"));
         assert!(!store.delete_api_key("k1").await.expect("deleted"));

@@ -31,7 +31,9 @@ impl Bucket {
     /// The bucket as of `now_ms`, with what grew back since.
     fn refilled(self, now_ms: u64) -> Self {
         let grown = now_ms.saturating_sub(self.at_ms) / REFILL_MS;
-        let tokens = u64::from(self.tokens).saturating_add(grown).min(u64::from(BURST));
+        let tokens = u64::from(self.tokens)
+            .saturating_add(grown)
+            .min(u64::from(BURST));
         Self {
             tokens: u32::try_from(tokens).unwrap_or(BURST),
             // Keep the fraction of a token that is still growing.

@@ -87,7 +87,10 @@ mod tests {
         assert!(matches(&minted.secret, &minted.hash));
         assert!(!matches(&format!("{}x", minted.secret), &minted.hash));
         assert!(!minted.hash.contains(&minted.secret));
-        assert_eq!(minted.secret.len(), SECRET_PREFIX.len() + KEY_ID_LEN + 1 + 43);
+        assert_eq!(
+            minted.secret.len(),
+            SECRET_PREFIX.len() + KEY_ID_LEN + 1 + 43
+        );
     }
 
     #[test]
@@ -99,7 +102,13 @@ mod tests {
 
     #[test]
     fn shapes_that_are_not_secrets_name_no_key() {
-        for raw in ["", "cbk_", "cbk_0123", "cbk_0123456789abcdefX", "xyz_0123456789abcdef_r"] {
+        for raw in [
+            "",
+            "cbk_",
+            "cbk_0123",
+            "cbk_0123456789abcdefX",
+            "xyz_0123456789abcdef_r",
+        ] {
             assert_eq!(key_id(raw), None, "{raw}");
         }
     }

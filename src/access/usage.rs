@@ -81,10 +81,16 @@ mod tests {
         usage.used("k1", 1_000);
         usage.used("k1", 1_030);
         usage.write(&store).await.expect("written");
-        assert_eq!(store.read_key_use().await.expect("read").get("k1"), Some(&1_000));
+        assert_eq!(
+            store.read_key_use().await.expect("read").get("k1"),
+            Some(&1_000)
+        );
 
         usage.used("k1", 1_060);
         usage.write(&store).await.expect("written");
-        assert_eq!(store.read_key_use().await.expect("read").get("k1"), Some(&1_060));
+        assert_eq!(
+            store.read_key_use().await.expect("read").get("k1"),
+            Some(&1_060)
+        );
     }
 }

@@ -197,7 +197,10 @@ mod tests {
                 "x".to_owned()
             ))
         );
-        assert_eq!(parse(r#"{"role":"admin"}"#), Ok((KeyRole::Admin, String::new())));
+        assert_eq!(
+            parse(r#"{"role":"admin"}"#),
+            Ok((KeyRole::Admin, String::new()))
+        );
         for bad in [
             r#"{"role":"affiliate"}"#,
             r#"{"role":"advertiser","aff_id":"a1"}"#,

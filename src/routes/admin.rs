@@ -9,12 +9,12 @@ use actix_web::dev::Payload;
 use actix_web::{web, FromRequest, HttpRequest, HttpResponse};
 use serde::de::DeserializeOwned;
 
+use crate::access::{self, Principal};
+use crate::audit::{self, json_of, Action};
 use crate::domain::offer::{AffiliateInput, OfferInput};
 use crate::domain::postback_url::PostbackTemplate;
 use crate::domain::query::Params;
 use crate::domain::{Affiliate, AffiliateId, Offer, OfferId};
-use crate::access::{self, Principal};
-use crate::audit::{self, json_of, Action};
 use crate::error::ApiError;
 use crate::metrics::StoreOperation;
 use crate::postback::log::merge_newest_first;
@@ -31,15 +31,13 @@ impl FromRequest for Admin {
     type Future = Ready<Result<Self, ApiError>>;
 
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
-        ready(
-            access::authenticate(req).and_then(|principal| {
-                if principal.is_admin() {
-                    Ok(Admin(principal))
-                } else {
-                    Err(access::out_of_scope())
-                }
-            }),
-        )
+        ready(access::authenticate(req).and_then(|principal| {
+            if principal.is_admin() {
+                Ok(Admin(principal))
+            } else {
+                Err(access::out_of_scope())
+            }
+        }))
     }
 }
 
@@ -239,7 +237,7 @@ pub async fn postback_log(
         .map(OfferId::parse)
         .transpose()?;
     let (limit, kinds) = log_params(&state, &params)?;
-    let postbacks = read_postback_logs(&state, &[offer.clone()], limit, kinds).await?;
+    let postbacks = read_postback_logs(&state, std::slice::from_ref(&offer), limit, kinds).await?;
     Ok(HttpResponse::Ok().json(PostbackLogAnswer {
         offer_id: offer.map(|o| o.as_str().to_owned()),
         kind: kinds_label(kinds),

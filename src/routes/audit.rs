@@ -28,7 +28,9 @@ pub(super) fn page(params: &Params) -> Result<(usize, Option<Position>), ApiErro
             .parse::<usize>()
             .ok()
             .filter(|n| (1..=MAX).contains(n))
-            .ok_or_else(|| ApiError::invalid(format!("limit must be a whole number from 1 to {MAX}")))?,
+            .ok_or_else(|| {
+                ApiError::invalid(format!("limit must be a whole number from 1 to {MAX}"))
+            })?,
     };
     let cursor = params
         .get_nonempty(&["cursor"])?

@@ -11,9 +11,7 @@ use super::admin::Admin;
 use super::audit::page;
 use crate::domain::conversion::{ConversionEntry, StatusChange};
 use crate::domain::query::Params;
-use crate::domain::{
-    AdvertiserId, AffiliateId, ConversionStatus, Day, Identity, Money, OfferId,
-};
+use crate::domain::{AdvertiserId, AffiliateId, ConversionStatus, Day, Identity, Money, OfferId};
 use crate::error::ApiError;
 use crate::metrics::StoreOperation;
 use crate::offers::Snapshot;
@@ -155,10 +153,7 @@ pub(super) struct Requested {
 /// Reads `from`, `to` (UTC days, inclusive; `to` defaults to today, `from`
 /// to 30 days up to `to`), `status`, `goal`, `limit` and `cursor`, and the
 /// parties asked for. The query's filter names no party yet.
-pub(super) fn parse(
-    params: &Params,
-    today: Day,
-) -> Result<(ConversionQuery, Requested), ApiError> {
+pub(super) fn parse(params: &Params, today: Day) -> Result<(ConversionQuery, Requested), ApiError> {
     let day = |name: &str| -> Result<Option<Day>, ApiError> {
         Ok(params
             .get_nonempty(&[name])?

@@ -16,7 +16,9 @@ use std::sync::Arc;
 use actix_web::{web, HttpRequest, HttpResponse};
 use serde::{Deserialize, Serialize};
 
-use super::admin::{json_body, kinds_label, log_params, path_id, read_postback_logs, PostbackLogAnswer};
+use super::admin::{
+    json_body, kinds_label, log_params, path_id, read_postback_logs, PostbackLogAnswer,
+};
 use super::conversions::{self, only_offers, Visible};
 use crate::access::{out_of_scope, Principal};
 use crate::audit::{self, Action};
@@ -219,7 +221,11 @@ pub async fn stats(
         }
         Party::Advertiser { id, .. } => {
             let own = offer_ids(&snapshot, id);
-            if query.offer_id.as_ref().is_some_and(|asked| !own.contains(asked)) {
+            if query
+                .offer_id
+                .as_ref()
+                .is_some_and(|asked| !own.contains(asked))
+            {
                 return Err(out_of_scope());
             }
             query.offers = Some(own);
@@ -274,7 +280,10 @@ pub async fn conversions(
         }
         Party::Advertiser { id, .. } => {
             let own = offer_ids(&snapshot, id);
-            if requested.advertiser_id.as_ref().is_some_and(|asked| asked != id)
+            if requested
+                .advertiser_id
+                .as_ref()
+                .is_some_and(|asked| asked != id)
                 || query
                     .filter
                     .offers

@@ -74,11 +74,8 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             .service(read_only("/postbacks", admin::postback_log))
             .service(read_only("/advertisers", advertisers::list_advertisers))
             .service(
-                read_only(
-                    "/advertisers/{advertiser_id}",
-                    advertisers::get_advertiser,
-                )
-                .put(advertisers::put_advertiser),
+                read_only("/advertisers/{advertiser_id}", advertisers::get_advertiser)
+                    .put(advertisers::put_advertiser),
             )
             .service(read_only("/keys", keys::list_keys).post(keys::create_key))
             .service(web::resource("/keys/{id}").delete(keys::revoke_key))

@@ -55,7 +55,10 @@ async fn the_audit_trail_of_a_change_names_who_when_and_what_changed() {
     assert_eq!(entries[2]["before"], Value::Null, "it did not exist");
     assert_eq!(entries[1]["after"]["role"], "admin");
     let text = audit.to_string();
-    assert!(!text.contains(OFFER_TOKEN) && !text.contains(&secret), "{text}");
+    assert!(
+        !text.contains(OFFER_TOKEN) && !text.contains(&secret),
+        "{text}"
+    );
     assert_eq!(audit["next_cursor"], Value::Null);
 }
 
@@ -86,7 +89,11 @@ async fn the_audit_log_pages_with_a_cursor_and_revocations_are_in_it() {
         };
         let page = ok_json(app.admin_get(&path).await).await;
         for entry in page["entries"].as_array().expect("entries") {
-            actions.push(format!("{} {}", entry["action"].as_str().unwrap_or(""), entry["target"].as_str().unwrap_or("")));
+            actions.push(format!(
+                "{} {}",
+                entry["action"].as_str().unwrap_or(""),
+                entry["target"].as_str().unwrap_or("")
+            ));
         }
         cursor = page["next_cursor"].as_str().map(str::to_owned);
         if cursor.is_none() {

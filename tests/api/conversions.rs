@@ -111,12 +111,19 @@ async fn the_list_filters_by_party_status_goal_and_range() {
         assert_eq!(got, expected, "{query}");
     }
     assert_rejected(
-        app.admin_get("/api/v1/conversions?advertiser_id=nobody").await,
+        app.admin_get("/api/v1/conversions?advertiser_id=nobody")
+            .await,
         404,
         "unknown_advertiser",
     )
     .await;
-    for bad in ["status=paid", "limit=0", "limit=1001", "cursor=nope", "from=2026-13-01"] {
+    for bad in [
+        "status=paid",
+        "limit=0",
+        "limit=1001",
+        "cursor=nope",
+        "from=2026-13-01",
+    ] {
         assert_rejected(
             app.admin_get(&format!("/api/v1/conversions?{bad}")).await,
             400,
@@ -230,11 +237,17 @@ async fn an_advertiser_approves_its_pending_conversion_and_the_counters_follow()
     let approved = ok_json(approved).await;
     assert_eq!(approved["status"], "updated");
     assert_eq!(approved["conversion_status"], "approved");
-    assert!(approved.get("payout").is_none(), "adv1 does not see payouts");
+    assert!(
+        approved.get("payout").is_none(),
+        "adv1 does not see payouts"
+    );
     assert_eq!(ok_json(back).await["status"], "duplicate");
     let totals = app.totals().await;
     assert_eq!(
-        (totals["conversions"].clone(), totals["pending_conversions"].clone()),
+        (
+            totals["conversions"].clone(),
+            totals["pending_conversions"].clone()
+        ),
         (json!(1), json!(0))
     );
     assert_eq!(totals["payout"], "2.5");
@@ -250,7 +263,13 @@ async fn an_advertiser_approves_its_pending_conversion_and_the_counters_follow()
         assert_rejected(patch_as(&app, &own, &id, bad).await, 400, "invalid_request").await;
     }
     assert_rejected(
-        patch_as(&app, &own, "no-such-conversion", json!({"status": "approved"})).await,
+        patch_as(
+            &app,
+            &own,
+            "no-such-conversion",
+            json!({"status": "approved"}),
+        )
+        .await,
         404,
         "unknown_conversion",
     )

@@ -523,7 +523,11 @@ impl TestApp {
                         .arg(-1)
                         .query(&mut conn)
                         .expect("LRANGE");
-                    out.extend(items.iter().map(|v| String::from_utf8_lossy(v).into_owned()));
+                    out.extend(
+                        items
+                            .iter()
+                            .map(|v| String::from_utf8_lossy(v).into_owned()),
+                    );
                 }
                 other => panic!("unexpected key type {other} for {key}"),
             }

@@ -84,7 +84,8 @@ async fn an_affiliate_key_reads_only_its_own_rows_and_never_revenue() {
     let (_, secret) = create_key(&app, json!({"role": "affiliate", "aff_id": "a1"})).await;
 
     // Act
-    let stats = ok_json(get_as(&app, &secret, "/api/v1/me/stats?group_by=offer,affiliate").await).await;
+    let stats =
+        ok_json(get_as(&app, &secret, "/api/v1/me/stats?group_by=offer,affiliate").await).await;
     let conversions = ok_json(get_as(&app, &secret, "/api/v1/me/conversions").await).await;
     let offers = ok_json(get_as(&app, &secret, "/api/v1/me/offers").await).await;
 
@@ -92,7 +93,9 @@ async fn an_affiliate_key_reads_only_its_own_rows_and_never_revenue() {
     let rows = stats["rows"].as_array().expect("rows");
     assert_eq!(rows.len(), 2, "one row per offer, a1's only: {rows:?}");
     assert_eq!(field_values(rows, "aff_id"), vec!["a1"]);
-    assert!(rows.iter().all(|r| r.get("revenue").is_none() && r["payout"] == "2.5"));
+    assert!(rows
+        .iter()
+        .all(|r| r.get("revenue").is_none() && r["payout"] == "2.5"));
     let listed = conversions["conversions"].as_array().expect("conversions");
     assert_eq!(listed.len(), 2);
     assert_eq!(field_values(listed, "aff_id"), vec!["a1"]);
@@ -102,8 +105,18 @@ async fn an_affiliate_key_reads_only_its_own_rows_and_never_revenue() {
     assert_eq!(offers.len(), 2);
     let link = offers[0]["tracking_link"].as_str().expect("a link");
     assert!(link.ends_with("/c/o1?aff_id=a1"), "{link}");
-    assert!(!offers[0].to_string().contains(OFFER_TOKEN), "no postback token");
-    let followed = app.get(link.split_once("/c/").map(|(_, rest)| format!("/c/{rest}")).as_deref().expect("path")).await;
+    assert!(
+        !offers[0].to_string().contains(OFFER_TOKEN),
+        "no postback token"
+    );
+    let followed = app
+        .get(
+            link.split_once("/c/")
+                .map(|(_, rest)| format!("/c/{rest}"))
+                .as_deref()
+                .expect("path"),
+        )
+        .await;
     assert_eq!(followed.status(), 302, "the tracking link works");
 }
 
@@ -139,7 +152,10 @@ async fn a_scoped_key_outside_its_scope_gets_404_and_no_key_gets_401() {
 
         // Assert
         let body = assert_rejected(response, 404, "not_found").await;
-        assert!(!body.to_string().contains("a2") && !body.to_string().contains("o2"), "{path}: {body}");
+        assert!(
+            !body.to_string().contains("a2") && !body.to_string().contains("o2"),
+            "{path}: {body}"
+        );
     }
     let anonymous = app.get("/api/v1/me").await;
     assert_rejected(anonymous, 401, "unauthorized").await;
@@ -150,7 +166,8 @@ async fn an_advertiser_key_sees_its_offers_log_without_payouts_unless_the_networ
     // Arrange
     let app = spawn_app().await;
     two_of_everything(&app).await;
-    let (_, secret) = create_key(&app, json!({"role": "advertiser", "advertiser_id": "adv1"})).await;
+    let (_, secret) =
+        create_key(&app, json!({"role": "advertiser", "advertiser_id": "adv1"})).await;
 
     // Act
     let hidden = ok_json(get_as(&app, &secret, "/api/v1/me/conversions").await).await;
@@ -168,13 +185,20 @@ async fn an_advertiser_key_sees_its_offers_log_without_payouts_unless_the_networ
     let listed = hidden["conversions"].as_array().expect("conversions");
     assert_eq!(listed.len(), 2);
     assert_eq!(field_values(listed, "offer_id"), vec!["o1"]);
-    assert!(listed.iter().all(|c| c.get("payout").is_none() && c["revenue"] == "4"));
+    assert!(listed
+        .iter()
+        .all(|c| c.get("payout").is_none() && c["revenue"] == "4"));
     assert!(log.is_some(), "the log of o1 filled");
     let entries = postbacks["postbacks"].as_array().expect("entries");
-    assert!(entries.iter().all(|e| e.get("payout").is_none()), "{entries:?}");
+    assert!(
+        entries.iter().all(|e| e.get("payout").is_none()),
+        "{entries:?}"
+    );
     let rows = stats["rows"].as_array().expect("rows");
     assert_eq!(field_values(rows, "offer_id"), vec!["o1"]);
-    assert!(rows.iter().all(|r| r.get("payout").is_none() && r.get("pending_payout").is_none()));
+    assert!(rows
+        .iter()
+        .all(|r| r.get("payout").is_none() && r.get("pending_payout").is_none()));
     let listed = shown["conversions"].as_array().expect("conversions");
     assert!(listed.iter().all(|c| c["payout"] == "2.5"), "{listed:?}");
 }
@@ -203,13 +227,20 @@ async fn a_revoked_key_fails_on_another_instance_within_the_refresh_period() {
 
     // Assert
     assert_eq!(revoked.status(), 200);
-    assert_eq!(get_as(&app, &secret, "/api/v1/me").await.status(), 401, "at once here");
+    assert_eq!(
+        get_as(&app, &secret, "/api/v1/me").await.status(),
+        401,
+        "at once here"
+    );
     let refresh = test_settings(None, "").config_refresh;
     let gone = eventually(refresh * 5, || async {
         get_as(&sibling, &secret, "/api/v1/me").await.status() == 401
     })
     .await;
-    assert!(gone.is_some(), "refused on the other instance within the refresh period");
+    assert!(
+        gone.is_some(),
+        "refused on the other instance within the refresh period"
+    );
 }
 
 #[tokio::test]
@@ -234,7 +265,10 @@ async fn a_keys_secret_is_answered_once_stored_only_as_a_hash_and_listed_with_la
     assert_eq!(keys["keys"][0]["name"], "ci");
     assert_eq!(keys["keys"][0]["last_used_at"], app.clock.now());
     let listed = keys.to_string();
-    assert!(!listed.contains(&secret) && !listed.contains("secret"), "{listed}");
+    assert!(
+        !listed.contains(&secret) && !listed.contains("secret"),
+        "{listed}"
+    );
     assert!(
         app.stored_text().iter().all(|text| !text.contains(&secret)),
         "the secret is stored nowhere"
@@ -324,13 +358,24 @@ async fn failed_authentication_is_rate_limited_per_address_and_counted() {
     assert_eq!(even_the_right_token.status(), 429, "the address waits");
     let metrics = app.metrics().await;
     assert_eq!(
-        metric_value(&metrics, "clickback_auth_failures_total{result=\"invalid\"}"),
+        metric_value(
+            &metrics,
+            "clickback_auth_failures_total{result=\"invalid\"}"
+        ),
         f64::from(burst)
     );
     assert_eq!(
-        metric_value(&metrics, "clickback_auth_failures_total{result=\"limited\"}"),
+        metric_value(
+            &metrics,
+            "clickback_auth_failures_total{result=\"limited\"}"
+        ),
         2.0
     );
-    app.clock.advance(clickback::access::limit::REFILL_MS / 1000);
-    assert_eq!(get_as(&app, ADMIN_TOKEN, "/api/v1/me").await.status(), 200, "a token grew back");
+    app.clock
+        .advance(clickback::access::limit::REFILL_MS / 1000);
+    assert_eq!(
+        get_as(&app, ADMIN_TOKEN, "/api/v1/me").await.status(),
+        200,
+        "a token grew back"
+    );
 }

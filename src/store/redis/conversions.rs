@@ -21,8 +21,8 @@ use crate::domain::ids::{shard_char, SHARD_COUNT};
 use crate::domain::{AffiliateId, Click, ClickId, Day, Identity, Money, OfferId};
 use crate::store::keys::{ClickLocation, Keys};
 use crate::store::{
-    ConversionLookup, ConversionPage, ConversionQuery, Position, StoreError,
-    CONVERSION_INDEX_SECS, MAX_CONVERSION_SCAN,
+    ConversionLookup, ConversionPage, ConversionQuery, Position, StoreError, CONVERSION_INDEX_SECS,
+    MAX_CONVERSION_SCAN,
 };
 
 /// The credit script, run by EVALSHA (falling back to EVAL after a Redis restart).
@@ -207,7 +207,10 @@ pub(super) async fn list_conversions<C: ConnectionLike + Send>(
         if let Some(last) = candidates.last() {
             after = Some(last.position.clone());
         }
-        for (candidate, entry) in candidates.iter().zip(read_entries(conn, keys, &candidates).await?) {
+        for (candidate, entry) in candidates
+            .iter()
+            .zip(read_entries(conn, keys, &candidates).await?)
+        {
             if let Some(entry) = entry.filter(|e| query.filter.matches(e)) {
                 found.push((candidate.position.clone(), entry));
             }

@@ -286,7 +286,9 @@ impl Store for RedisStore {
     }
 
     fn read_key_use(&self) -> StoreFuture<'_, HashMap<String, u64>> {
-        Box::pin(self.with_pooled_conn(async move |conn| config::read_key_use(conn, &self.keys).await))
+        Box::pin(
+            self.with_pooled_conn(async move |conn| config::read_key_use(conn, &self.keys).await),
+        )
     }
 
     fn append_audit<'a>(
