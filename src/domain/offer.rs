@@ -193,8 +193,8 @@ pub struct OfferView {
     /// The advertiser's postback dialect; left out when there is none.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub postback_mapping: Option<PostbackMapping>,
-    /// The advertiser, or `null`.
-    #[serde(default)]
+    /// The advertiser; left out when there is none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub advertiser_id: Option<AdvertiserId>,
 }
 
