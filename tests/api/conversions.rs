@@ -218,18 +218,26 @@ async fn pages_over_ten_thousand_conversions_show_each_exactly_once_newest_first
 }
 
 #[tokio::test]
-async fn an_advertiser_approves_its_pending_conversion_and_the_counters_follow() {
-    // Arrange
-    let app = spawn_app().await;
+async fn an_advertiser_approves_its_pending_conversion_and_the_counters_and_the_affiliate_postback_follow(
+) {
+    // Arrange: no delivery worker, so the queued postback stays to be looked at.
+    let app = spawn_app_tweaked(|settings| settings.delivery.concurrency = 0).await;
     create_advertiser(&app, "adv1", false).await;
     create_advertiser(&app, "adv2", false).await;
     app.create_offer("o1", json!({"advertiser_id": "adv1"}))
         .await;
-    app.create_affiliate("a1").await;
+    let affiliate = app
+        .put_affiliate(
+            "a1",
+            &json!({"name": "a1", "postback_url": "https://tracker.example/pb?c={click_id}&s={status}"}),
+        )
+        .await;
+    assert_eq!(affiliate.status(), 200);
     let click = app.click_id("o1", "a1").await;
     let pending = postback_ok(&app, &click, "status=pending").await;
     let id = pending["conversion_id"].as_str().expect("id").to_owned();
-    let (_, own) = create_key(&app, json!({"role": "advertiser", "advertiser_id": "adv1"})).await;
+    let (own_id, own) =
+        create_key(&app, json!({"role": "advertiser", "advertiser_id": "adv1"})).await;
     let (_, other) = create_key(&app, json!({"role": "advertiser", "advertiser_id": "adv2"})).await;
 
     // Act
@@ -264,6 +272,31 @@ async fn an_advertiser_approves_its_pending_conversion_and_the_counters_follow()
         .map(|h| h["status"].as_str().expect("status"))
         .collect();
     assert_eq!(history, vec!["pending", "approved"]);
+    let deliveries = ok_json(app.admin_get("/api/v1/affiliates/a1/deliveries").await).await;
+    let statuses: Vec<&str> = deliveries["deliveries"]
+        .as_array()
+        .expect("deliveries")
+        .iter()
+        .map(|d| d["status"].as_str().expect("status"))
+        .collect();
+    assert_eq!(
+        statuses.iter().filter(|s| **s == "approved").count(),
+        1,
+        "{statuses:?}"
+    );
+    let audit = ok_json(app.admin_get("/api/v1/audit?limit=1").await).await;
+    let entry = &audit["entries"][0];
+    assert_eq!(
+        (&entry["action"], &entry["actor"], &entry["target"]),
+        (&json!("conversion.status"), &json!(own_id), &json!(id))
+    );
+    assert_eq!(
+        (&entry["before"], &entry["after"]),
+        (
+            &json!({"status": "pending"}),
+            &json!({"status": "approved"})
+        )
+    );
     for bad in [json!({"status": "paid"}), json!({"state": "approved"})] {
         assert_rejected(patch_as(&app, &own, &id, bad).await, 400, "invalid_request").await;
     }
