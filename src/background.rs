@@ -1,6 +1,6 @@
 //! Background work, owned in one place.
 //!
-//! Four tasks run beside the HTTP server, each started here, each stopped by
+//! Five tasks run beside the HTTP server, each started here, each stopped by
 //! the same shutdown signal, each draining what it holds before it ends, and
 //! each counting its failures in `clickback_background_failures_total{task}`:
 //!
@@ -10,6 +10,7 @@
 //! | `postback_log` | files queued postback log entries, a batch per round trip | files what is queued |
 //! | `write_behind` | writes the store's held-back writes (the Redis store's unique-click counts) | writes what is held |
 //! | `deliveries` | claims and sends affiliate postbacks ([`crate::delivery`]); refreshes the backlog gauges | lets attempts in flight finish (bounded); the rest come due again when their lease ends |
+//! | `key_use` | writes API keys' last use ([`crate::access::usage`]), at most once a minute per key | writes what is queued |
 //!
 //! A task that fails keeps going: the next tick or batch tries again. The
 //! writers let work gather for [`GATHER`] after they are woken.
@@ -20,6 +21,7 @@ use std::time::Duration;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
+use crate::access::Access;
 use crate::caps::CapWatch;
 use crate::clock::Clock;
 use crate::delivery::DeliveryWorker;
@@ -46,6 +48,8 @@ pub struct Work {
     pub config_refresh: Duration,
     /// The affiliate postback worker; `None` when this instance sends none.
     pub deliveries: Option<Arc<DeliveryWorker>>,
+    /// Keys' last use, queued by requests.
+    pub access: Arc<Access>,
 }
 
 /// The running background tasks.
@@ -72,6 +76,10 @@ impl Background {
             (
                 "write_behind",
                 tokio::spawn(write_behind(Arc::clone(&work), stopped.clone())),
+            ),
+            (
+                "key_use",
+                tokio::spawn(write_key_use(Arc::clone(&work), stopped.clone())),
             ),
         ];
         if let Some(worker) = deliveries {
@@ -186,6 +194,23 @@ async fn write_behind(work: Arc<Work>, mut shutdown: watch::Receiver<bool>) {
             if stopping {
                 log::warn!("shutting down with unwritten unique-click counts: {e}");
             }
+        }
+        if stopping {
+            return;
+        }
+    }
+}
+
+async fn write_key_use(work: Arc<Work>, mut shutdown: watch::Receiver<bool>) {
+    loop {
+        let stopping = tokio::select! {
+            _ = stopped(&mut shutdown) => true,
+            _ = work.access.usage.wait() => false,
+        };
+        if let Err(e) = work.access.usage.write(work.store.as_ref()).await {
+            work.metrics.store_error(StoreOperation::Access);
+            work.metrics.background_failure("key_use");
+            log::debug!("keys' last use not written, kept for the next write: {e}");
         }
         if stopping {
             return;

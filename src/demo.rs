@@ -40,6 +40,7 @@ pub async fn seed(store: &dyn Store, cache: &ConfigCache, settings: &Settings, p
                     fallback_url: None,
                     caps: None,
                     postback_mapping: None,
+                    advertiser_id: None,
                 },
             )?;
             store.put_offer(&offer).await.map_err(|e| e.to_string())?;

@@ -25,6 +25,8 @@ pub struct ApiError {
     pub reason: &'static str,
     /// Human explanation, safe to show.
     pub detail: String,
+    /// Seconds for `Retry-After` (a 503 says 5 unless told otherwise).
+    pub retry_after: Option<u64>,
 }
 
 impl ApiError {
@@ -34,6 +36,15 @@ impl ApiError {
             status,
             reason,
             detail: detail.into(),
+            retry_after: None,
+        }
+    }
+
+    /// The same answer, telling the client when to try again.
+    pub fn retry_after(self, secs: u64) -> Self {
+        Self {
+            retry_after: Some(secs),
+            ..self
         }
     }
 
@@ -126,8 +137,14 @@ impl ResponseError for ApiError {
     fn error_response(&self) -> HttpResponse {
         let mut response = HttpResponse::build(self.status);
         response.insert_header(("Cache-Control", "no-store"));
-        if self.status == StatusCode::SERVICE_UNAVAILABLE {
-            response.insert_header(("Retry-After", "5"));
+        match self.retry_after {
+            Some(secs) => {
+                response.insert_header(("Retry-After", secs.to_string()));
+            }
+            None if self.status == StatusCode::SERVICE_UNAVAILABLE => {
+                response.insert_header(("Retry-After", "5"));
+            }
+            None => {}
         }
         response.json(ErrorBody {
             status: "rejected",

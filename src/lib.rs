@@ -7,6 +7,9 @@
 //!
 //! # Layout
 //!
+//! - [`access`]: who calls the API: the admin token, API keys and their
+//!   roles, failed authentication rate-limited, keys' last use.
+//! - [`audit`]: the audit log of every change made through the API.
 //! - [`config`]: settings from the environment, every variable documented.
 //! - [`startup`]: [`startup::Application`] builds the store, cache, metrics and HTTP server.
 //! - [`routes`]: thin HTTP adapters, one module per endpoint group.
@@ -30,6 +33,8 @@
 //! - [`state`]: what every handler shares.
 //! - [`demo`]: demo data for the one-command start.
 
+pub mod access;
+pub mod audit;
 pub mod background;
 pub mod batch;
 pub mod caps;

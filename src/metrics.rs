@@ -36,11 +36,17 @@ pub enum StoreOperation {
     Deliveries,
     /// A listing or an operator's retry of deliveries.
     ReadDeliveries,
+    /// An advertiser or API key write, or a read of keys' last use.
+    Access,
+    /// A write or read of the audit log.
+    Audit,
+    /// A read of the conversion list, or a manual status change.
+    Conversions,
 }
 
 impl StoreOperation {
     /// Every operation.
-    pub const ALL: [StoreOperation; 11] = [
+    pub const ALL: [StoreOperation; 14] = [
         Self::RecordClick,
         Self::CountUntrackedClick,
         Self::Postback,
@@ -52,6 +58,9 @@ impl StoreOperation {
         Self::ReadPostbackLog,
         Self::Deliveries,
         Self::ReadDeliveries,
+        Self::Access,
+        Self::Audit,
+        Self::Conversions,
     ];
 
     /// The `operation` label.
@@ -68,6 +77,9 @@ impl StoreOperation {
             Self::ReadPostbackLog => "read_postback_log",
             Self::Deliveries => "deliveries",
             Self::ReadDeliveries => "read_deliveries",
+            Self::Access => "access",
+            Self::Audit => "audit",
+            Self::Conversions => "conversions",
         }
     }
 }
@@ -115,6 +127,10 @@ pub struct Metrics {
     pub delivery_attempt_duration: Histogram,
     /// Time from queuing a delivery to the affiliate's 2xx.
     pub delivery_latency: Histogram,
+    /// Requests to the API refused for their credentials, by result:
+    /// `missing` (no bearer), `invalid` (wrong or revoked), `limited` (the
+    /// source address failed too often and must wait).
+    pub auth_failures: IntCounterVec,
 }
 
 impl Metrics {
@@ -245,6 +261,17 @@ impl Metrics {
             postback_warnings.with_label_values(&[warning.as_str()]);
         }
         registry.register(Box::new(postback_warnings.clone()))?;
+        let auth_failures = IntCounterVec::new(
+            Opts::new(
+                "clickback_auth_failures_total",
+                "API requests refused for their credentials, by result (missing, invalid, limited).",
+            ),
+            &["result"],
+        )?;
+        for result in ["missing", "invalid", "limited"] {
+            auth_failures.with_label_values(&[result]);
+        }
+        registry.register(Box::new(auth_failures.clone()))?;
         Ok(Self {
             registry,
             clicks,
@@ -261,6 +288,7 @@ impl Metrics {
             delivery_oldest_age,
             delivery_attempt_duration,
             delivery_latency,
+            auth_failures,
         })
     }
 

@@ -1,4 +1,4 @@
-//! The in-process cache of offers and affiliates.
+//! The in-process cache of offers, affiliates, advertisers and API keys.
 //!
 //! Redirects and postbacks read offers from here, never from Redis. Each
 //! instance polls the store's config version (one `GET`) every second and
@@ -9,7 +9,7 @@
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 
-use crate::domain::{Affiliate, AffiliateId, Offer, OfferId};
+use crate::domain::{Advertiser, AdvertiserId, Affiliate, AffiliateId, ApiKey, Offer, OfferId};
 use crate::store::{ConfigData, Store, StoreError};
 
 /// One consistent view of the configuration.
@@ -21,6 +21,25 @@ pub struct Snapshot {
     pub offers: HashMap<OfferId, Arc<Offer>>,
     /// Affiliates by id.
     pub affiliates: HashMap<AffiliateId, Arc<Affiliate>>,
+    /// Advertisers by id.
+    pub advertisers: HashMap<AdvertiserId, Arc<Advertiser>>,
+    /// API keys by id: a revoked key is gone from here at the next reload,
+    /// on every instance.
+    pub keys: HashMap<String, Arc<ApiKey>>,
+}
+
+impl Snapshot {
+    /// The offers of an advertiser, sorted by id.
+    pub fn offers_of(&self, advertiser: &AdvertiserId) -> Vec<Arc<Offer>> {
+        let mut offers: Vec<_> = self
+            .offers
+            .values()
+            .filter(|o| o.advertiser_id.as_ref() == Some(advertiser))
+            .cloned()
+            .collect();
+        offers.sort_by(|a, b| a.id.cmp(&b.id));
+        offers
+    }
 }
 
 impl From<ConfigData> for Snapshot {
@@ -36,6 +55,16 @@ impl From<ConfigData> for Snapshot {
                 .affiliates
                 .into_iter()
                 .map(|a| (a.id.clone(), Arc::new(a)))
+                .collect(),
+            advertisers: data
+                .advertisers
+                .into_iter()
+                .map(|a| (a.id.clone(), Arc::new(a)))
+                .collect(),
+            keys: data
+                .keys
+                .into_iter()
+                .map(|k| (k.id.clone(), Arc::new(k)))
                 .collect(),
         }
     }
@@ -74,6 +103,11 @@ impl ConfigCache {
     /// An affiliate by id, active or not.
     pub fn affiliate(&self, id: &str) -> Option<Arc<Affiliate>> {
         self.snapshot().affiliates.get(id).cloned()
+    }
+
+    /// An advertiser by id.
+    pub fn advertiser(&self, id: &str) -> Option<Arc<Advertiser>> {
+        self.snapshot().advertisers.get(id).cloned()
     }
 
     fn replace(&self, snapshot: Snapshot) {
@@ -123,6 +157,12 @@ impl ConfigCache {
             }
             for affiliate in current.affiliates.values() {
                 store.put_affiliate(affiliate).await?;
+            }
+            for advertiser in current.advertisers.values() {
+                store.put_advertiser(advertiser).await?;
+            }
+            for key in current.keys.values() {
+                store.put_api_key(key).await?;
             }
         } else if version == current.version {
             // Nothing moved, not even on an empty store at version 0.

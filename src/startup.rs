@@ -9,6 +9,7 @@ use actix_web::dev::{Server, Service};
 use actix_web::middleware::ErrorHandlers;
 use actix_web::{web, App, HttpServer};
 
+use crate::access::Access;
 use crate::background::{Background, Work};
 use crate::caps::CapWatch;
 use crate::click::Clicks;
@@ -191,6 +192,7 @@ impl Application {
         }
 
         let postback_log = Arc::new(PostbackLog::new(settings.postback_log_size));
+        let access = Arc::new(Access::default());
         let wake = DeliveryWake::default();
         let delivery = &settings.delivery;
         let deliveries = if delivery.concurrency == 0 {
@@ -251,6 +253,8 @@ impl Application {
             clock: Arc::clone(&clock),
             deliveries: wake,
             allow_private_targets: settings.delivery.allow_private_targets,
+            access: Arc::clone(&access),
+            public_url: settings.public_url.clone(),
         });
 
         let server_state = state.clone();
@@ -296,6 +300,7 @@ impl Application {
             clock,
             config_refresh: settings.config_refresh,
             deliveries,
+            access,
         });
 
         Ok(Self {

@@ -3,6 +3,7 @@
 use std::net::IpAddr;
 use std::sync::Arc;
 
+use crate::access::Access;
 use crate::click::Clicks;
 use crate::clock::Clock;
 use crate::delivery::DeliveryWake;
@@ -40,6 +41,11 @@ pub struct AppState {
     /// Whether affiliate postback URLs may name internal addresses
     /// (`CLICKBACK_ALLOW_PRIVATE_TARGETS`).
     pub allow_private_targets: bool,
+    /// Failed-authentication limits and keys' last use.
+    pub access: Arc<Access>,
+    /// The base of tracking links shown to affiliates
+    /// (`CLICKBACK_PUBLIC_URL`); without it, the request's own host.
+    pub public_url: Option<String>,
 }
 
 impl AppState {

@@ -5,7 +5,7 @@
 //! on the range, never on the number of clicks: a year of stats is ~23,000
 //! `HGETALL`s, a week ~450.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
 
 use crate::domain::counter::Counter;
@@ -34,6 +34,9 @@ pub struct StatsQuery {
     pub offer_id: Option<OfferId>,
     /// Only this affiliate.
     pub aff_id: Option<AffiliateId>,
+    /// Only these offers (an advertiser's own, for its scoped key); not a
+    /// query parameter.
+    pub offers: Option<BTreeSet<OfferId>>,
 }
 
 impl StatsQuery {
@@ -48,6 +51,7 @@ impl StatsQuery {
             to: today,
             offer_id: None,
             aff_id: None,
+            offers: None,
         };
         if let Some(groups) = params.get_nonempty(&["group_by"])? {
             for group in groups.split(',').map(str::trim).filter(|g| !g.is_empty()) {
@@ -207,6 +211,7 @@ pub fn summarise(
             };
             if query.offer_id.as_ref().is_some_and(|o| o.as_str() != offer)
                 || query.aff_id.as_ref().is_some_and(|a| a.as_str() != aff)
+                || query.offers.as_ref().is_some_and(|o| !o.contains(offer))
             {
                 continue;
             }

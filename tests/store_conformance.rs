@@ -8,7 +8,7 @@ mod redis_server;
 use std::sync::Arc;
 use std::time::Duration;
 
-use clickback::domain::conversion::{ConversionCommand, ConversionOutcome};
+use clickback::domain::conversion::{ConversionCommand, ConversionOutcome, StatusChange};
 use clickback::domain::conversion::{RejectReason, MAX_COUNTER_MICROS};
 use clickback::domain::counter::Counter;
 use clickback::domain::delivery::{
@@ -17,12 +17,14 @@ use clickback::domain::delivery::{
 };
 use clickback::domain::offer::OfferInput;
 use clickback::domain::{
-    Affiliate, AffiliateId, Click, ClickId, ConversionStatus, Day, Identity, Money, Offer, OfferId,
+    Advertiser, AdvertiserId, Affiliate, AffiliateId, ApiKey, Click, ClickId, ConversionStatus,
+    Day, Identity, KeyRole, Money, Offer, OfferId,
 };
 use clickback::store::keys::{counter_field, Keys};
 use clickback::store::{
-    DeliveryQuery, DeliveryScope, Lease, LogRetention, MemoryStore, PostbackLogKind,
-    PostbackLogLine, RedisStore, RetryOutcome, Store,
+    AuditLine, AuditRetention, ConversionFilter, ConversionQuery, DeliveryQuery, DeliveryScope,
+    Lease, LogRetention, MemoryStore, PostbackLogKind, PostbackLogLine, RedisStore, RetryOutcome,
+    Store,
 };
 
 /// A store under test; for Redis, the prefix is deleted afterwards.
@@ -141,6 +143,13 @@ fn command(
         now: now(),
         delivery: None,
         seen_conversion_id: None,
+        context: DeliveryContext {
+            subs: click.subs.clone(),
+            source: click.source.clone(),
+            currency: "EUR".into(),
+            ..DeliveryContext::default()
+        },
+        must_exist: false,
     }
 }
 
@@ -930,19 +939,6 @@ const T0: u64 = 1_800_000_000_000;
 
 fn order(now_ms: u64) -> DeliveryOrder {
     DeliveryOrder {
-        context: DeliveryContext {
-            subs: [
-                "s1".into(),
-                "".into(),
-                "é & =".into(),
-                "".into(),
-                "5".into(),
-            ],
-            source: "newsletter".into(),
-            txid: String::new(),
-            goal: "default".into(),
-            currency: "EUR".into(),
-        },
         amount: Some(Money::parse("19.99").expect("money")),
         now_ms,
         retention_secs: 3600,
@@ -1017,7 +1013,7 @@ conformance!(
         assert_eq!(d.status, ConversionStatus::Approved);
         assert_eq!(d.payout, Money::parse("2.5").expect("money"));
         assert_eq!(d.amount, Some(Money::parse("19.99").expect("money")));
-        assert_eq!(d.context, order(T0).context);
+        assert_eq!(d.context, command.context, "the click's subs and source");
         assert_eq!(
             (d.state, d.attempts, d.created_at_ms),
             (DeliveryState::Pending, 0, T0)
@@ -1057,13 +1053,18 @@ conformance!(
     |store: Arc<dyn Store>| async move {
         let (click, created) =
             delivered_conversion(store.as_ref(), ConversionStatus::Pending, T0).await;
-        let mut later = order(T0 + 5_000);
-        later.context.subs = Default::default();
+        // The click has expired by the status change: no subs come with it.
+        let base = command(&click, goal("default"), ConversionStatus::Approved, "2.5");
         let change = ConversionCommand {
-            delivery: Some(later),
+            delivery: Some(order(T0 + 5_000)),
             seen_conversion_id: Some(created.new_conversion_id.clone()),
             new_conversion_id: "unused".into(),
-            ..command(&click, goal("default"), ConversionStatus::Approved, "2.5")
+            context: DeliveryContext {
+                subs: Default::default(),
+                source: String::new(),
+                ..base.context.clone()
+            },
+            ..base
         };
         let outcome = store.apply_conversion(&change).await.expect("applied");
         assert!(
@@ -1095,8 +1096,7 @@ conformance!(
             .iter()
             .all(|d| d.conversion_id == created.new_conversion_id));
         assert_eq!(
-            claimed[1].context.subs,
-            order(T0).context.subs,
+            claimed[1].context, created.context,
             "subs of the click, kept"
         );
     }
@@ -1355,5 +1355,232 @@ conformance!(
             .expect("listed");
         assert_eq!(pending.deliveries.len(), 7);
         assert!(pending.next.is_none());
+    }
+);
+
+fn all_conversions(limit: usize) -> ConversionQuery {
+    ConversionQuery {
+        from: 0,
+        to: u64::MAX,
+        filter: ConversionFilter::default(),
+        limit,
+        after: None,
+    }
+}
+
+conformance!(
+    conversions_are_listed_newest_first_with_their_context_and_status_history,
+    |store: Arc<dyn Store>| async move {
+        // Three conversions on two clicks, two of them in one second.
+        let first = click_at(now());
+        let second = click_at(now());
+        let pending = ConversionCommand {
+            now: 1_000,
+            new_conversion_id: "c-pending".into(),
+            ..command(&first, goal("lead"), ConversionStatus::Pending, "1")
+        };
+        let sale_a = ConversionCommand {
+            now: 2_000,
+            new_conversion_id: "c-sale-a".into(),
+            ..command(
+                &first,
+                Identity::Txid("T1".into()),
+                ConversionStatus::Approved,
+                "2",
+            )
+        };
+        let sale_b = ConversionCommand {
+            now: 2_000,
+            new_conversion_id: "c-sale-b".into(),
+            ..command(&second, goal("sale"), ConversionStatus::Approved, "3")
+        };
+        for c in [&pending, &sale_a, &sale_b] {
+            store.apply_conversion(c).await.expect("applied");
+        }
+        let approve = ConversionCommand {
+            now: 3_000,
+            seen_day: Some(pending.today),
+            status: ConversionStatus::Approved,
+            ..pending.clone()
+        };
+        store.apply_conversion(&approve).await.expect("approved");
+
+        let page = store
+            .list_conversions(&all_conversions(10))
+            .await
+            .expect("listed");
+        let ids: Vec<&str> = page
+            .conversions
+            .iter()
+            .map(|e| e.record.conversion_id.as_str())
+            .collect();
+        assert_eq!(ids, vec!["c-sale-b", "c-sale-a", "c-pending"]);
+        assert_eq!(page.next, None);
+        let lead = &page.conversions[2];
+        assert_eq!(lead.click_id, first.id);
+        assert_eq!(lead.identity, goal("lead"));
+        assert_eq!(lead.created_at, 1_000);
+        assert_eq!(lead.context.subs, first.subs);
+        assert_eq!(lead.context.source, "newsletter");
+        assert_eq!(
+            lead.history,
+            vec![
+                StatusChange {
+                    status: ConversionStatus::Pending,
+                    at: 1_000
+                },
+                StatusChange {
+                    status: ConversionStatus::Approved,
+                    at: 3_000
+                }
+            ]
+        );
+
+        // Pages of one, split inside the shared second, and the range.
+        let mut seen = Vec::new();
+        let mut query = all_conversions(1);
+        loop {
+            let page = store.list_conversions(&query).await.expect("listed");
+            seen.extend(
+                page.conversions
+                    .iter()
+                    .map(|e| e.record.conversion_id.clone()),
+            );
+            match page.next {
+                Some(next) => query.after = Some(next),
+                None => break,
+            }
+        }
+        assert_eq!(seen, ids);
+        let only_first_second = ConversionQuery {
+            from: 1_000,
+            to: 2_000,
+            ..all_conversions(10)
+        };
+        let page = store
+            .list_conversions(&only_first_second)
+            .await
+            .expect("listed");
+        assert_eq!(page.conversions.len(), 1);
+        let approved = ConversionQuery {
+            filter: ConversionFilter {
+                status: Some(ConversionStatus::Approved),
+                goal: Some("sale".into()),
+                ..ConversionFilter::default()
+            },
+            ..all_conversions(10)
+        };
+        let page = store.list_conversions(&approved).await.expect("listed");
+        assert_eq!(page.conversions.len(), 1);
+        assert_eq!(page.conversions[0].record.conversion_id, "c-sale-b");
+    }
+);
+
+conformance!(
+    a_conversion_is_found_by_its_id_and_a_manual_change_never_creates_one,
+    |store: Arc<dyn Store>| async move {
+        let click = click_at(now());
+        let created = command(&click, goal("default"), ConversionStatus::Pending, "1");
+        store.apply_conversion(&created).await.expect("applied");
+
+        let found = store
+            .find_conversion(&created.new_conversion_id)
+            .await
+            .expect("read")
+            .expect("found");
+        assert_eq!(found.click_id, click.id);
+        assert_eq!(found.identity, goal("default"));
+        assert_eq!(found.record.status, ConversionStatus::Pending);
+        assert_eq!(store.find_conversion("nothing").await.expect("read"), None);
+
+        let elsewhere = ConversionCommand {
+            must_exist: true,
+            ..command(&click, goal("other"), ConversionStatus::Approved, "1")
+        };
+        assert_eq!(
+            store.apply_conversion(&elsewhere).await.expect("applied"),
+            ConversionOutcome::Missing
+        );
+        let page = store
+            .list_conversions(&all_conversions(10))
+            .await
+            .expect("listed");
+        assert_eq!(page.conversions.len(), 1, "nothing was created");
+    }
+);
+
+conformance!(
+    advertisers_and_keys_load_with_the_config_and_a_deleted_key_is_gone,
+    |store: Arc<dyn Store>| async move {
+        let advertiser = Advertiser {
+            id: AdvertiserId::parse("adv1").expect("id"),
+            name: "Adv".into(),
+            status: Default::default(),
+            show_payouts: true,
+        };
+        let key = ApiKey {
+            id: "k1".into(),
+            name: "n".into(),
+            role: KeyRole::Admin,
+            secret_hash: "h".into(),
+            created_at: 7,
+        };
+        let before = store.config_version().await.expect("version");
+        store.put_advertiser(&advertiser).await.expect("put");
+        store.put_api_key(&key).await.expect("put");
+        store
+            .record_key_use(vec![("k1".into(), 42)])
+            .await
+            .expect("used");
+
+        let config = store.load_config().await.expect("loaded");
+        assert_eq!(config.advertisers, vec![advertiser]);
+        assert_eq!(config.keys, vec![key]);
+        assert_eq!(
+            store.read_key_use().await.expect("read").get("k1"),
+            Some(&42)
+        );
+
+        assert!(store.delete_api_key("k1").await.expect("deleted"));
+        assert!(!store.delete_api_key("k1").await.expect("deleted"));
+        assert!(store.load_config().await.expect("loaded").keys.is_empty());
+        assert!(store.read_key_use().await.expect("read").is_empty());
+        assert!(store.config_version().await.expect("version") > before + 2);
+    }
+);
+
+conformance!(
+    the_audit_log_pages_newest_first_and_keeps_only_what_its_retention_allows,
+    |store: Arc<dyn Store>| async move {
+        let retention = AuditRetention {
+            keep: 4,
+            max_age_secs: 60,
+        };
+        for (i, at_ms) in [0u64, 50_000, 50_000, 90_000, 90_000, 100_000]
+            .into_iter()
+            .enumerate()
+        {
+            let line = AuditLine {
+                id: format!("e{i}"),
+                at_ms,
+                json: format!("{{\"n\":{i}}}"),
+            };
+            store.append_audit(&line, retention).await.expect("filed");
+        }
+        let mut seen = Vec::new();
+        let mut after = None;
+        loop {
+            let page = store.list_audit(2, after.as_ref()).await.expect("listed");
+            seen.extend(page.entries);
+            after = page.next;
+            if after.is_none() {
+                break;
+            }
+        }
+        // e0 is too old (more than 60 s before the newest), and only four are kept.
+        assert_eq!(
+            seen,
+            vec![r#"{"n":5}"#, r#"{"n":4}"#, r#"{"n":3}"#, r#"{"n":2}"#]
+        );
     }
 );

@@ -208,6 +208,14 @@ pub struct ConversionCommand {
     /// change queues the delivery of that conversion, so the store answers
     /// [`ConversionOutcome::Retry`] if another one stands there now.
     pub seen_conversion_id: Option<String>,
+    /// What a new conversion keeps about its click and itself (subs,
+    /// source, txid, goal, currency), for the conversion list: the click
+    /// expires long before the conversion does. Ignored on a status change.
+    pub context: super::delivery::DeliveryContext,
+    /// Only move an existing conversion, never create one (an advertiser's
+    /// manual status change): a conversion gone meanwhile answers
+    /// [`ConversionOutcome::Missing`].
+    pub must_exist: bool,
 }
 
 /// The most one day's money counter of one offer and affiliate may hold, in
@@ -236,4 +244,86 @@ pub enum ConversionOutcome {
     /// Counting it would take a money counter past [`MAX_COUNTER_MICROS`]:
     /// nothing was written.
     TooLarge,
+    /// The command could only move an existing conversion, and there is
+    /// none: nothing was written.
+    Missing,
+}
+
+/// One move of a conversion's status, kept in its history.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct StatusChange {
+    /// The status it moved to (the first entry: the status it was created with).
+    pub status: ConversionStatus,
+    /// When, Unix seconds.
+    pub at: u64,
+}
+
+impl StatusChange {
+    /// The stored form of a history: `<code><secs>` entries separated by
+    /// spaces (`p1795946400 a1795950000`), as the credit script appends them.
+    pub fn decode_history(raw: &str) -> Result<Vec<Self>, DomainError> {
+        raw.split(' ')
+            .filter(|entry| !entry.is_empty())
+            .map(|entry| {
+                let (code, at) = entry.split_at_checked(1).unwrap_or((entry, ""));
+                Ok(Self {
+                    status: ConversionStatus::from_code(code)
+                        .ok_or_else(|| DomainError::invalid("status history: unknown status"))?,
+                    at: at
+                        .parse()
+                        .map_err(|_| DomainError::invalid("status history: bad time"))?,
+                })
+            })
+            .collect()
+    }
+
+    /// The stored form of one entry (see [`StatusChange::decode_history`]).
+    pub fn encode(self) -> String {
+        format!("{}{}", self.status.code(), self.at)
+    }
+}
+
+/// A conversion as the conversion list shows it: the record, where it
+/// lives, what it kept about its click, and how its status moved.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ConversionEntry {
+    /// Status, money, day, offer, affiliate.
+    pub record: ConversionRecord,
+    /// The converting click.
+    pub click_id: ClickId,
+    /// The conversion's identity within the click (needed to change it).
+    pub identity: Identity,
+    /// Subs, source, txid, goal and currency, as captured at creation.
+    pub context: super::delivery::DeliveryContext,
+    /// When it was created, Unix seconds.
+    pub created_at: u64,
+    /// Every status it had, oldest first.
+    pub history: Vec<StatusChange>,
+}
+
+#[cfg(test)]
+mod history_tests {
+    use super::*;
+
+    #[test]
+    fn a_status_history_reads_back_in_order() {
+        let history = StatusChange::decode_history("p100 a250").expect("valid");
+        assert_eq!(
+            history,
+            vec![
+                StatusChange {
+                    status: ConversionStatus::Pending,
+                    at: 100
+                },
+                StatusChange {
+                    status: ConversionStatus::Approved,
+                    at: 250
+                }
+            ]
+        );
+        assert_eq!(history[1].encode(), "a250");
+        assert_eq!(StatusChange::decode_history(""), Ok(vec![]));
+        assert!(StatusChange::decode_history("x1").is_err());
+        assert!(StatusChange::decode_history("a").is_err());
+    }
 }

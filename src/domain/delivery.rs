@@ -185,8 +185,6 @@ impl DeliveryContext {
 /// is queued in the same atomic step that records it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct DeliveryOrder {
-    /// The click, order and currency (kept with the conversion at creation).
-    pub context: DeliveryContext,
     /// The sale amount this postback reported, for `{amount}`.
     pub amount: Option<Money>,
     /// Now, Unix milliseconds: when the delivery is due first.

@@ -77,6 +77,11 @@ operator_id!(
     AffiliateId,
     "aff_id"
 );
+operator_id!(
+    /// An advertiser: the party whose offers convert and who sends postbacks.
+    AdvertiserId,
+    "advertiser_id"
+);
 
 /// URL-safe base64 alphabet (RFC 4648 §5); click ids use it so they need no
 /// escaping in a redirect URL, a Redis key or an advertiser's database.

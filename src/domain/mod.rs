@@ -14,6 +14,7 @@ pub mod ids;
 pub mod money;
 pub mod net;
 pub mod offer;
+pub mod party;
 pub mod postback_mapping;
 pub mod postback_url;
 pub mod query;
@@ -24,9 +25,10 @@ pub mod visitor;
 pub use click::Click;
 pub use conversion::{ConversionStatus, Identity};
 pub use day::Day;
-pub use ids::{AffiliateId, ClickId, OfferId};
+pub use ids::{AdvertiserId, AffiliateId, ClickId, OfferId};
 pub use money::{Currency, Money};
 pub use offer::{Affiliate, Offer, Status};
+pub use party::{Advertiser, ApiKey, KeyRole};
 
 /// Why a value from the outside world was refused.
 ///

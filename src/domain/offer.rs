@@ -11,7 +11,7 @@ use super::net::IpNet;
 use super::postback_mapping::PostbackMapping;
 use super::postback_url::PostbackTemplate;
 use super::redirect::RedirectTemplate;
-use super::{AffiliateId, Currency, DomainError, Money, OfferId};
+use super::{AdvertiserId, AffiliateId, Currency, DomainError, Money, OfferId};
 
 /// Whether an offer or affiliate takes traffic. Paused ones answer 404 to
 /// clicks; postbacks for clicks already made are still honoured.
@@ -95,6 +95,9 @@ pub struct OfferInput {
     /// amounts, where the global names do not say.
     #[serde(default)]
     pub postback_mapping: Option<PostbackMapping>,
+    /// The advertiser whose offer this is; its keys see the offer's rows.
+    #[serde(default)]
+    pub advertiser_id: Option<AdvertiserId>,
 }
 
 /// How an offer pays its affiliates.
@@ -141,6 +144,9 @@ pub struct Offer {
     pub caps: Vec<Cap>,
     /// The advertiser's postback dialect; `None` reads the global names only.
     pub postback_mapping: Option<PostbackMapping>,
+    /// The advertiser whose offer this is, if the operator named one: its
+    /// keys see this offer's rows, conversions and postback log.
+    pub advertiser_id: Option<AdvertiserId>,
 }
 
 /// The JSON form of an offer, as the admin API answers it and as it is stored.
@@ -187,6 +193,9 @@ pub struct OfferView {
     /// The advertiser's postback dialect; left out when there is none.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub postback_mapping: Option<PostbackMapping>,
+    /// The advertiser; left out when there is none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub advertiser_id: Option<AdvertiserId>,
 }
 
 impl Offer {
@@ -337,6 +346,7 @@ impl Offer {
             fallback_url,
             caps,
             postback_mapping,
+            advertiser_id: input.advertiser_id,
         })
     }
 
@@ -364,6 +374,7 @@ impl Offer {
             fallback_url: self.fallback_url.clone(),
             caps: self.caps.clone(),
             postback_mapping: self.postback_mapping.clone(),
+            advertiser_id: self.advertiser_id.clone(),
         }
     }
 
@@ -390,6 +401,7 @@ impl Offer {
                 fallback_url: view.fallback_url,
                 caps: Some(view.caps),
                 postback_mapping: view.postback_mapping,
+                advertiser_id: view.advertiser_id,
             },
         )
     }

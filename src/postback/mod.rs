@@ -34,7 +34,7 @@ use std::time::Duration;
 
 use crate::clock::Clock;
 use crate::delivery::{DeliveryWake, DELIVERY_RETENTION_SECS};
-use crate::domain::conversion::{ConversionCommand, ConversionOutcome};
+use crate::domain::conversion::{ConversionCommand, ConversionEntry, ConversionOutcome};
 use crate::domain::delivery::{DeliveryContext, DeliveryOrder};
 use crate::domain::ids::base64url;
 use crate::domain::query::Params;
@@ -145,35 +145,108 @@ impl Postbacks {
         }
     }
 
-    /// The affiliate postback to queue with this postback's change, if the
-    /// affiliate has a postback URL for the offer (API.md §6). The click's
-    /// subs go with it; after the click has expired, the store keeps the
-    /// ones captured when the conversion was created.
-    fn delivery_order(
-        &self,
-        offer: &Offer,
-        aff: &AffiliateId,
-        request: &PostbackRequest,
-        click: Option<&Click>,
-    ) -> Option<DeliveryOrder> {
-        let affiliate = self.cache.affiliate(aff.as_str())?;
-        affiliate.postback_target(&offer.id)?;
+    /// What the conversion keeps about its click and itself: the click's
+    /// subs and source (after the click has expired, the store keeps the
+    /// ones captured when the conversion was created), the identity and the
+    /// currency.
+    fn context(offer: &Offer, request: &PostbackRequest, click: Option<&Click>) -> DeliveryContext {
         let (txid, goal) = match &request.identity {
             Identity::Txid(txid) => (txid.clone(), String::new()),
             Identity::Goal(goal) => (String::new(), goal.clone()),
         };
+        DeliveryContext {
+            subs: click.map(|c| c.subs.clone()).unwrap_or_default(),
+            source: click.map(|c| c.source.clone()).unwrap_or_default(),
+            txid,
+            goal,
+            currency: offer.currency.as_str().to_owned(),
+        }
+    }
+
+    /// The affiliate postback to queue with a change of a conversion of
+    /// `offer`, if the affiliate has a postback URL for the offer (API.md §6).
+    fn delivery_order(
+        &self,
+        offer: &Offer,
+        aff: &AffiliateId,
+        amount: Option<crate::domain::Money>,
+    ) -> Option<DeliveryOrder> {
+        let affiliate = self.cache.affiliate(aff.as_str())?;
+        affiliate.postback_target(&offer.id)?;
         Some(DeliveryOrder {
-            context: DeliveryContext {
-                subs: click.map(|c| c.subs.clone()).unwrap_or_default(),
-                source: click.map(|c| c.source.clone()).unwrap_or_default(),
-                txid,
-                goal,
-                currency: offer.currency.as_str().to_owned(),
-            },
-            amount: request.amount,
+            amount,
             now_ms: self.clock.now_ms(),
             retention_secs: DELIVERY_RETENTION_SECS,
         })
+    }
+
+    /// An advertiser's manual status change of an existing conversion
+    /// (`PATCH /api/v1/me/conversions/{id}`): the same store step as a
+    /// status-change postback, so the counters, the status table
+    /// ([`ConversionStatus::can_move_to`]) and the affiliate postback follow
+    /// alike. Never creates a conversion: one gone meanwhile answers
+    /// `None`. Payout and revenue stay as they are.
+    pub async fn change_status(
+        &self,
+        entry: &ConversionEntry,
+        status: ConversionStatus,
+    ) -> Result<Option<PostbackAnswer>, PostbackError> {
+        let record = &entry.record;
+        let offer = self
+            .cache
+            .offer(record.offer_id.as_str())
+            .ok_or(PostbackError::UnknownClick)?;
+        let mut seen_day = record.day;
+        let mut attempts = Attempts::default();
+        loop {
+            let now = self.clock.now();
+            let command = ConversionCommand {
+                click_id: entry.click_id.clone(),
+                identity: entry.identity.clone(),
+                offer_id: record.offer_id.clone(),
+                aff_id: record.aff_id.clone(),
+                status,
+                payout: None,
+                revenue: None,
+                new_conversion_id: record.conversion_id.clone(),
+                today: Day::from_unix(now),
+                seen_day: Some(seen_day),
+                retention_secs: offer.attribution_window_secs + CONVERSION_RETENTION_EXTRA_SECS,
+                reason: None,
+                now,
+                delivery: self.delivery_order(&offer, &record.aff_id, None),
+                seen_conversion_id: Some(record.conversion_id.clone()),
+                context: entry.context.clone(),
+                must_exist: true,
+            };
+            let applied = self.store.apply_conversion(&command).await;
+            if command.delivery.is_some() && queued_a_delivery(&applied) {
+                self.deliveries.wake();
+            }
+            match applied? {
+                ConversionOutcome::Missing => return Ok(None),
+                ConversionOutcome::TooLarge => return Err(PostbackError::TooLarge),
+                ConversionOutcome::Retry => {
+                    attempts.retry()?;
+                    // The conversion moved days or was replaced: read it again.
+                    let lookup = self
+                        .store
+                        .lookup_conversion(&entry.click_id, &entry.identity, now)
+                        .await?;
+                    match lookup.conversion {
+                        Some(now_stored) if now_stored.conversion_id == record.conversion_id => {
+                            seen_day = now_stored.day;
+                        }
+                        _ => return Ok(None),
+                    }
+                }
+                outcome => {
+                    return PostbackAnswer::from_outcome(entry.click_id.as_str(), &offer, outcome)
+                        .map(Some)
+                        .ok_or(PostbackError::Contended)
+                }
+            }
+        }
     }
 
     /// Credits, updates, de-duplicates or rejects one conversion. Every claim
@@ -279,7 +352,8 @@ impl Postbacks {
             }
 
             // Apply.
-            let delivery = self.delivery_order(&offer, &aff_id, request, lookup.click.as_ref());
+            let context = Self::context(&offer, request, lookup.click.as_ref());
+            let delivery = self.delivery_order(&offer, &aff_id, request.amount);
             let seen_conversion_id = lookup.conversion.as_ref().map(|r| r.conversion_id.clone());
             let command = ConversionCommand {
                 click_id: request.click_id.clone(),
@@ -297,6 +371,8 @@ impl Postbacks {
                 now,
                 delivery,
                 seen_conversion_id,
+                context,
+                must_exist: false,
             };
             let applied = self.store.apply_conversion(&command).await;
             if command.delivery.is_some() && queued_a_delivery(&applied) {

@@ -140,7 +140,9 @@ impl PostbackAnswer {
             ConversionOutcome::Updated { record, previous } => {
                 (PostbackResult::Updated, record, Some(previous))
             }
-            ConversionOutcome::Retry | ConversionOutcome::TooLarge => return None,
+            ConversionOutcome::Retry | ConversionOutcome::TooLarge | ConversionOutcome::Missing => {
+                return None
+            }
         };
         Some(Self::new(result, click_id, offer, record, previous))
     }

@@ -1,5 +1,7 @@
-//! `/api/v1/offers` and `/api/v1/affiliates`: the operator's admin API (API.md §3).
-//! The affiliate postback log and retry live in `deliveries`.
+//! `/api/v1/offers`, `/api/v1/affiliates` and `/api/v1/postbacks`: the
+//! operator's admin API (API.md §3), and [`Admin`], the proof that a caller
+//! is an admin. The affiliate postback log and retry live in `deliveries`;
+//! advertisers in `advertisers`, keys in `keys`.
 
 use std::future::{ready, Ready};
 
@@ -7,10 +9,11 @@ use actix_web::dev::Payload;
 use actix_web::{web, FromRequest, HttpRequest, HttpResponse};
 use serde::de::DeserializeOwned;
 
+use crate::access::{self, Principal};
+use crate::audit::{self, json_of, Action};
 use crate::domain::offer::{AffiliateInput, OfferInput};
 use crate::domain::postback_url::PostbackTemplate;
 use crate::domain::query::Params;
-use crate::domain::signature::constant_time_eq;
 use crate::domain::{Affiliate, AffiliateId, Offer, OfferId};
 use crate::error::ApiError;
 use crate::metrics::StoreOperation;
@@ -18,46 +21,33 @@ use crate::postback::log::merge_newest_first;
 use crate::state::AppState;
 use crate::store::PostbackLogKind;
 
-/// Proof that the request carried the admin bearer token. Taking it as a
-/// handler argument is what makes a handler an admin handler.
-pub struct Admin;
+/// Proof that the request carried the admin token or an admin key: taking
+/// it as a handler argument is what makes a handler an admin handler. A
+/// scoped key gets `404`, as if the route did not exist.
+pub struct Admin(pub Principal);
 
 impl FromRequest for Admin {
     type Error = ApiError;
     type Future = Ready<Result<Self, ApiError>>;
 
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
-        ready(authorize(req))
+        ready(access::authenticate(req).and_then(|principal| {
+            if principal.is_admin() {
+                Ok(Admin(principal))
+            } else {
+                Err(access::out_of_scope())
+            }
+        }))
     }
 }
 
-fn authorize(req: &HttpRequest) -> Result<Admin, ApiError> {
-    let configured = req
-        .app_data::<web::Data<AppState>>()
-        .and_then(|state| state.admin_token.clone())
-        .ok_or_else(|| {
-            ApiError::unauthorized("the admin API is disabled: set CLICKBACK_ADMIN_TOKEN")
-        })?;
-    let presented = req
-        .headers()
-        .get(actix_web::http::header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.split_once(' '))
-        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
-        .map(|(_, token)| token)
-        .ok_or_else(|| ApiError::unauthorized("send Authorization: Bearer <admin token>"))?;
-    if constant_time_eq(presented.trim().as_bytes(), configured.as_bytes()) {
-        Ok(Admin)
-    } else {
-        Err(ApiError::unauthorized("the admin token is wrong"))
-    }
-}
-
-fn json_body<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
+/// Reads a JSON request body.
+pub(super) fn json_body<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
     serde_json::from_slice(body).map_err(|e| ApiError::invalid(format!("invalid JSON body: {e}")))
 }
 
-fn path_id<'a>(req: &'a HttpRequest, name: &str) -> &'a str {
+/// A path parameter (empty when absent).
+pub(super) fn path_id<'a>(req: &'a HttpRequest, name: &str) -> &'a str {
     req.match_info().get(name).unwrap_or("")
 }
 
@@ -75,14 +65,22 @@ struct AffiliateList {
 
 /// `PUT /api/v1/offers/{offer_id}`: creates or replaces an offer.
 pub async fn put_offer(
-    _: Admin,
+    Admin(who): Admin,
     req: HttpRequest,
     body: super::RequestBody,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
     let id = OfferId::parse(path_id(&req, "offer_id"))?;
     let offer = Offer::from_input(id, json_body::<OfferInput>(&body)?)?;
-    if let Some(existing) = state.cache.offer(offer.id.as_str()) {
+    if let Some(advertiser) = &offer.advertiser_id {
+        if state.cache.advertiser(advertiser.as_str()).is_none() {
+            return Err(ApiError::invalid(format!(
+                "advertiser_id: no advertiser {advertiser}; create it with PUT /api/v1/advertisers/{advertiser}"
+            )));
+        }
+    }
+    let before = state.cache.offer(offer.id.as_str());
+    if let Some(existing) = &before {
         // Reports take an offer's currency from the offer: money counted in
         // one currency must never be shown in another.
         if existing.currency != offer.currency {
@@ -104,6 +102,15 @@ pub async fn put_offer(
         .inspect_err(|_| state.metrics.store_error(StoreOperation::PutOffer))?;
     // Read-your-writes on this instance; the others follow within a second.
     state.cache.reload(state.store.as_ref()).await?;
+    audit::record(
+        &state,
+        &who.actor,
+        Action::PutOffer,
+        offer.id.as_str(),
+        json_of(&before.map(|o| o.view())),
+        json_of(&offer.view()),
+    )
+    .await;
     Ok(HttpResponse::Ok().json(offer.view()))
 }
 
@@ -130,7 +137,7 @@ pub async fn get_offer(
 
 /// `PUT /api/v1/affiliates/{aff_id}`: creates or replaces an affiliate.
 pub async fn put_affiliate(
-    _: Admin,
+    Admin(who): Admin,
     req: HttpRequest,
     body: super::RequestBody,
     state: web::Data<AppState>,
@@ -145,7 +152,17 @@ pub async fn put_affiliate(
         .put_affiliate(&affiliate)
         .await
         .inspect_err(|_| state.metrics.store_error(StoreOperation::PutAffiliate))?;
+    let before = state.cache.affiliate(affiliate.id.as_str());
     state.cache.reload(state.store.as_ref()).await?;
+    audit::record(
+        &state,
+        &who.actor,
+        Action::PutAffiliate,
+        affiliate.id.as_str(),
+        json_of(&before.as_deref()),
+        json_of(&affiliate),
+    )
+    .await;
     Ok(HttpResponse::Ok().json(affiliate))
 }
 
@@ -197,10 +214,10 @@ pub async fn get_affiliate(
 
 /// `{"offer_id":..,"kind":..,"postbacks":[..]}`, newest first.
 #[derive(serde::Serialize)]
-struct PostbackLogAnswer {
-    offer_id: Option<String>,
-    kind: &'static str,
-    postbacks: Vec<Box<serde_json::value::RawValue>>,
+pub(super) struct PostbackLogAnswer {
+    pub(super) offer_id: Option<String>,
+    pub(super) kind: &'static str,
+    pub(super) postbacks: Vec<Box<serde_json::value::RawValue>>,
 }
 
 /// `GET /api/v1/postbacks?offer_id=..&kind=..&limit=..`: the latest
@@ -219,6 +236,20 @@ pub async fn postback_log(
         .get_nonempty(&["offer_id"])?
         .map(OfferId::parse)
         .transpose()?;
+    let (limit, kinds) = log_params(&state, &params)?;
+    let postbacks = read_postback_logs(&state, std::slice::from_ref(&offer), limit, kinds).await?;
+    Ok(HttpResponse::Ok().json(PostbackLogAnswer {
+        offer_id: offer.map(|o| o.as_str().to_owned()),
+        kind: kinds_label(kinds),
+        postbacks,
+    }))
+}
+
+/// `limit` and `kind` of a postback log read.
+pub(super) fn log_params(
+    state: &AppState,
+    params: &Params,
+) -> Result<(usize, &'static [PostbackLogKind]), ApiError> {
     let keep = state.postback_log.keep();
     let limit = match params.get_nonempty(&["limit"])? {
         None => 100.min(keep),
@@ -230,34 +261,47 @@ pub async fn postback_log(
                 ApiError::invalid(format!("limit must be a whole number from 1 to {keep}"))
             })?,
     };
-    let kinds: &[PostbackLogKind] = match params.get_nonempty(&["kind"])? {
+    let kinds: &'static [PostbackLogKind] = match params.get_nonempty(&["kind"])? {
         None | Some("all") => &[PostbackLogKind::Accepted, PostbackLogKind::Refused],
         Some("accepted") => &[PostbackLogKind::Accepted],
         Some("refused") => &[PostbackLogKind::Refused],
         Some(_) => return Err(ApiError::invalid("kind must be accepted, refused or all")),
     };
+    Ok((limit, kinds))
+}
+
+/// The answer's `kind`.
+pub(super) fn kinds_label(kinds: &[PostbackLogKind]) -> &'static str {
+    match kinds {
+        [PostbackLogKind::Accepted] => "accepted",
+        [PostbackLogKind::Refused] => "refused",
+        _ => "all",
+    }
+}
+
+/// The newest `limit` entries of the logs of `offers` (`None`: postbacks
+/// without a known offer) of each of `kinds`, merged newest first.
+pub(super) async fn read_postback_logs(
+    state: &AppState,
+    offers: &[Option<OfferId>],
+    limit: usize,
+    kinds: &[PostbackLogKind],
+) -> Result<Vec<Box<serde_json::value::RawValue>>, ApiError> {
     let mut entries = Vec::new();
-    for kind in kinds {
-        entries.extend(
-            state
-                .store
-                .read_postback_log(offer.as_ref(), *kind, limit)
-                .await
-                .inspect_err(|_| state.metrics.store_error(StoreOperation::ReadPostbackLog))?,
-        );
+    for offer in offers {
+        for kind in kinds {
+            entries.extend(
+                state
+                    .store
+                    .read_postback_log(offer.as_ref(), *kind, limit)
+                    .await
+                    .inspect_err(|_| state.metrics.store_error(StoreOperation::ReadPostbackLog))?,
+            );
+        }
     }
     let entries = merge_newest_first(entries, limit);
-    let postbacks = entries
+    Ok(entries
         .into_iter()
         .filter_map(|entry| serde_json::value::RawValue::from_string(entry).ok())
-        .collect();
-    Ok(HttpResponse::Ok().json(PostbackLogAnswer {
-        offer_id: offer.map(|o| o.as_str().to_owned()),
-        kind: match kinds {
-            [PostbackLogKind::Accepted] => "accepted",
-            [PostbackLogKind::Refused] => "refused",
-            _ => "all",
-        },
-        postbacks,
-    }))
+        .collect())
 }

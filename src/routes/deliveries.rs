@@ -114,7 +114,7 @@ fn page(params: &Params) -> Result<(usize, Option<DeliveryCursor>), ApiError> {
     Ok((limit, cursor))
 }
 
-async fn list(
+pub(super) async fn list(
     state: &AppState,
     scope: DeliveryScope,
     params: &Params,

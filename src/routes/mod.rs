@@ -6,9 +6,14 @@
 //! size and the time they may take to arrive.
 
 pub mod admin;
+pub mod advertisers;
+pub mod audit;
 pub mod click;
+pub mod conversions;
 pub mod deliveries;
 pub mod health;
+pub mod keys;
+pub mod me;
 pub mod postback;
 pub mod stats;
 
@@ -66,7 +71,23 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             .service(read_only("/deliveries", deliveries::deliveries))
             .service(web::resource("/deliveries/{id}/retry").post(deliveries::retry))
             .service(read_only("/stats", stats::stats))
-            .service(read_only("/postbacks", admin::postback_log)),
+            .service(read_only("/postbacks", admin::postback_log))
+            .service(read_only("/advertisers", advertisers::list_advertisers))
+            .service(
+                read_only("/advertisers/{advertiser_id}", advertisers::get_advertiser)
+                    .put(advertisers::put_advertiser),
+            )
+            .service(read_only("/keys", keys::list_keys).post(keys::create_key))
+            .service(web::resource("/keys/{id}").delete(keys::revoke_key))
+            .service(read_only("/audit", audit::audit_log))
+            .service(read_only("/conversions", conversions::conversions))
+            .service(read_only("/me", me::me))
+            .service(read_only("/me/offers", me::offers))
+            .service(read_only("/me/stats", me::stats))
+            .service(read_only("/me/conversions", me::conversions))
+            .service(web::resource("/me/conversions/{id}").patch(me::change_status))
+            .service(read_only("/me/deliveries", me::deliveries))
+            .service(read_only("/me/postbacks", me::postbacks)),
     )
     .default_service(web::to(not_found));
 }

@@ -14,13 +14,19 @@
 //! | `cb:{S}:dp`                 | zset   | pending deliveries by creation time (ms): depth and oldest | none |
 //! | `cb:{S}:dx`                 | zset   | dead deliveries by time of death (ms) | 30 days after the last |
 //! | `cb:{S}:da:<aff>`           | zset   | an affiliate's deliveries by creation time (ms) | 30 days after the last |
+//! | `cb:{S}:vt`                 | zset   | the shard's conversion ids by creation time (s): the conversion list | entries dropped after 490 days |
+//! | `cb:{S}:vk`                 | hash   | conversion id → `<click_id>:<t\|g>:<txid\|goal>`, where the conversion is | as `vt` |
 //! | `cb:{cap:<offer>}:<period>` | hash   | cap counters of one offer and period    | period + margin       |
 //! | `cb:{claim:<xx>}:<token>`   | string | a used signature / an identity being decided | 10 min / 30 s    |
 //! | `cb:{log:<offer>}:postbacks`| list   | the latest accepted postbacks and their outcome | 30 days after the last, trimmed |
 //! | `cb:{log:<offer>}:refused`  | list   | the latest refused postbacks and why    | 30 days after the last, trimmed |
 //! | `cb:{cfg}:offers`           | hash   | offer id → offer JSON                   | none                  |
 //! | `cb:{cfg}:affiliates`       | hash   | affiliate id → affiliate JSON           | none                  |
+//! | `cb:{cfg}:advertisers`      | hash   | advertiser id → advertiser JSON         | none                  |
+//! | `cb:{cfg}:keys`             | hash   | API key id → key JSON (its secret's hash, never the secret) | none |
+//! | `cb:{cfg}:keys_used`        | hash   | API key id → last use, Unix seconds (written at most once a minute per key) | none |
 //! | `cb:{cfg}:version`          | string | bumped on every config write            | none                  |
+//! | `cb:{audit}:log`            | zset   | audit entries (`<id> <json>`) by time (ms) | newest 10,000, 90 days |
 //!
 //! The `{S}` hash tag puts a click, its conversions and the counters they move
 //! into one Redis Cluster slot, so the click pipeline and the credit script
@@ -126,6 +132,21 @@ impl Keys {
         self.in_shard(shard, ":da:", &[aff])
     }
 
+    /// A shard's conversion ids by creation time: the conversion list.
+    pub fn conversion_index(&self, shard: char) -> String {
+        self.in_shard(shard, ":vt", &[])
+    }
+
+    /// A shard's conversion id → where the conversion is (`<click_id>:<identity suffix>`).
+    pub fn conversion_ids(&self, shard: char) -> String {
+        self.in_shard(shard, ":vk", &[])
+    }
+
+    /// The conversion key named by a [`Keys::conversion_ids`] entry.
+    pub fn conversion_at(&self, shard: char, location: &str) -> String {
+        self.in_shard(shard, ":v:", &[location])
+    }
+
     /// `<prefix>:{<shard>}<kind><parts…>`, built without `format!`: the click
     /// path builds four keys and fields per click, and `format!` costs ~5 % of
     /// its instructions (`benches/callgrind.sh`).
@@ -186,6 +207,26 @@ impl Keys {
     /// Affiliate id → affiliate JSON.
     pub fn affiliates(&self) -> String {
         format!("{}:{{cfg}}:affiliates", self.prefix)
+    }
+
+    /// Advertiser id → advertiser JSON.
+    pub fn advertisers(&self) -> String {
+        format!("{}:{{cfg}}:advertisers", self.prefix)
+    }
+
+    /// API key id → key JSON.
+    pub fn api_keys(&self) -> String {
+        format!("{}:{{cfg}}:keys", self.prefix)
+    }
+
+    /// API key id → last use.
+    pub fn key_use(&self) -> String {
+        format!("{}:{{cfg}}:keys_used", self.prefix)
+    }
+
+    /// The audit log.
+    pub fn audit(&self) -> String {
+        format!("{}:{{audit}}:log", self.prefix)
     }
 
     /// The config version every instance polls.

@@ -11,12 +11,14 @@ use std::time::{Duration, Instant};
 
 use super::keys::counter_field;
 use super::{
-    CapEntry, ConfigData, ConversionLookup, DayCounters, DeliveryBacklog, DeliveryCursor,
-    DeliveryPage, DeliveryQuery, DeliveryScope, Lease, LogRetention, PostbackLogKind,
-    PostbackLogLine, RetryOutcome, Store, StoreError, StoreFuture,
+    AuditLine, AuditPage, AuditRetention, CapEntry, ConfigData, ConversionLookup, ConversionPage,
+    ConversionQuery, DayCounters, DeliveryBacklog, DeliveryCursor, DeliveryPage, DeliveryQuery,
+    DeliveryScope, Lease, LogRetention, Position, PostbackLogKind, PostbackLogLine, RetryOutcome,
+    Store, StoreError, StoreFuture, MAX_CONVERSION_SCAN,
 };
 use crate::domain::conversion::{
-    ConversionCommand, ConversionOutcome, ConversionRecord, ConversionStatus, MAX_COUNTER_MICROS,
+    ConversionCommand, ConversionEntry, ConversionOutcome, ConversionRecord, ConversionStatus,
+    StatusChange, MAX_COUNTER_MICROS,
 };
 use crate::domain::counter::Counter;
 use crate::domain::delivery::{
@@ -24,7 +26,8 @@ use crate::domain::delivery::{
     DeliveryState,
 };
 use crate::domain::{
-    unix_now, Affiliate, AffiliateId, Click, ClickId, Day, Identity, Money, Offer, OfferId,
+    unix_now, Advertiser, AdvertiserId, Affiliate, AffiliateId, ApiKey, Click, ClickId, Day,
+    Identity, Money, Offer, OfferId,
 };
 
 /// Expired entries are swept after this many writes, bounding memory in a long demo.
@@ -38,9 +41,6 @@ struct Inner {
     /// Each click carries its own deadline (`expires_at`).
     clicks: HashMap<ClickId, Click>,
     conversions: HashMap<(ClickId, Identity), (ConversionRecord, Instant)>,
-    /// What the deliveries of a conversion say about its click, kept from
-    /// its creation (the credit script's `j` field).
-    delivery_contexts: HashMap<(ClickId, Identity), DeliveryContext>,
     /// Affiliate postback deliveries, with their place in the queue.
     deliveries: BTreeMap<DeliveryId, QueuedDelivery>,
     /// Per day, `offer|aff|counter` → value: 64-bit like Redis's counters.
@@ -51,6 +51,16 @@ struct Inner {
     postback_logs: HashMap<(Option<OfferId>, PostbackLogKind), (VecDeque<String>, Instant)>,
     offers: BTreeMap<OfferId, Offer>,
     affiliates: BTreeMap<AffiliateId, Affiliate>,
+    advertisers: BTreeMap<AdvertiserId, Advertiser>,
+    api_keys: BTreeMap<String, ApiKey>,
+    /// API key id → last use, Unix seconds.
+    key_use: HashMap<String, u64>,
+    /// The audit log, oldest first.
+    audit: VecDeque<(Position, String)>,
+    /// What the conversion list shows beyond the record, per conversion.
+    listed: HashMap<(ClickId, Identity), Listed>,
+    /// Conversion id → the conversion (the Redis store's `vk`).
+    conversion_ids: HashMap<String, (ClickId, Identity)>,
     version: u64,
     writes: u64,
 }
@@ -135,8 +145,9 @@ impl Inner {
             self.clicks.retain(|_, click| !click.expired(unix));
             self.conversions.retain(|_, (_, expires)| *expires > now);
             let conversions = &self.conversions;
-            self.delivery_contexts
-                .retain(|key, _| conversions.contains_key(key));
+            self.listed.retain(|key, _| conversions.contains_key(key));
+            self.conversion_ids
+                .retain(|_, key| conversions.contains_key(key));
             self.deliveries.retain(|_, queued| queued.expires > now);
             self.unique_visitors.retain(|_, expires| *expires > now);
             self.claims.retain(|_, expires| *expires > now);
@@ -145,6 +156,13 @@ impl Inner {
             self.postback_logs.retain(|_, (_, expires)| *expires > now);
         }
     }
+}
+
+/// What the conversion list shows of a conversion beyond its record.
+struct Listed {
+    created_at: u64,
+    history: Vec<StatusChange>,
+    context: DeliveryContext,
 }
 
 /// A delivery and what the Redis store keeps in its indexes.
@@ -198,6 +216,23 @@ impl Inner {
                 expires: Instant::now() + Duration::from_secs(order.retention_secs),
             },
         );
+    }
+
+    /// A conversion as the list shows it, if it has not expired.
+    fn entry(&self, key: &(ClickId, Identity)) -> Option<ConversionEntry> {
+        let (record, expires) = self.conversions.get(key)?;
+        if *expires <= Instant::now() {
+            return None;
+        }
+        let listed = self.listed.get(key)?;
+        Some(ConversionEntry {
+            record: record.clone(),
+            click_id: key.0.clone(),
+            identity: key.1.clone(),
+            context: listed.context.clone(),
+            created_at: listed.created_at,
+            history: listed.history.clone(),
+        })
     }
 
     /// A delivery that has not expired.
@@ -320,6 +355,9 @@ impl Store for MemoryStore {
                 .filter(|(_, expires)| *expires > now)
                 .map(|(r, _)| r.clone());
             let Some(old) = existing else {
+                if command.must_exist {
+                    return ConversionOutcome::Missing;
+                }
                 let record = ConversionRecord {
                     conversion_id: command.new_conversion_id.clone(),
                     status: command.status,
@@ -338,11 +376,24 @@ impl Store for MemoryStore {
                 inner
                     .conversions
                     .insert(key.clone(), (record.clone(), expires));
-                inner.delivery_contexts.remove(&key);
+                inner
+                    .conversion_ids
+                    .insert(record.conversion_id.clone(), key.clone());
+                inner.listed.insert(
+                    key.clone(),
+                    Listed {
+                        created_at: command.now,
+                        history: vec![StatusChange {
+                            status: record.status,
+                            at: command.now,
+                        }],
+                        context: command.context.clone(),
+                    },
+                );
                 if let Some(order) = &command.delivery {
                     if record.status != ConversionStatus::Rejected {
-                        inner.delivery_contexts.insert(key, order.context.clone());
-                        inner.deliver(&command.click_id, &record, order.context.clone(), order);
+                        let context = command.context.clone();
+                        inner.deliver(&command.click_id, &record, context, order);
                     }
                 }
                 inner.sweep_now_and_then();
@@ -374,12 +425,20 @@ impl Store for MemoryStore {
             if let Some(entry) = inner.conversions.get_mut(&key) {
                 entry.0 = new.clone();
             }
+            if let Some(listed) = inner.listed.get_mut(&key) {
+                listed.history.push(StatusChange {
+                    status: new.status,
+                    at: command.now,
+                });
+            }
             if let Some(order) = &command.delivery {
+                // The context kept from the conversion's creation (the
+                // credit script's `j`).
                 let context = inner
-                    .delivery_contexts
+                    .listed
                     .get(&key)
-                    .cloned()
-                    .unwrap_or_else(|| order.context.clone());
+                    .map(|listed| listed.context.clone())
+                    .unwrap_or_else(|| command.context.clone());
                 inner.deliver(&command.click_id, &new, context, order);
             }
             ConversionOutcome::Updated {
@@ -542,6 +601,144 @@ impl Store for MemoryStore {
         }))
     }
 
+    fn put_advertiser<'a>(&'a self, advertiser: &'a Advertiser) -> StoreFuture<'a, ()> {
+        ready(self.lock().map(|mut inner| {
+            inner
+                .advertisers
+                .insert(advertiser.id.clone(), advertiser.clone());
+            inner.version += 1;
+        }))
+    }
+
+    fn put_api_key<'a>(&'a self, key: &'a ApiKey) -> StoreFuture<'a, ()> {
+        ready(self.lock().map(|mut inner| {
+            inner.api_keys.insert(key.id.clone(), key.clone());
+            inner.version += 1;
+        }))
+    }
+
+    fn delete_api_key<'a>(&'a self, id: &'a str) -> StoreFuture<'a, bool> {
+        ready(self.lock().map(|mut inner| {
+            inner.key_use.remove(id);
+            inner.version += 1;
+            inner.api_keys.remove(id).is_some()
+        }))
+    }
+
+    fn record_key_use<'a>(&'a self, uses: Vec<(String, u64)>) -> StoreFuture<'a, ()> {
+        ready(self.lock().map(|mut inner| inner.key_use.extend(uses)))
+    }
+
+    fn read_key_use(&self) -> StoreFuture<'_, HashMap<String, u64>> {
+        ready(self.lock().map(|inner| inner.key_use.clone()))
+    }
+
+    fn append_audit<'a>(
+        &'a self,
+        line: &'a AuditLine,
+        retention: AuditRetention,
+    ) -> StoreFuture<'a, ()> {
+        ready(self.lock().map(|mut inner| {
+            let position = Position {
+                score: line.at_ms,
+                id: line.id.clone(),
+            };
+            let at = inner.audit.partition_point(|(p, _)| *p < position);
+            inner.audit.insert(at, (position, line.json.clone()));
+            let oldest_ms = line
+                .at_ms
+                .saturating_sub(retention.max_age_secs.saturating_mul(1000));
+            inner.audit.retain(|(p, _)| p.score >= oldest_ms);
+            while inner.audit.len() > retention.keep {
+                inner.audit.pop_front();
+            }
+        }))
+    }
+
+    fn list_audit<'a>(
+        &'a self,
+        limit: usize,
+        after: Option<&'a Position>,
+    ) -> StoreFuture<'a, AuditPage> {
+        ready(self.lock().map(|inner| {
+            let mut entries: Vec<&(Position, String)> = inner
+                .audit
+                .iter()
+                .rev()
+                .filter(|(p, _)| after.is_none_or(|after| p < after))
+                .take(limit + 1)
+                .collect();
+            let next = if entries.len() > limit {
+                entries.truncate(limit);
+                entries.last().map(|(p, _)| p.clone())
+            } else {
+                None
+            };
+            AuditPage {
+                entries: entries.into_iter().map(|(_, json)| json.clone()).collect(),
+                next,
+            }
+        }))
+    }
+
+    fn list_conversions<'a>(
+        &'a self,
+        query: &'a ConversionQuery,
+    ) -> StoreFuture<'a, ConversionPage> {
+        ready(self.lock().map(|inner| {
+            let mut candidates: Vec<(Position, &(ClickId, Identity))> = inner
+                .listed
+                .iter()
+                .filter(|(_, listed)| (query.from..query.to).contains(&listed.created_at))
+                .filter_map(|(key, listed)| {
+                    let (record, _) = inner.conversions.get(key)?;
+                    let position = Position {
+                        score: listed.created_at,
+                        id: record.conversion_id.clone(),
+                    };
+                    query
+                        .after
+                        .as_ref()
+                        .is_none_or(|after| position < *after)
+                        .then_some((position, key))
+                })
+                .collect();
+            candidates.sort_by(|a, b| b.0.cmp(&a.0));
+            let mut found = Vec::new();
+            let mut last_scanned = None;
+            let mut exhausted = true;
+            for (scanned, (position, key)) in candidates.into_iter().enumerate() {
+                if found.len() > query.limit || scanned >= MAX_CONVERSION_SCAN {
+                    exhausted = false;
+                    break;
+                }
+                if let Some(entry) = inner.entry(key).filter(|e| query.filter.matches(e)) {
+                    found.push((position.clone(), entry));
+                }
+                last_scanned = Some(position);
+            }
+            let next = if found.len() > query.limit {
+                found.truncate(query.limit);
+                found.last().map(|(p, _)| p.clone())
+            } else if exhausted {
+                None
+            } else {
+                last_scanned
+            };
+            ConversionPage {
+                conversions: found.into_iter().map(|(_, e)| e).collect(),
+                next,
+            }
+        }))
+    }
+
+    fn find_conversion<'a>(&'a self, id: &'a str) -> StoreFuture<'a, Option<ConversionEntry>> {
+        ready(self.lock().map(|inner| {
+            let key = inner.conversion_ids.get(id)?;
+            inner.entry(key)
+        }))
+    }
+
     fn config_version(&self) -> StoreFuture<'_, u64> {
         ready(self.lock().map(|inner| inner.version))
     }
@@ -551,6 +748,8 @@ impl Store for MemoryStore {
             version: inner.version,
             offers: inner.offers.values().cloned().collect(),
             affiliates: inner.affiliates.values().cloned().collect(),
+            advertisers: inner.advertisers.values().cloned().collect(),
+            keys: inner.api_keys.values().cloned().collect(),
         }))
     }
 

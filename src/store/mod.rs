@@ -9,14 +9,19 @@ pub mod keys;
 pub mod memory;
 pub mod redis;
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::future::Future;
 use std::pin::Pin;
 
-use crate::domain::conversion::{ConversionCommand, ConversionOutcome, ConversionRecord};
+use crate::domain::conversion::{
+    ConversionCommand, ConversionEntry, ConversionOutcome, ConversionRecord,
+};
 use crate::domain::counter::Counter;
 use crate::domain::delivery::{AttemptReport, Delivery, DeliveryId};
-use crate::domain::{Affiliate, AffiliateId, Click, ClickId, Day, Identity, Offer, OfferId};
+use crate::domain::{
+    Advertiser, Affiliate, AffiliateId, ApiKey, Click, ClickId, ConversionStatus, Day, Identity,
+    Offer, OfferId,
+};
 
 pub use self::memory::MemoryStore;
 pub use self::redis::RedisStore;
@@ -73,6 +78,10 @@ pub struct ConfigData {
     pub offers: Vec<Offer>,
     /// Every affiliate.
     pub affiliates: Vec<Affiliate>,
+    /// Every advertiser.
+    pub advertisers: Vec<Advertiser>,
+    /// Every API key that has not been revoked.
+    pub keys: Vec<ApiKey>,
 }
 
 /// What a postback needs to know before it decides anything.
@@ -231,6 +240,136 @@ pub struct DeliveryBacklog {
     pub oldest_created_ms: Option<u64>,
 }
 
+/// A position in a listing ordered newest first by a score (a time) and,
+/// within one score, by id: the next page starts after it.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Position {
+    /// The index score: creation time (conversions: Unix seconds; audit
+    /// entries: milliseconds).
+    pub score: u64,
+    /// The entry's id, which orders entries of one score.
+    pub id: String,
+}
+
+impl Position {
+    /// `<score>:<id>`, the `next_cursor` of the API.
+    pub fn to_cursor(&self) -> String {
+        format!("{}:{}", self.score, self.id)
+    }
+
+    /// Reads a `next_cursor` back; `None` if it is not one.
+    pub fn from_cursor(raw: &str) -> Option<Self> {
+        let (score, id) = raw.split_once(':')?;
+        let valid_id = !id.is_empty()
+            && id.len() <= 64
+            && id
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+        let score = score.parse().ok()?;
+        valid_id.then(|| Self {
+            score,
+            id: id.to_owned(),
+        })
+    }
+}
+
+/// Which conversions a listing shows.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ConversionFilter {
+    /// Only conversions of these offers (an advertiser's); `None`: any.
+    pub offers: Option<BTreeSet<OfferId>>,
+    /// Only this affiliate's.
+    pub aff_id: Option<AffiliateId>,
+    /// Only conversions in this status now.
+    pub status: Option<ConversionStatus>,
+    /// Only conversions of this goal (their identity's, or the one they
+    /// kept beside a txid).
+    pub goal: Option<String>,
+}
+
+impl ConversionFilter {
+    /// Whether `entry` is shown.
+    pub fn matches(&self, entry: &ConversionEntry) -> bool {
+        let record = &entry.record;
+        self.offers
+            .as_ref()
+            .is_none_or(|offers| offers.contains(&record.offer_id))
+            && self.aff_id.as_ref().is_none_or(|a| *a == record.aff_id)
+            && self.status.is_none_or(|s| s == record.status)
+            && self.goal.as_ref().is_none_or(|g| match &entry.identity {
+                Identity::Goal(goal) => goal == g,
+                Identity::Txid(_) => *g == entry.context.goal,
+            })
+    }
+}
+
+/// Most index entries one listing request reads before it answers a short
+/// page with a `next` to go on from: a filter that matches little cannot
+/// make one request read a year of conversions.
+pub const MAX_CONVERSION_SCAN: usize = 10_000;
+
+/// How long the conversion index remembers a conversion: the longest
+/// attribution window plus the 90 days a conversion outlives its click.
+/// Older entries are dropped a few at a time by the credit script; entries
+/// whose conversion expired sooner are skipped when read.
+pub const CONVERSION_INDEX_SECS: u64 =
+    crate::domain::offer::MAX_ATTRIBUTION_WINDOW_SECS + 90 * 86_400;
+
+/// A conversion listing request.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ConversionQuery {
+    /// Created at or after, Unix seconds.
+    pub from: u64,
+    /// Created before, Unix seconds.
+    pub to: u64,
+    /// Which conversions.
+    pub filter: ConversionFilter,
+    /// Entries at most.
+    pub limit: usize,
+    /// Start after this entry (the previous page's `next`).
+    pub after: Option<Position>,
+}
+
+/// One page of conversions.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ConversionPage {
+    /// Newest first.
+    pub conversions: Vec<ConversionEntry>,
+    /// Where the next page starts; `None` at the end. A page may be short
+    /// (even empty) with a `next` when [`MAX_CONVERSION_SCAN`] entries were
+    /// read without filling it.
+    pub next: Option<Position>,
+}
+
+/// One entry of the audit log, as the store files it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AuditLine {
+    /// Unique, orders entries of one millisecond.
+    pub id: String,
+    /// When, Unix milliseconds.
+    pub at_ms: u64,
+    /// The entry, JSON.
+    pub json: String,
+}
+
+/// How much of the audit log is kept.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct AuditRetention {
+    /// Newest entries kept.
+    pub keep: usize,
+    /// Entries older than this are dropped, seconds.
+    pub max_age_secs: u64,
+}
+
+/// One page of the audit log.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct AuditPage {
+    /// Entries' JSON, newest first.
+    pub entries: Vec<String>,
+    /// Where the next page starts; `None` at the end.
+    pub next: Option<Position>,
+}
+
 /// Persistence for clicks, conversions, counters and configuration.
 pub trait Store: Send + Sync + 'static {
     /// Stores a click until its attribution window closes and counts it, in
@@ -383,6 +522,48 @@ pub trait Store: Send + Sync + 'static {
 
     /// How many deliveries are pending, and when the oldest was queued.
     fn delivery_backlog(&self) -> StoreFuture<'_, DeliveryBacklog>;
+
+    /// Creates or replaces an advertiser and bumps the config version.
+    fn put_advertiser<'a>(&'a self, advertiser: &'a Advertiser) -> StoreFuture<'a, ()>;
+
+    /// Stores a new API key (its hash, never its secret) and bumps the
+    /// config version.
+    fn put_api_key<'a>(&'a self, key: &'a ApiKey) -> StoreFuture<'a, ()>;
+
+    /// Deletes an API key and bumps the config version, so that every
+    /// instance stops accepting it at its next config poll; `false` when
+    /// there was no such key.
+    fn delete_api_key<'a>(&'a self, id: &'a str) -> StoreFuture<'a, bool>;
+
+    /// Records when keys were last used (key id → Unix seconds), without
+    /// bumping the config version: a use is not a change of configuration.
+    fn record_key_use<'a>(&'a self, uses: Vec<(String, u64)>) -> StoreFuture<'a, ()>;
+
+    /// When each key was last used, as recorded.
+    fn read_key_use(&self) -> StoreFuture<'_, HashMap<String, u64>>;
+
+    /// Files one audit log entry, dropping entries past `retention`.
+    fn append_audit<'a>(
+        &'a self,
+        line: &'a AuditLine,
+        retention: AuditRetention,
+    ) -> StoreFuture<'a, ()>;
+
+    /// A page of the audit log, newest first.
+    fn list_audit<'a>(
+        &'a self,
+        limit: usize,
+        after: Option<&'a Position>,
+    ) -> StoreFuture<'a, AuditPage>;
+
+    /// A page of conversions, newest first by creation time, then by id.
+    fn list_conversions<'a>(
+        &'a self,
+        query: &'a ConversionQuery,
+    ) -> StoreFuture<'a, ConversionPage>;
+
+    /// The conversion with this id, if it exists (not expired).
+    fn find_conversion<'a>(&'a self, id: &'a str) -> StoreFuture<'a, Option<ConversionEntry>>;
 
     /// Writes what the store holds back to batch it (the Redis store's
     /// unique-click counts). The background writer calls it whenever

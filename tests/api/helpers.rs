@@ -503,6 +503,32 @@ impl TestApp {
                             .map(|v| String::from_utf8_lossy(v).into_owned()),
                     );
                 }
+                "zset" => {
+                    let members: Vec<Vec<u8>> = redis::cmd("ZRANGE")
+                        .arg(&key)
+                        .arg(0)
+                        .arg(-1)
+                        .query(&mut conn)
+                        .expect("ZRANGE");
+                    out.extend(
+                        members
+                            .iter()
+                            .map(|v| String::from_utf8_lossy(v).into_owned()),
+                    );
+                }
+                "list" => {
+                    let items: Vec<Vec<u8>> = redis::cmd("LRANGE")
+                        .arg(&key)
+                        .arg(0)
+                        .arg(-1)
+                        .query(&mut conn)
+                        .expect("LRANGE");
+                    out.extend(
+                        items
+                            .iter()
+                            .map(|v| String::from_utf8_lossy(v).into_owned()),
+                    );
+                }
                 other => panic!("unexpected key type {other} for {key}"),
             }
             out.push(key);

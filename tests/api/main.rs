@@ -3,14 +3,17 @@
 //! real clickback and a real Redis. One binary, one module per endpoint.
 
 mod admin;
+mod audit;
 mod bad_input;
 mod click;
+mod conversions;
 mod deliveries;
 mod dialects;
 mod fault;
 mod health_metrics;
 mod helpers;
 mod integrity;
+mod keys;
 mod offer_rules;
 mod outage;
 mod postback;

@@ -13,12 +13,17 @@ use redis::aio::ConnectionLike;
 
 use super::connection::{corrupt, unavailable};
 use crate::domain::conversion::{
-    ConversionCommand, ConversionOutcome, ConversionRecord, ConversionStatus, RejectReason,
+    ConversionCommand, ConversionEntry, ConversionOutcome, ConversionRecord, ConversionStatus,
+    RejectReason, StatusChange,
 };
-use crate::domain::delivery::DeliveryId;
+use crate::domain::delivery::{DeliveryContext, DeliveryId};
+use crate::domain::ids::{shard_char, SHARD_COUNT};
 use crate::domain::{AffiliateId, Click, ClickId, Day, Identity, Money, OfferId};
 use crate::store::keys::{ClickLocation, Keys};
-use crate::store::{ConversionLookup, StoreError};
+use crate::store::{
+    ConversionLookup, ConversionPage, ConversionQuery, Position, StoreError, CONVERSION_INDEX_SECS,
+    MAX_CONVERSION_SCAN,
+};
 
 /// The credit script, run by EVALSHA (falling back to EVAL after a Redis restart).
 static CREDIT_SCRIPT: LazyLock<redis::Script> =
@@ -70,6 +75,8 @@ pub(super) async fn apply_conversion<C: ConnectionLike + Send>(
         .key(keys.conversion(&command.click_id, &command.identity))
         .key(keys.stats(shard, command.today))
         .key(keys.stats(shard, seen_day))
+        .key(keys.conversion_index(shard))
+        .key(keys.conversion_ids(shard))
         .arg(command.status.code())
         .arg(
             command
@@ -90,9 +97,13 @@ pub(super) async fn apply_conversion<C: ConnectionLike + Send>(
         .arg(command.aff_id.as_str())
         .arg(command.retention_secs)
         .arg(command.now)
-        .arg(RejectReason::stored(command.reason));
-    // The delivery's keys and arguments go only with an order: a postback
-    // without one costs Redis no more than before deliveries existed.
+        .arg(RejectReason::stored(command.reason))
+        .arg(command.context.encode())
+        .arg(location(&command.click_id, &command.identity))
+        .arg(command.now.saturating_sub(CONVERSION_INDEX_SECS))
+        .arg(if command.must_exist { "1" } else { "" });
+    // The delivery's keys and arguments go only with an order: a conversion
+    // of an affiliate without a postback URL costs nothing more.
     if let Some(order) = &command.delivery {
         let new_delivery = DeliveryId::new(shard, &command.new_conversion_id, command.status);
         let seen_delivery = command
@@ -106,7 +117,6 @@ pub(super) async fn apply_conversion<C: ConnectionLike + Send>(
             .key(keys.delivery_queue(shard))
             .key(keys.deliveries_pending(shard))
             .key(keys.deliveries_of(shard, command.aff_id.as_str()))
-            .arg(order.context.encode())
             .arg(
                 order
                     .amount
@@ -145,8 +155,247 @@ pub(super) async fn apply_conversion<C: ConnectionLike + Send>(
         }),
         "retry" => Ok(ConversionOutcome::Retry),
         "too_large" => Ok(ConversionOutcome::TooLarge),
+        "missing" => Ok(ConversionOutcome::Missing),
         other => Err(corrupt(format!("credit script answered {other:?}"))),
     }
+}
+
+/// Where a conversion lives, as the index keeps it: the part of its key
+/// after `:v:`.
+fn location(click_id: &ClickId, identity: &Identity) -> String {
+    format!("{}:{}", click_id.as_str(), identity.key_suffix())
+}
+
+/// The click and identity a [`location`] names.
+fn parse_location(raw: &str) -> Result<(ClickId, Identity), StoreError> {
+    let bad = || corrupt("conversion index location");
+    let (click, suffix) = raw.split_once(':').ok_or_else(bad)?;
+    let click = ClickId::parse(click).map_err(|_| bad())?;
+    let identity = match suffix.split_once(':') {
+        Some(("t", txid)) => Identity::Txid(txid.to_owned()),
+        Some(("g", goal)) => Identity::Goal(goal.to_owned()),
+        _ => return Err(bad()),
+    };
+    Ok((click, identity))
+}
+
+/// A candidate of a listing: an index entry and its shard.
+struct Candidate {
+    position: Position,
+    shard: char,
+}
+
+/// One page of the conversion list. Rounds of: from every shard's index
+/// the entries after the cursor within the range (those sharing its score
+/// read whole, the rest up to a page), merged newest first and cut to a
+/// page; their locations, then their records (two pipelines); the filter.
+/// Until the page is full, the index is exhausted, or
+/// [`MAX_CONVERSION_SCAN`] entries were read.
+pub(super) async fn list_conversions<C: ConnectionLike + Send>(
+    conn: &mut C,
+    keys: &Keys,
+    query: &ConversionQuery,
+) -> Result<ConversionPage, StoreError> {
+    let want = query.limit + 1;
+    let mut after = query.after.clone();
+    let mut found: Vec<(Position, ConversionEntry)> = Vec::new();
+    let mut scanned = 0;
+    let exhausted = loop {
+        let (candidates, more) = index_round(conn, keys, query, after.as_ref(), want).await?;
+        scanned += candidates.len();
+        if let Some(last) = candidates.last() {
+            after = Some(last.position.clone());
+        }
+        for (candidate, entry) in candidates
+            .iter()
+            .zip(read_entries(conn, keys, &candidates).await?)
+        {
+            if let Some(entry) = entry.filter(|e| query.filter.matches(e)) {
+                found.push((candidate.position.clone(), entry));
+            }
+        }
+        if !more {
+            break true;
+        }
+        if found.len() >= want || scanned >= MAX_CONVERSION_SCAN {
+            break false;
+        }
+    };
+    let next = if found.len() > query.limit {
+        found.truncate(query.limit);
+        found.last().map(|(position, _)| position.clone())
+    } else if exhausted {
+        None
+    } else {
+        after
+    };
+    Ok(ConversionPage {
+        conversions: found.into_iter().map(|(_, entry)| entry).collect(),
+        next,
+    })
+}
+
+/// The next `want` index entries after `after` within the query's range,
+/// over every shard, newest first; and whether more may follow.
+async fn index_round<C: ConnectionLike + Send>(
+    conn: &mut C,
+    keys: &Keys,
+    query: &ConversionQuery,
+    after: Option<&Position>,
+    want: usize,
+) -> Result<(Vec<Candidate>, bool), StoreError> {
+    let mut pipe = redis::pipe();
+    for i in 0..SHARD_COUNT {
+        let key = keys.conversion_index(shard_char(i));
+        match after {
+            None => {
+                pipe.zrevrangebyscore_limit_withscores(
+                    &key,
+                    format!("({}", query.to),
+                    query.from,
+                    0,
+                    want as isize,
+                );
+            }
+            Some(cursor) => {
+                pipe.zrevrangebyscore_withscores(&key, cursor.score, cursor.score);
+                pipe.zrevrangebyscore_limit_withscores(
+                    &key,
+                    format!("({}", cursor.score),
+                    query.from,
+                    0,
+                    want as isize,
+                );
+            }
+        }
+    }
+    let batches: Vec<Vec<(String, f64)>> = pipe.query_async(conn).await.map_err(unavailable)?;
+    let per_shard = if after.is_some() { 2 } else { 1 };
+    let mut candidates: Vec<Candidate> = batches
+        .into_iter()
+        .enumerate()
+        .flat_map(|(i, batch)| {
+            let shard = shard_char(i / per_shard);
+            batch.into_iter().map(move |(id, score)| Candidate {
+                position: Position {
+                    score: score as u64,
+                    id,
+                },
+                shard,
+            })
+        })
+        .filter(|c| after.is_none_or(|after| c.position < *after))
+        .collect();
+    candidates.sort_by(|a, b| b.position.cmp(&a.position));
+    candidates.dedup_by(|a, b| a.position == b.position);
+    let more = candidates.len() > want;
+    candidates.truncate(want);
+    Ok((candidates, more))
+}
+
+/// The conversions of `candidates`, in order; `None` for one that expired.
+async fn read_entries<C: ConnectionLike + Send>(
+    conn: &mut C,
+    keys: &Keys,
+    candidates: &[Candidate],
+) -> Result<Vec<Option<ConversionEntry>>, StoreError> {
+    if candidates.is_empty() {
+        return Ok(Vec::new());
+    }
+    let mut pipe = redis::pipe();
+    for candidate in candidates {
+        pipe.hget(keys.conversion_ids(candidate.shard), &candidate.position.id);
+    }
+    let locations: Vec<Option<String>> = pipe.query_async(conn).await.map_err(unavailable)?;
+    let mut pipe = redis::pipe();
+    let mut located = Vec::new();
+    for (candidate, location) in candidates.iter().zip(locations) {
+        if let Some(location) = location {
+            pipe.hgetall(keys.conversion_at(candidate.shard, &location));
+            located.push(Some(parse_location(&location)?));
+        } else {
+            located.push(None);
+        }
+    }
+    let mut records = if located.iter().any(Option::is_some) {
+        let records: Vec<HashMap<String, String>> =
+            pipe.query_async(conn).await.map_err(unavailable)?;
+        records.into_iter()
+    } else {
+        Vec::new().into_iter()
+    };
+    located
+        .into_iter()
+        .map(|place| {
+            let Some((click_id, identity)) = place else {
+                return Ok(None);
+            };
+            let fields = records.next().unwrap_or_default();
+            entry_from_fields(click_id, identity, &fields)
+        })
+        .collect()
+}
+
+/// The conversion with this id: its location from every shard's id map
+/// (one pipeline of 64 `HGET`s: the id does not name its shard), then its
+/// record.
+pub(super) async fn find_conversion<C: ConnectionLike + Send>(
+    conn: &mut C,
+    keys: &Keys,
+    id: &str,
+) -> Result<Option<ConversionEntry>, StoreError> {
+    let mut pipe = redis::pipe();
+    for i in 0..SHARD_COUNT {
+        pipe.hget(keys.conversion_ids(shard_char(i)), id);
+    }
+    let locations: Vec<Option<String>> = pipe.query_async(conn).await.map_err(unavailable)?;
+    let Some((shard, location)) = locations
+        .into_iter()
+        .enumerate()
+        .find_map(|(i, location)| Some((shard_char(i), location?)))
+    else {
+        return Ok(None);
+    };
+    let fields: HashMap<String, String> = redis::Cmd::hgetall(keys.conversion_at(shard, &location))
+        .query_async(conn)
+        .await
+        .map_err(unavailable)?;
+    let (click_id, identity) = parse_location(&location)?;
+    entry_from_fields(click_id, identity, &fields)
+}
+
+/// A conversion hash read whole, as the conversion list shows it; `None`
+/// when it is gone. A conversion stored before histories were kept shows
+/// its current status since its creation.
+fn entry_from_fields(
+    click_id: ClickId,
+    identity: Identity,
+    fields: &HashMap<String, String>,
+) -> Result<Option<ConversionEntry>, StoreError> {
+    let Some(record) = conversion_from_fields(fields)? else {
+        return Ok(None);
+    };
+    let get = |name: &str| fields.get(name).map(String::as_str).unwrap_or("");
+    let created_at = get("t").parse::<u64>().unwrap_or(0);
+    let mut history = StatusChange::decode_history(get("h")).map_err(|e| corrupt(e.detail))?;
+    if history.is_empty() {
+        history.push(StatusChange {
+            status: record.status,
+            at: created_at,
+        });
+    }
+    let context = match get("j") {
+        "" => DeliveryContext::default(),
+        raw => DeliveryContext::decode(raw).map_err(|e| corrupt(e.detail))?,
+    };
+    Ok(Some(ConversionEntry {
+        record,
+        click_id,
+        identity,
+        context,
+        created_at,
+        history,
+    }))
 }
 
 /// Reads a conversion hash (as returned by HGETALL) into a record.

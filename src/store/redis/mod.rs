@@ -18,10 +18,13 @@
 //!   `PING`, and the mapping of Redis errors to [`StoreError`].
 //! - `clicks`: the click write (the hot path), untracked clicks' counts, the
 //!   unique-click counts that follow and their queue.
-//! - `conversions`: a postback's look-up and the credit script.
+//! - `conversions`: a postback's look-up, the credit script, and the
+//!   conversion list read from each shard's index.
 //! - `caps`: an offer's cap counters and their reservation script.
 //! - `claims`: one-time tokens (signatures, capped conversions being decided).
-//! - `config`: offers, affiliates and the config version.
+//! - `config`: offers, affiliates, advertisers, API keys (and their last
+//!   use) and the config version.
+//! - `audit`: the audit log.
 //! - `counters`: the stats read, summed over shards.
 //! - `logs`: the postback logs.
 //! - `deliveries`: the affiliate postback queue, its leases and listings.
@@ -29,6 +32,7 @@
 //! docs/architecture.md ("Slots touched by each operation") lists the hash
 //! slots each of them touches.
 
+mod audit;
 mod caps;
 mod claims;
 mod clicks;
@@ -50,15 +54,18 @@ use self::clicks::{BucketDeadlines, UniqueCounts};
 use self::connection::{unavailable, PerRuntimeConnections};
 use super::keys::Keys;
 use super::{
-    CapEntry, ConfigData, ConversionLookup, DayCounters, DeliveryBacklog, DeliveryPage,
-    DeliveryQuery, Lease, LogRetention, PostbackLogKind, PostbackLogLine, RetryOutcome, Store,
-    StoreError, StoreFuture,
+    AuditLine, AuditPage, AuditRetention, CapEntry, ConfigData, ConversionLookup, ConversionPage,
+    ConversionQuery, DayCounters, DeliveryBacklog, DeliveryPage, DeliveryQuery, Lease,
+    LogRetention, Position, PostbackLogKind, PostbackLogLine, RetryOutcome, Store, StoreError,
+    StoreFuture,
 };
 use crate::batch::BatchQueue;
-use crate::domain::conversion::{ConversionCommand, ConversionOutcome};
+use crate::domain::conversion::{ConversionCommand, ConversionEntry, ConversionOutcome};
 use crate::domain::counter::Counter;
 use crate::domain::delivery::{AttemptReport, Delivery, DeliveryId};
-use crate::domain::{Affiliate, AffiliateId, Click, ClickId, Day, Identity, Offer, OfferId};
+use crate::domain::{
+    Advertiser, Affiliate, AffiliateId, ApiKey, Click, ClickId, Day, Identity, Offer, OfferId,
+};
 
 /// Redis-backed [`Store`].
 #[derive(Clone)]
@@ -254,6 +261,69 @@ impl Store for RedisStore {
                 config::put_affiliate(conn, &self.keys, affiliate).await
             }),
         )
+    }
+
+    fn put_advertiser<'a>(&'a self, advertiser: &'a Advertiser) -> StoreFuture<'a, ()> {
+        Box::pin(self.with_conn(async move |conn| {
+            config::put_advertiser(conn, &self.keys, advertiser).await
+        }))
+    }
+
+    fn put_api_key<'a>(&'a self, key: &'a ApiKey) -> StoreFuture<'a, ()> {
+        Box::pin(self.with_conn(async move |conn| config::put_api_key(conn, &self.keys, key).await))
+    }
+
+    fn delete_api_key<'a>(&'a self, id: &'a str) -> StoreFuture<'a, bool> {
+        Box::pin(
+            self.with_conn(async move |conn| config::delete_api_key(conn, &self.keys, id).await),
+        )
+    }
+
+    fn record_key_use<'a>(&'a self, uses: Vec<(String, u64)>) -> StoreFuture<'a, ()> {
+        Box::pin(
+            self.with_conn(async move |conn| config::record_key_use(conn, &self.keys, uses).await),
+        )
+    }
+
+    fn read_key_use(&self) -> StoreFuture<'_, HashMap<String, u64>> {
+        Box::pin(
+            self.with_pooled_conn(async move |conn| config::read_key_use(conn, &self.keys).await),
+        )
+    }
+
+    fn append_audit<'a>(
+        &'a self,
+        line: &'a AuditLine,
+        retention: AuditRetention,
+    ) -> StoreFuture<'a, ()> {
+        Box::pin(self.with_conn(async move |conn| {
+            audit::append_audit(conn, &self.keys, line, retention).await
+        }))
+    }
+
+    fn list_audit<'a>(
+        &'a self,
+        limit: usize,
+        after: Option<&'a Position>,
+    ) -> StoreFuture<'a, AuditPage> {
+        Box::pin(self.with_pooled_conn(async move |conn| {
+            audit::list_audit(conn, &self.keys, limit, after).await
+        }))
+    }
+
+    fn list_conversions<'a>(
+        &'a self,
+        query: &'a ConversionQuery,
+    ) -> StoreFuture<'a, ConversionPage> {
+        Box::pin(self.with_pooled_conn(async move |conn| {
+            conversions::list_conversions(conn, &self.keys, query).await
+        }))
+    }
+
+    fn find_conversion<'a>(&'a self, id: &'a str) -> StoreFuture<'a, Option<ConversionEntry>> {
+        Box::pin(self.with_pooled_conn(async move |conn| {
+            conversions::find_conversion(conn, &self.keys, id).await
+        }))
     }
 
     fn config_version(&self) -> StoreFuture<'_, u64> {

@@ -14,21 +14,33 @@
 -- ARGV[10] now, unix seconds
 -- ARGV[11] why a new conversion is rejected (too_fast, cap_reached) or ''
 --
--- The affiliate postback, queued with the change when these are given
--- (a postback without one sends eleven arguments and three keys):
--- KEYS[4]  the delivery record if this creates the conversion  cb:{S}:d:<id>
--- KEYS[5]  the delivery record if this moves the conversion seen
--- KEYS[6]  the shard's delivery queue     cb:{S}:dq
--- KEYS[7]  the shard's pending deliveries cb:{S}:dp
--- KEYS[8]  the affiliate's deliveries     cb:{S}:da:<aff>
--- ARGV[12] the delivery context (subs, source, txid, goal, currency)
--- ARGV[13] the sale amount, micro-units, or ''
--- ARGV[14] now, unix milliseconds: the delivery is due at once
--- ARGV[15] retention of the delivery record, seconds
--- ARGV[16] the delivery id if this creates the conversion
--- ARGV[17] the delivery id if this moves the conversion seen
--- ARGV[18] the conversion id the caller saw, or ''
--- ARGV[19] the click id
+-- The conversion list, written when this creates the conversion:
+-- KEYS[4]  the shard's conversions by creation time  cb:{S}:vt
+-- KEYS[5]  the shard's conversion id -> location     cb:{S}:vk
+-- ARGV[12] what the conversion keeps (subs, source, txid, goal, currency)
+-- ARGV[13] the location: <click_id>:<t|g>:<txid|goal>
+-- ARGV[14] index entries created before this (Unix seconds) are dropped,
+--          a few per new conversion
+-- ARGV[15] '1': only move an existing conversion (a manual status change);
+--          none there answers 'missing' and writes nothing
+--
+-- The affiliate postback, queued with the change when these are given (a
+-- conversion of an affiliate without a postback URL sends none of them):
+-- KEYS[6]  the delivery record if this creates the conversion  cb:{S}:d:<id>
+-- KEYS[7]  the delivery record if this moves the conversion seen
+-- KEYS[8]  the shard's delivery queue     cb:{S}:dq
+-- KEYS[9]  the shard's pending deliveries cb:{S}:dp
+-- KEYS[10] the affiliate's deliveries     cb:{S}:da:<aff>
+-- ARGV[16] the sale amount, micro-units, or ''
+-- ARGV[17] now, unix milliseconds: the delivery is due at once
+-- ARGV[18] retention of the delivery record, seconds
+-- ARGV[19] the delivery id if this creates the conversion
+-- ARGV[20] the delivery id if this moves the conversion seen
+-- ARGV[21] the conversion id the caller saw, or ''
+-- ARGV[22] the click id
+--
+-- Every status the conversion has had is appended to its history 'h'
+-- (`<code><unix seconds>`, space-separated), in the step that moves it.
 --
 -- A conversion created approved or pending, or moved to a new status, gets
 -- its delivery in the same step: no credit without its postback, no
@@ -38,7 +50,8 @@
 --
 -- Returns one string, the fields joined by NUL:
 --   outcome, status, payout, revenue, conversion_id, day, offer, aff, previous, reason
--- with outcome one of created, duplicate, updated, or just 'retry' (the
+-- with outcome one of created, duplicate, updated, or just 'missing' (see
+-- ARGV[15]), 'retry' (the
 -- conversion's day moved: look up again) or 'too_large' (a money counter
 -- would pass 2^63 - 1 micro-units: nothing was written). One
 -- string rather than an array of ten: clickback's Redis client spends more
@@ -91,22 +104,25 @@ end
 -- Queues the delivery `did` (record key `key`) of conversion `cid` at
 -- `status` with `payout`, for the click's offer `offer` and affiliate `aff`.
 local function deliver(key, did, cid, status, payout, offer, aff, context)
-  redis.call('HSET', key, 'c', cid, 'k', ARGV[19], 'o', offer, 'a', aff, 's', status,
-    'p', payout, 'm', ARGV[13], 'j', context, 'st', 'p', 't', ARGV[14], 'n', 0, 'r', 0,
-    'na', ARGV[14])
-  redis.call('EXPIRE', key, ARGV[15])
-  redis.call('ZADD', KEYS[6], ARGV[14], did)
-  redis.call('ZADD', KEYS[7], ARGV[14], did)
-  redis.call('ZADD', KEYS[8], ARGV[14], did)
-  redis.call('EXPIRE', KEYS[8], ARGV[15])
+  redis.call('HSET', key, 'c', cid, 'k', ARGV[22], 'o', offer, 'a', aff, 's', status,
+    'p', payout, 'm', ARGV[16], 'j', context, 'st', 'p', 't', ARGV[17], 'n', 0, 'r', 0,
+    'na', ARGV[17])
+  redis.call('EXPIRE', key, ARGV[18])
+  redis.call('ZADD', KEYS[8], ARGV[17], did)
+  redis.call('ZADD', KEYS[9], ARGV[17], did)
+  redis.call('ZADD', KEYS[10], ARGV[17], did)
+  redis.call('EXPIRE', KEYS[10], ARGV[18])
 end
 
-local cur = redis.call('HMGET', KEYS[1], 's', 'p', 'r', 'd', 'o', 'a', 'id', 'j')
+local cur = redis.call('HMGET', KEYS[1], 's', 'p', 'r', 'd', 'o', 'a', 'id', 'j', 'h')
 local new = ARGV[1]
 -- Whether to queue the affiliate postback.
-local order = ARGV[12] ~= nil and ARGV[12] ~= ''
+local order = ARGV[19] ~= nil
 
 if not cur[1] then
+  if ARGV[15] == '1' then
+    return 'missing'
+  end
   local payout = ARGV[2] ~= '' and ARGV[2] or '0'
   local revenue = ARGV[3] ~= '' and ARGV[3] or '0'
   local prefix = ARGV[7] .. '|' .. ARGV[8] .. '|'
@@ -114,11 +130,21 @@ if not cur[1] then
     return 'too_large'
   end
   redis.call('HSET', KEYS[1], 's', new, 'p', payout, 'r', revenue, 'id', ARGV[4],
-    'd', ARGV[5], 'o', ARGV[7], 'a', ARGV[8], 't', ARGV[10], 'x', ARGV[11])
+    'd', ARGV[5], 'o', ARGV[7], 'a', ARGV[8], 't', ARGV[10], 'x', ARGV[11],
+    'h', new .. ARGV[10])
   redis.call('EXPIRE', KEYS[1], ARGV[9])
-  if order and new ~= 'r' then
+  if ARGV[12] ~= '' then
     redis.call('HSET', KEYS[1], 'j', ARGV[12])
-    deliver(KEYS[4], ARGV[16], ARGV[4], new, payout, ARGV[7], ARGV[8], ARGV[12])
+  end
+  if order and new ~= 'r' then
+    deliver(KEYS[6], ARGV[19], ARGV[4], new, payout, ARGV[7], ARGV[8], ARGV[12])
+  end
+  redis.call('ZADD', KEYS[4], ARGV[10], ARGV[4])
+  redis.call('HSET', KEYS[5], ARGV[4], ARGV[13])
+  local old = redis.call('ZRANGEBYSCORE', KEYS[4], '-inf', '(' .. ARGV[14], 'LIMIT', 0, 8)
+  if #old > 0 then
+    redis.call('ZREM', KEYS[4], unpack(old))
+    redis.call('HDEL', KEYS[5], unpack(old))
   end
   -- Just written: answered from the arguments, not read back.
   return table.concat({'created', new, payout, revenue, ARGV[4], ARGV[5], ARGV[7], ARGV[8], '', ARGV[11]}, '\0')
@@ -139,7 +165,7 @@ end
 
 -- The delivery key was built from the conversion the caller saw: another
 -- one standing here now (it expired and was created anew) needs a fresh look.
-if order and cur[7] ~= ARGV[18] then
+if order and cur[7] ~= ARGV[21] then
   return 'retry'
 end
 
@@ -161,8 +187,9 @@ if not count(stats, prefix, new, payout, revenue, false) then
   count(stats, prefix, old, cur[2], cur[3], false)
   return 'too_large'
 end
-redis.call('HSET', KEYS[1], 's', new, 'p', payout, 'r', revenue)
+redis.call('HSET', KEYS[1], 's', new, 'p', payout, 'r', revenue,
+  'h', (cur[9] and (cur[9] .. ' ') or '') .. new .. ARGV[10])
 if order then
-  deliver(KEYS[5], ARGV[17], cur[7], new, payout, cur[5], cur[6], cur[8] or ARGV[12])
+  deliver(KEYS[7], ARGV[20], cur[7], new, payout, cur[5], cur[6], cur[8] or ARGV[12])
 end
 return reply('updated', old)

@@ -1,0 +1,270 @@
+//! `GET /api/v1/conversions`: the list of conversions to pay from and to
+//! reconcile with (admin), and what the scoped `/api/v1/me/conversions`
+//! shares with it: the query, the view, and which money a viewer may see.
+
+use std::collections::BTreeSet;
+
+use actix_web::{web, HttpRequest, HttpResponse};
+use serde::Serialize;
+
+use super::admin::Admin;
+use super::audit::page;
+use crate::domain::conversion::{ConversionEntry, StatusChange};
+use crate::domain::query::Params;
+use crate::domain::{AdvertiserId, AffiliateId, ConversionStatus, Day, Identity, Money, OfferId};
+use crate::error::ApiError;
+use crate::metrics::StoreOperation;
+use crate::offers::Snapshot;
+use crate::state::AppState;
+use crate::store::{ConversionFilter, ConversionQuery};
+
+/// Days a listing covers when `from` is not given: the 30 days up to `to`.
+const DEFAULT_DAYS: i64 = 30;
+/// Longest range of one listing, days (as for stats).
+const MAX_DAYS: i64 = crate::stats::MAX_RANGE_DAYS;
+
+/// Which money a viewer sees.
+#[derive(Clone, Copy, Debug)]
+pub(super) struct Visible {
+    /// The affiliate's payout (hidden from advertisers the network does
+    /// not show it to).
+    pub payout: bool,
+    /// The network's revenue (never shown to affiliates).
+    pub revenue: bool,
+}
+
+impl Visible {
+    /// Everything: the operator.
+    pub const ALL: Self = Self {
+        payout: true,
+        revenue: true,
+    };
+}
+
+/// One status of a conversion's history.
+#[derive(Serialize)]
+struct HistoryView {
+    status: ConversionStatus,
+    at: u64,
+}
+
+/// One conversion as the list shows it. Times are Unix seconds.
+#[derive(Serialize)]
+pub(super) struct ConversionView<'a> {
+    id: &'a str,
+    click_id: &'a str,
+    offer_id: &'a str,
+    aff_id: &'a str,
+    status: ConversionStatus,
+    /// Why clickback rejected it (`too_fast`, `cap_reached`), if it did.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    reason: Option<&'static str>,
+    goal: Option<&'a str>,
+    txid: Option<&'a str>,
+    sub1: Option<&'a str>,
+    sub2: Option<&'a str>,
+    sub3: Option<&'a str>,
+    sub4: Option<&'a str>,
+    sub5: Option<&'a str>,
+    source: Option<&'a str>,
+    created_at: u64,
+    /// When its status last moved (its creation if it never did).
+    updated_at: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    payout: Option<Money>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    revenue: Option<Money>,
+    currency: String,
+    history: Vec<HistoryView>,
+}
+
+impl<'a> ConversionView<'a> {
+    /// The view of `entry` for a viewer who sees `visible`.
+    pub(super) fn of(entry: &'a ConversionEntry, visible: Visible, snapshot: &Snapshot) -> Self {
+        let record = &entry.record;
+        let context = &entry.context;
+        let text = |s: &'a str| Some(s).filter(|s| !s.is_empty());
+        let currency = text(&context.currency)
+            .map(str::to_owned)
+            .or_else(|| {
+                snapshot
+                    .offers
+                    .get(record.offer_id.as_str())
+                    .map(|o| o.currency.as_str().to_owned())
+            })
+            .unwrap_or_default();
+        Self {
+            id: &record.conversion_id,
+            click_id: entry.click_id.as_str(),
+            offer_id: record.offer_id.as_str(),
+            aff_id: record.aff_id.as_str(),
+            status: record.status,
+            reason: record.reason.map(|r| r.as_str()),
+            goal: match &entry.identity {
+                Identity::Goal(goal) => Some(goal.as_str()),
+                Identity::Txid(_) => text(&context.goal),
+            },
+            txid: match &entry.identity {
+                Identity::Txid(txid) => Some(txid.as_str()),
+                Identity::Goal(_) => None,
+            },
+            sub1: text(&context.subs[0]),
+            sub2: text(&context.subs[1]),
+            sub3: text(&context.subs[2]),
+            sub4: text(&context.subs[3]),
+            sub5: text(&context.subs[4]),
+            source: text(&context.source),
+            created_at: entry.created_at,
+            updated_at: entry
+                .history
+                .last()
+                .map_or(entry.created_at, |change| change.at),
+            payout: visible.payout.then_some(record.payout),
+            revenue: visible.revenue.then_some(record.revenue),
+            currency,
+            history: entry
+                .history
+                .iter()
+                .map(|&StatusChange { status, at }| HistoryView { status, at })
+                .collect(),
+        }
+    }
+}
+
+/// `{"conversions":[..],"next_cursor":..}`.
+#[derive(Serialize)]
+struct ConversionList<'a> {
+    conversions: Vec<ConversionView<'a>>,
+    /// Pass as `cursor` for the next page; `null` at the end.
+    next_cursor: Option<String>,
+}
+
+/// The parties a listing asked for, to be checked against the caller's scope.
+#[derive(Debug, Default)]
+pub(super) struct Requested {
+    /// `offer_id`.
+    pub offer_id: Option<OfferId>,
+    /// `aff_id`.
+    pub aff_id: Option<AffiliateId>,
+    /// `advertiser_id`.
+    pub advertiser_id: Option<AdvertiserId>,
+}
+
+/// Reads `from`, `to` (UTC days, inclusive; `to` defaults to today, `from`
+/// to 30 days up to `to`), `status`, `goal`, `limit` and `cursor`, and the
+/// parties asked for. The query's filter names no party yet.
+pub(super) fn parse(params: &Params, today: Day) -> Result<(ConversionQuery, Requested), ApiError> {
+    let day = |name: &str| -> Result<Option<Day>, ApiError> {
+        Ok(params
+            .get_nonempty(&[name])?
+            .map(Day::parse)
+            .transpose()
+            .map_err(|e| e.in_field(name))?)
+    };
+    let to = day("to")?.unwrap_or(today);
+    let from = day("from")?.unwrap_or(to.minus(DEFAULT_DAYS - 1));
+    if from > to {
+        return Err(ApiError::invalid("from is after to"));
+    }
+    if to.index() - from.index() >= MAX_DAYS {
+        return Err(ApiError::invalid(format!(
+            "the range covers more than {MAX_DAYS} days"
+        )));
+    }
+    let start = |day: Day| u64::try_from(day.index()).unwrap_or(0) * 86_400;
+    let status = params
+        .get_nonempty(&["status"])?
+        .map(ConversionStatus::parse)
+        .transpose()
+        .map_err(|e| e.in_field("status"))?;
+    let goal = params.get_nonempty(&["goal"])?.map(str::to_owned);
+    let (limit, after) = page(params)?;
+    let requested = Requested {
+        offer_id: params
+            .get_nonempty(&["offer_id"])?
+            .map(OfferId::parse)
+            .transpose()?,
+        aff_id: params
+            .get_nonempty(&["aff_id"])?
+            .map(AffiliateId::parse)
+            .transpose()?,
+        advertiser_id: params
+            .get_nonempty(&["advertiser_id"])?
+            .map(AdvertiserId::parse)
+            .transpose()?,
+    };
+    let query = ConversionQuery {
+        from: start(from),
+        to: start(to.succ()),
+        filter: ConversionFilter {
+            offers: None,
+            aff_id: None,
+            status,
+            goal,
+        },
+        limit,
+        after,
+    };
+    Ok((query, requested))
+}
+
+/// Narrows a filter to `offers` (intersected with any narrowing before).
+pub(super) fn only_offers(filter: &mut ConversionFilter, offers: BTreeSet<OfferId>) {
+    filter.offers = Some(match filter.offers.take() {
+        None => offers,
+        Some(before) => before.intersection(&offers).cloned().collect(),
+    });
+}
+
+/// Runs a listing and answers it for a viewer who sees `visible`.
+pub(super) async fn answer(
+    state: &AppState,
+    query: &ConversionQuery,
+    visible: Visible,
+) -> Result<HttpResponse, ApiError> {
+    let page = state
+        .store
+        .list_conversions(query)
+        .await
+        .inspect_err(|_| state.metrics.store_error(StoreOperation::Conversions))?;
+    let snapshot = state.cache.snapshot();
+    Ok(HttpResponse::Ok().json(ConversionList {
+        conversions: page
+            .conversions
+            .iter()
+            .map(|entry| ConversionView::of(entry, visible, &snapshot))
+            .collect(),
+        next_cursor: page.next.map(|p| p.to_cursor()),
+    }))
+}
+
+/// `GET /api/v1/conversions?from&to&offer_id&aff_id&advertiser_id&status&goal&limit&cursor`:
+/// conversions newest first.
+pub async fn conversions(
+    _: Admin,
+    req: HttpRequest,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    let params = Params::parse(req.query_string().as_bytes())?;
+    let (mut query, requested) = parse(&params, Day::from_unix(state.clock.now()))?;
+    if let Some(offer) = requested.offer_id {
+        only_offers(&mut query.filter, BTreeSet::from([offer]));
+    }
+    if let Some(advertiser) = &requested.advertiser_id {
+        let snapshot = state.cache.snapshot();
+        if !snapshot.advertisers.contains_key(advertiser.as_str()) {
+            return Err(ApiError::not_found(
+                "unknown_advertiser",
+                "no advertiser with this id",
+            ));
+        }
+        let offers = snapshot
+            .offers_of(advertiser)
+            .iter()
+            .map(|o| o.id.clone())
+            .collect();
+        only_offers(&mut query.filter, offers);
+    }
+    query.filter.aff_id = requested.aff_id;
+    answer(&state, &query, Visible::ALL).await
+}
