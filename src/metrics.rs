@@ -134,7 +134,8 @@ pub struct Metrics {
 }
 
 impl Metrics {
-    /// Creates and registers every metric.
+    /// Creates and registers every metric. Label values owned by other
+    /// modules are created there (`postback::outcome::register_labels`).
     pub fn new() -> Result<Self, prometheus::Error> {
         let registry = Registry::new();
         let clicks = IntCounterVec::new(
@@ -257,9 +258,6 @@ impl Metrics {
             ),
             &["reason"],
         )?;
-        for warning in crate::postback::outcome::PostbackWarning::ALL {
-            postback_warnings.with_label_values(&[warning.as_str()]);
-        }
         registry.register(Box::new(postback_warnings.clone()))?;
         let auth_failures = IntCounterVec::new(
             Opts::new(

@@ -161,6 +161,7 @@ impl Application {
         clock: Arc<dyn Clock>,
     ) -> Result<Self, StartupError> {
         let metrics = Metrics::new()?;
+        crate::postback::outcome::register_labels(&metrics);
         let cache = Arc::new(ConfigCache::new());
         let caps = Arc::new(CapWatch::new());
         if let Err(e) = cache.reload(store.as_ref()).await {

@@ -80,6 +80,16 @@ impl PostbackWarning {
     }
 }
 
+/// Creates every warning's series at 0, so a dashboard sees it before the
+/// first warning (called once at start-up).
+pub fn register_labels(metrics: &Metrics) {
+    for warning in PostbackWarning::ALL {
+        metrics
+            .postback_warnings
+            .with_label_values(&[warning.as_str()]);
+    }
+}
+
 /// Counts a warning: the only place the warning metric moves.
 pub fn observe_warning(metrics: &Metrics, warning: PostbackWarning) {
     metrics

@@ -31,7 +31,7 @@ impl FromRequest for Admin {
     type Future = Ready<Result<Self, ApiError>>;
 
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
-        ready(access::authenticate(req).and_then(|principal| {
+        ready(super::auth::authenticate(req).and_then(|principal| {
             if principal.is_admin() {
                 Ok(Admin(principal))
             } else {

@@ -8,6 +8,7 @@
 pub mod admin;
 pub mod advertisers;
 pub mod audit;
+pub mod auth;
 pub mod click;
 pub mod conversions;
 pub mod deliveries;
