@@ -185,6 +185,12 @@ impl DeliveryWorker {
             }
         }
         let left = in_flight.len();
+        if left > 0 {
+            log::info!(
+                "shutting down: waiting up to {:?} for {left} deliveries in flight",
+                self.drain
+            );
+        }
         let drained = tokio::time::timeout(self.drain, async {
             while in_flight.join_next().await.is_some() {}
         })

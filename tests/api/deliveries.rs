@@ -448,35 +448,119 @@ async fn two_instances_on_one_redis_deliver_each_postback_once() {
     assert_eq!(delivered, clicks.into_iter().collect());
 }
 
-#[tokio::test]
-async fn a_killed_instance_leaves_its_delivery_to_another_instance_with_the_same_idempotency_key() {
-    // The app takes postbacks but sends nothing; a clickback process sends.
-    let app = spawn_app_tweaked(|s| {
-        s.delivery.concurrency = 0;
-        s.delivery.allow_private_targets = true;
-    })
-    .await;
-    let receiver = Receiver::start();
-    receiver.answer_next(Answer::Hold);
-    with_affiliate_url(&app, &format!("{}/pb", receiver.base)).await;
+/// A clickback process on `app`'s Redis and key prefix, listening on
+/// `listen`, that sends deliveries (30 s request timeout) and nothing else
+/// of the test's.
+fn sending_process(app: &TestApp, listen: &str) -> std::process::Child {
+    sending_process_logging(app, listen, "warn", Stdio::null())
+}
+
+/// [`sending_process`] with its log filter and where its log goes.
+fn sending_process_logging(
+    app: &TestApp,
+    listen: &str,
+    log: &str,
+    stderr: Stdio,
+) -> std::process::Child {
     let Backend::Redis { url, prefix } = app.backend.clone() else {
         unreachable!("a Redis app")
     };
-    let mut sender = Command::new(env!("CARGO_BIN_EXE_clickback"))
+    Command::new(env!("CARGO_BIN_EXE_clickback"))
         .env_clear()
         .env("PATH", std::env::var_os("PATH").unwrap_or_default())
-        .env("CLICKBACK_LISTEN", "127.0.0.1:0")
+        .env("CLICKBACK_LISTEN", listen)
         .env("REDIS_URL", &url)
         .env("CLICKBACK_KEY_PREFIX", &prefix)
         .env("CLICKBACK_ALLOW_PRIVATE_TARGETS", "1")
         .env("CLICKBACK_DELIVERY_POLL_MS", "20")
         .env("CLICKBACK_DELIVERY_TIMEOUT_MS", "30000")
-        .env("RUST_LOG", "warn")
+        .env("RUST_LOG", log)
         .stdin(Stdio::null())
         .stdout(Stdio::null())
-        .stderr(Stdio::null())
+        .stderr(stderr)
         .spawn()
-        .expect("clickback starts");
+        .expect("clickback starts")
+}
+
+/// An app that takes postbacks but sends nothing (a clickback process
+/// sends), whose affiliate `a1` posts back to `receiver`.
+async fn app_leaving_deliveries_to_a_process(receiver: &Receiver) -> TestApp {
+    let app = spawn_app_tweaked(|s| {
+        s.delivery.concurrency = 0;
+        s.delivery.allow_private_targets = true;
+    })
+    .await;
+    with_affiliate_url(&app, &format!("{}/pb", receiver.base)).await;
+    app
+}
+
+#[tokio::test]
+async fn a_shut_down_instance_finishes_the_delivery_in_flight_before_it_exits() {
+    let receiver = Receiver::start();
+    receiver.answer_next(Answer::Hold);
+    let app = app_leaving_deliveries_to_a_process(&receiver).await;
+    let port = {
+        let probe = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        probe.local_addr().expect("address").port()
+    };
+    let mut sender =
+        sending_process_logging(&app, &format!("127.0.0.1:{port}"), "info", Stdio::piped());
+    let log = sender.stderr.take().expect("piped");
+    let (lines, said) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        use std::io::BufRead;
+        for line in std::io::BufReader::new(log).lines().map_while(Result::ok) {
+            if lines.send(line).is_err() {
+                return;
+            }
+        }
+    });
+    let up = eventually(WITHIN, || async {
+        std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
+    })
+    .await;
+    assert!(up.is_some(), "the sending instance listens");
+    let click_id = app.click_id("o1", "a1").await;
+    postback_ok(&app, &click_id, "").await;
+    receiver.wait_for(1, WITHIN).await;
+
+    let terminated = Command::new("kill")
+        .args(["-TERM", &sender.id().to_string()])
+        .status()
+        .expect("kill runs");
+    assert!(terminated.success());
+    // The HTTP server stops first; then the delivery worker, which says it
+    // waits for its attempt. Only then does the receiver answer.
+    let deadline = std::time::Instant::now() + WITHIN;
+    loop {
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        let line = said.recv_timeout(left).expect("the worker says it waits");
+        if line.contains("waiting up to") && line.contains("1 deliveries in flight") {
+            break;
+        }
+    }
+    assert!(
+        sender.try_wait().expect("status").is_none(),
+        "still running: the delivery in flight holds the shutdown"
+    );
+    receiver.release();
+
+    let exited = eventually(WITHIN, || {
+        let status = sender.try_wait().expect("status");
+        async move { status.is_some() }
+    })
+    .await;
+    assert!(exited.is_some(), "exits once the attempt is done");
+    let delivered = delivery_when(&app, "delivered", |d| d["state"] == "delivered").await;
+    assert_eq!(delivered["attempts"], 1, "recorded before the exit");
+}
+
+#[tokio::test]
+async fn a_killed_instance_leaves_its_delivery_to_another_instance_with_the_same_idempotency_key() {
+    let receiver = Receiver::start();
+    receiver.answer_next(Answer::Hold);
+    let app = app_leaving_deliveries_to_a_process(&receiver).await;
+    let mut sender = sending_process(&app, "127.0.0.1:0");
     let click_id = app.click_id("o1", "a1").await;
     let answer = postback_ok(&app, &click_id, "").await;
     let held = receiver.wait_for(1, WITHIN).await;
