@@ -13,7 +13,7 @@ use crate::domain::{AffiliateId, Money};
 use crate::error::ApiError;
 use crate::metrics::StoreOperation;
 use crate::state::AppState;
-use crate::store::{DeliveryCursor, DeliveryQuery, DeliveryScope, RetryOutcome};
+use crate::store::{DeliveryQuery, DeliveryScope, Position, RetryOutcome};
 
 /// Entries per page unless `limit` says otherwise.
 const DEFAULT_LIMIT: usize = 100;
@@ -81,7 +81,7 @@ struct DeliveryList<'a> {
 }
 
 /// `limit` and `cursor` of a listing.
-fn page(params: &Params) -> Result<(usize, Option<DeliveryCursor>), ApiError> {
+fn page(params: &Params) -> Result<(usize, Option<Position>), ApiError> {
     let limit = match params.get_nonempty(&["limit"])? {
         None => DEFAULT_LIMIT,
         Some(raw) => raw
@@ -97,15 +97,8 @@ fn page(params: &Params) -> Result<(usize, Option<DeliveryCursor>), ApiError> {
     let cursor = params
         .get_nonempty(&["cursor"])?
         .map(|raw| {
-            raw.split_once(':')
-                .and_then(|(score, id)| {
-                    let score = score.parse::<u64>().ok()?;
-                    DeliveryId::parse(id).ok()?;
-                    Some(DeliveryCursor {
-                        score,
-                        id: id.to_owned(),
-                    })
-                })
+            Position::from_cursor(raw)
+                .filter(|position| DeliveryId::parse(&position.id).is_ok())
                 .ok_or_else(|| {
                     ApiError::invalid("cursor is not one this API handed out (next_cursor)")
                 })
@@ -132,7 +125,7 @@ pub(super) async fn list(
         .inspect_err(|_| state.metrics.store_error(StoreOperation::ReadDeliveries))?;
     Ok(HttpResponse::Ok().json(DeliveryList {
         deliveries: page.deliveries.iter().map(DeliveryView::of).collect(),
-        next_cursor: page.next.map(|c| format!("{}:{}", c.score, c.id)),
+        next_cursor: page.next.as_ref().map(Position::to_cursor),
     }))
 }
 

@@ -12,9 +12,9 @@ use std::time::{Duration, Instant};
 use super::keys::counter_field;
 use super::{
     AuditLine, AuditPage, AuditRetention, CapEntry, ConfigData, ConversionLookup, ConversionPage,
-    ConversionQuery, DayCounters, DeliveryBacklog, DeliveryCursor, DeliveryPage, DeliveryQuery,
-    DeliveryScope, Lease, LogRetention, Position, PostbackLogKind, PostbackLogLine, RetryOutcome,
-    Store, StoreError, StoreFuture, MAX_CONVERSION_SCAN,
+    ConversionQuery, DayCounters, DeliveryBacklog, DeliveryPage, DeliveryQuery, DeliveryScope,
+    Lease, LogRetention, Position, PostbackLogKind, PostbackLogLine, RetryOutcome, Store,
+    StoreError, StoreFuture, MAX_CONVERSION_SCAN,
 };
 use crate::domain::conversion::{
     ConversionCommand, ConversionEntry, ConversionOutcome, ConversionRecord, ConversionStatus,
@@ -890,7 +890,7 @@ impl Store for MemoryStore {
     fn list_deliveries<'a>(&'a self, query: &'a DeliveryQuery) -> StoreFuture<'a, DeliveryPage> {
         ready(self.lock().map(|inner| {
             let now = Instant::now();
-            let mut entries: Vec<(DeliveryCursor, &Delivery)> = inner
+            let mut entries: Vec<(Position, &Delivery)> = inner
                 .deliveries
                 .values()
                 .filter(|q| q.expires > now)
@@ -907,18 +907,15 @@ impl Store for MemoryStore {
                             q.dead_at_ms.filter(|_| d.state == DeliveryState::Dead)
                         }
                     }?;
-                    let cursor = DeliveryCursor {
+                    let cursor = Position {
                         score,
                         id: d.id.as_str().to_owned(),
                     };
                     Some((cursor, d))
                 })
-                .filter(|(c, _)| match &query.after {
-                    None => true,
-                    Some(after) => (c.score, &c.id) < (after.score, &after.id),
-                })
+                .filter(|(c, _)| query.after.as_ref().is_none_or(|after| c < after))
                 .collect();
-            entries.sort_by(|(a, _), (b, _)| (b.score, &b.id).cmp(&(a.score, &a.id)));
+            entries.sort_by(|(a, _), (b, _)| b.cmp(a));
             let next = (entries.len() > query.limit)
                 .then(|| entries[query.limit - 1].0.clone())
                 .filter(|_| query.limit > 0);

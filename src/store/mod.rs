@@ -201,16 +201,6 @@ pub enum DeliveryScope {
     Dead,
 }
 
-/// A position in a delivery listing: the entry's index score and id. The
-/// next page starts after it.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct DeliveryCursor {
-    /// The index score (creation or death time, ms).
-    pub score: u64,
-    /// The delivery id, which orders entries of one score.
-    pub id: String,
-}
-
 /// A listing request.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct DeliveryQuery {
@@ -219,7 +209,7 @@ pub struct DeliveryQuery {
     /// Entries at most.
     pub limit: usize,
     /// Start after this entry (the previous page's `next`).
-    pub after: Option<DeliveryCursor>,
+    pub after: Option<Position>,
 }
 
 /// One page of deliveries.
@@ -228,7 +218,7 @@ pub struct DeliveryPage {
     /// Newest first.
     pub deliveries: Vec<Delivery>,
     /// Where the next page starts; `None` at the end.
-    pub next: Option<DeliveryCursor>,
+    pub next: Option<Position>,
 }
 
 /// The size of the delivery queue.
@@ -245,7 +235,7 @@ pub struct DeliveryBacklog {
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub struct Position {
     /// The index score: creation time (conversions: Unix seconds; audit
-    /// entries: milliseconds).
+    /// entries and deliveries: milliseconds; dead deliveries: time of death).
     pub score: u64,
     /// The entry's id, which orders entries of one score.
     pub id: String,
@@ -264,7 +254,7 @@ impl Position {
             && id.len() <= 64
             && id
                 .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'));
         let score = score.parse().ok()?;
         valid_id.then(|| Self {
             score,

@@ -5,6 +5,7 @@
 use redis::aio::ConnectionLike;
 
 use super::connection::{corrupt, unavailable};
+use super::paging;
 use crate::store::keys::Keys;
 use crate::store::{AuditLine, AuditPage, AuditRetention, Position, StoreError};
 
@@ -44,40 +45,26 @@ pub(super) async fn list_audit<C: ConnectionLike + Send>(
     let key = keys.audit();
     let want = limit + 1;
     let mut pipe = redis::pipe();
-    match after {
-        None => {
-            pipe.zrevrangebyscore_limit_withscores(&key, "+inf", "-inf", 0, want as isize);
-        }
-        Some(cursor) => {
-            pipe.zrevrangebyscore_withscores(&key, cursor.score, cursor.score);
-            pipe.zrevrangebyscore_limit_withscores(
-                &key,
-                format!("({}", cursor.score),
-                "-inf",
-                0,
-                want as isize,
-            );
-        }
-    }
+    paging::queue(&mut pipe, &key, after, None, "-inf", want);
     let batches: Vec<Vec<(String, f64)>> = pipe.query_async(conn).await.map_err(unavailable)?;
-    let mut entries = batches
+    let entries = batches
         .into_iter()
-        .flatten()
-        .map(|(member, score)| {
-            let (id, json) = member
+        .flat_map(paging::positions)
+        .map(|position| {
+            let (id, json) = position
+                .id
                 .split_once(' ')
                 .ok_or_else(|| corrupt("audit entry"))?;
             Ok((
                 Position {
-                    score: score as u64,
+                    score: position.score,
                     id: id.to_owned(),
                 },
                 json.to_owned(),
             ))
         })
         .collect::<Result<Vec<_>, StoreError>>()?;
-    entries.retain(|(position, _)| after.is_none_or(|after| position < after));
-    entries.sort_by(|a, b| b.0.cmp(&a.0));
+    let mut entries = paging::newest_first(entries, after, |(position, _)| position);
     let next = if entries.len() > limit {
         entries.truncate(limit);
         entries.last().map(|(position, _)| position.clone())

@@ -12,6 +12,7 @@ use std::sync::LazyLock;
 use redis::aio::ConnectionLike;
 
 use super::connection::{corrupt, unavailable};
+use super::paging;
 use crate::domain::conversion::{
     ConversionCommand, ConversionEntry, ConversionOutcome, ConversionRecord, ConversionStatus,
     RejectReason, StatusChange,
@@ -246,47 +247,26 @@ async fn index_round<C: ConnectionLike + Send>(
 ) -> Result<(Vec<Candidate>, bool), StoreError> {
     let mut pipe = redis::pipe();
     for i in 0..SHARD_COUNT {
-        let key = keys.conversion_index(shard_char(i));
-        match after {
-            None => {
-                pipe.zrevrangebyscore_limit_withscores(
-                    &key,
-                    format!("({}", query.to),
-                    query.from,
-                    0,
-                    want as isize,
-                );
-            }
-            Some(cursor) => {
-                pipe.zrevrangebyscore_withscores(&key, cursor.score, cursor.score);
-                pipe.zrevrangebyscore_limit_withscores(
-                    &key,
-                    format!("({}", cursor.score),
-                    query.from,
-                    0,
-                    want as isize,
-                );
-            }
-        }
+        paging::queue(
+            &mut pipe,
+            &keys.conversion_index(shard_char(i)),
+            after,
+            Some(query.to),
+            query.from,
+            want,
+        );
     }
     let batches: Vec<Vec<(String, f64)>> = pipe.query_async(conn).await.map_err(unavailable)?;
-    let per_shard = if after.is_some() { 2 } else { 1 };
-    let mut candidates: Vec<Candidate> = batches
+    let per_shard = paging::commands_per_set(after);
+    let candidates: Vec<Candidate> = batches
         .into_iter()
         .enumerate()
         .flat_map(|(i, batch)| {
             let shard = shard_char(i / per_shard);
-            batch.into_iter().map(move |(id, score)| Candidate {
-                position: Position {
-                    score: score as u64,
-                    id,
-                },
-                shard,
-            })
+            paging::positions(batch).map(move |position| Candidate { position, shard })
         })
-        .filter(|c| after.is_none_or(|after| c.position < *after))
         .collect();
-    candidates.sort_by(|a, b| b.position.cmp(&a.position));
+    let mut candidates = paging::newest_first(candidates, after, |c| &c.position);
     candidates.dedup_by(|a, b| a.position == b.position);
     let more = candidates.len() > want;
     candidates.truncate(want);

@@ -14,6 +14,7 @@ use std::sync::LazyLock;
 use redis::aio::ConnectionLike;
 
 use super::connection::{corrupt, unavailable};
+use super::paging;
 use crate::domain::delivery::{
     AttemptRecord, AttemptReport, Delivery, DeliveryContext, DeliveryId, DeliveryState,
 };
@@ -21,8 +22,8 @@ use crate::domain::ids::{shard_char, SHARD_COUNT};
 use crate::domain::{AffiliateId, ConversionStatus, Money, OfferId};
 use crate::store::keys::Keys;
 use crate::store::{
-    DeliveryBacklog, DeliveryCursor, DeliveryPage, DeliveryQuery, DeliveryScope, Lease,
-    RetryOutcome, StoreError,
+    DeliveryBacklog, DeliveryPage, DeliveryQuery, DeliveryScope, Lease, Position, RetryOutcome,
+    StoreError,
 };
 
 static CLAIM_SCRIPT: LazyLock<redis::Script> =
@@ -173,40 +174,21 @@ pub(super) async fn list_deliveries<C: ConnectionLike + Send>(
         DeliveryScope::Pending => keys.deliveries_pending(shard),
         DeliveryScope::Dead => keys.deliveries_dead(shard),
     };
-    let per_shard = query.limit + 1;
+    let want = query.limit + 1;
     let mut pipe = redis::pipe();
     for i in 0..SHARD_COUNT {
-        let key = index(shard_char(i));
-        match &query.after {
-            None => {
-                pipe.zrevrangebyscore_limit_withscores(&key, "+inf", "-inf", 0, per_shard as isize);
-            }
-            Some(cursor) => {
-                pipe.zrevrangebyscore_withscores(&key, cursor.score, cursor.score);
-                pipe.zrevrangebyscore_limit_withscores(
-                    &key,
-                    format!("({}", cursor.score),
-                    "-inf",
-                    0,
-                    per_shard as isize,
-                );
-            }
-        }
+        paging::queue(
+            &mut pipe,
+            &index(shard_char(i)),
+            query.after.as_ref(),
+            None,
+            "-inf",
+            want,
+        );
     }
     let batches: Vec<Vec<(String, f64)>> = pipe.query_async(conn).await.map_err(unavailable)?;
-    let mut entries: Vec<DeliveryCursor> = batches
-        .into_iter()
-        .flatten()
-        .map(|(id, score)| DeliveryCursor {
-            score: score as u64,
-            id,
-        })
-        .filter(|entry| match &query.after {
-            None => true,
-            Some(after) => (entry.score, &entry.id) < (after.score, &after.id),
-        })
-        .collect();
-    entries.sort_by(|a, b| (b.score, &b.id).cmp(&(a.score, &a.id)));
+    let entries: Vec<Position> = batches.into_iter().flat_map(paging::positions).collect();
+    let mut entries = paging::newest_first(entries, query.after.as_ref(), |p| p);
     entries.dedup();
     let next = if entries.len() > query.limit {
         entries.truncate(query.limit);

@@ -42,6 +42,7 @@ mod conversions;
 mod counters;
 mod deliveries;
 mod logs;
+mod paging;
 
 use std::collections::HashMap;
 use std::sync::Arc;
