@@ -166,9 +166,11 @@ fn default_of(name: &str) -> &'static str {
 pub fn help_text() -> String {
     let mut text = format!(
         "clickback {}: server-to-server (postback) affiliate tracker\n\n\
-         Usage: clickback            run the server\n       \
-         clickback --help     print this help\n       \
-         clickback --version  print the version\n\n\
+         Usage: clickback                run the server\n       \
+         clickback --help         print this help\n       \
+         clickback --version      print the version\n       \
+         clickback --healthcheck  exit 0 if the clickback on CLICKBACK_LISTEN answers\n                                \
+         GET /healthz with 200, else 1 (for container health checks)\n\n\
          Configuration comes from environment variables (an empty value counts as unset):\n",
         env!("CARGO_PKG_VERSION")
     );
