@@ -8,6 +8,7 @@ mod bad_input;
 mod click;
 mod conversions;
 mod deliveries;
+mod deploy_files;
 mod dialects;
 mod fault;
 mod health_metrics;

@@ -18,9 +18,9 @@ use crate::helpers::*;
 const LIMIT: Duration = Duration::from_secs(30);
 
 /// A `clickback` process on a free loopback port, killed when dropped.
-struct Clickback {
+pub(crate) struct Clickback {
     child: Child,
-    port: u16,
+    pub(crate) port: u16,
     /// Every line it wrote to stderr so far, for failure messages.
     log: Arc<Mutex<Vec<String>>>,
 }
@@ -28,7 +28,7 @@ struct Clickback {
 impl Clickback {
     /// Starts the binary with nothing from the caller's environment but
     /// `PATH`, `vars` on top, and waits until it names its port.
-    fn start(vars: &[(&str, &str)]) -> Self {
+    pub(crate) fn start(vars: &[(&str, &str)]) -> Self {
         let mut child = Command::new(env!("CARGO_BIN_EXE_clickback"))
             .env_clear()
             .env("PATH", std::env::var_os("PATH").unwrap_or_default())
@@ -67,7 +67,7 @@ impl Clickback {
     }
 
     /// What it logged so far.
-    fn log(&self) -> String {
+    pub(crate) fn log(&self) -> String {
         self.log.lock().expect("log lock").join("\n")
     }
 
