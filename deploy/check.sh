@@ -33,7 +33,7 @@ if ! command -v promtool >/dev/null 2>&1; then
   as_root apt-get update -qq
   DEBIAN_FRONTEND=noninteractive as_root apt-get install -y -qq --no-install-recommends prometheus >/dev/null
 fi
-if ! command -v kubernetes-validate >/dev/null 2>&1; then
+if ! python3 -c 'import kubernetes_validate' 2>/dev/null; then
   echo "--- installing kubernetes-validate"
   python3 -m pip install --quiet kubernetes-validate
 fi
@@ -65,7 +65,7 @@ promtool check rules prometheus/alerts.yaml
 
 echo "--- kubernetes-validate (Kubernetes ${KUBERNETES_VERSION})"
 # Warnings for kinds without a schema are expected (see above); failures are not.
-kubernetes-validate --strict -k "${KUBERNETES_VERSION}" k8s/*.yaml
+python3 -m kubernetes_validate --strict -k "${KUBERNETES_VERSION}" k8s/*.yaml
 
 echo "--- docker compose config"
 if docker compose version >/dev/null 2>&1; then
