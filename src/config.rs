@@ -76,6 +76,11 @@ pub const VARIABLES: &[Variable] = &[
         "how often each instance checks for offer/affiliate changes (at least 10)",
     ),
     row(
+        "CLICKBACK_SHUTDOWN_TIMEOUT_SECS",
+        "10",
+        "on SIGTERM clickback stops accepting connections and gives requests in flight this long to finish before it closes them; then the background writers flush (at least 1)",
+    ),
+    row(
         "CLICKBACK_BODY_TIMEOUT_MS",
         "10000",
         "a request body must arrive whole within this, else 408 and the connection is closed",
@@ -161,9 +166,11 @@ fn default_of(name: &str) -> &'static str {
 pub fn help_text() -> String {
     let mut text = format!(
         "clickback {}: server-to-server (postback) affiliate tracker\n\n\
-         Usage: clickback            run the server\n       \
-         clickback --help     print this help\n       \
-         clickback --version  print the version\n\n\
+         Usage: clickback                run the server\n       \
+         clickback --help         print this help\n       \
+         clickback --version      print the version\n       \
+         clickback --healthcheck  exit 0 if the clickback on CLICKBACK_LISTEN answers\n                                \
+         GET /healthz with 200, else 1 (for container health checks)\n\n\
          Configuration comes from environment variables (an empty value counts as unset):\n",
         env!("CARGO_PKG_VERSION")
     );
@@ -392,6 +399,10 @@ pub struct Settings {
     pub store_timeout: Duration,
     /// Period of the config version poll.
     pub config_refresh: Duration,
+    /// How long a graceful shutdown (SIGTERM) waits for requests in flight
+    /// before closing their connections: long enough for a slow postback,
+    /// short enough to fit the orchestrator's grace period.
+    pub shutdown_timeout: Duration,
     /// Bound on reading a whole request body, so that a client trickling
     /// bytes cannot hold a connection and a handler forever.
     pub body_timeout: Duration,
@@ -472,6 +483,7 @@ impl Default for Settings {
             redis_pool_size: 64,
             store_timeout: Duration::from_millis(1000),
             config_refresh: Duration::from_millis(1000),
+            shutdown_timeout: Duration::from_secs(10),
             body_timeout: Duration::from_millis(10_000),
             trusted_proxies: Vec::new(),
             public_url: None,
@@ -615,6 +627,10 @@ impl Settings {
                 .number("CLICKBACK_CONFIG_REFRESH_MS", 10)?
                 .map(Duration::from_millis)
                 .unwrap_or(defaults.config_refresh),
+            shutdown_timeout: env
+                .number("CLICKBACK_SHUTDOWN_TIMEOUT_SECS", 1)?
+                .map(Duration::from_secs)
+                .unwrap_or(defaults.shutdown_timeout),
             body_timeout: env
                 .number("CLICKBACK_BODY_TIMEOUT_MS", 1)?
                 .map(Duration::from_millis)
@@ -844,6 +860,21 @@ mod tests {
                 variable.name
             );
         }
+    }
+
+    #[test]
+    fn the_shutdown_timeout_is_read_in_seconds_and_zero_is_refused_naming_it() {
+        let read = settings(&[("CLICKBACK_SHUTDOWN_TIMEOUT_SECS", "25")]).expect("valid");
+        assert_eq!(read.shutdown_timeout, Duration::from_secs(25));
+        assert_eq!(
+            settings(&[]).expect("defaults").shutdown_timeout,
+            Duration::from_secs(10)
+        );
+
+        let error = settings(&[("CLICKBACK_SHUTDOWN_TIMEOUT_SECS", "0")]).expect_err("zero");
+
+        assert_eq!(error.variable, "CLICKBACK_SHUTDOWN_TIMEOUT_SECS");
+        assert!(error.fix.contains("default (10)"), "{}", error.fix);
     }
 
     #[test]

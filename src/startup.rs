@@ -288,7 +288,7 @@ impl Application {
         })
         .workers(settings.workers)
         .backlog(4096)
-        .shutdown_timeout(10)
+        .shutdown_timeout(settings.shutdown_timeout.as_secs())
         .listen(listener)?
         .run();
 
@@ -322,9 +322,14 @@ impl Application {
         self.state.clone()
     }
 
-    /// Serves until the server stops (SIGINT/SIGTERM, handled by actix),
-    /// then stops the background tasks, each draining what it holds (the
-    /// postback log, the unique-click counts).
+    /// Serves until the server stops, then stops the background tasks, each
+    /// draining what it holds (the postback log, the unique-click counts,
+    /// keys' last use, deliveries in flight).
+    ///
+    /// Signals are handled by actix: SIGTERM (what `docker stop` and
+    /// Kubernetes send) closes the listener at once and gives open
+    /// connections `CLICKBACK_SHUTDOWN_TIMEOUT_SECS` to finish before they
+    /// are closed; SIGINT and SIGQUIT close them at once.
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
         let result = self.server.await;
         self.background.stop().await;
