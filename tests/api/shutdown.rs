@@ -149,17 +149,40 @@ fn content_length(head: &str) -> Option<usize> {
 }
 
 /// Sends the head of `POST /postback` with `body` announced whole but only
-/// its first half written: a request in flight, waiting for the rest.
+/// its first half written: a request in flight, waiting for the rest. The
+/// head asks `Expect: 100-continue`, and the half is sent once the server
+/// answers `100 Continue`: the handler is then reading the body, so the
+/// request is in flight for certain (not bytes the server has yet to read
+/// when a test stops it).
 async fn start_postback(stream: &mut TcpStream, body: &str) -> usize {
     let half = body.len() / 2;
     let head = format!(
         "POST /postback HTTP/1.1\r\nHost: clickback\r\nConnection: close\r\n\
-         Content-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\n\r\n{}",
+         Expect: 100-continue\r\n\
+         Content-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\n\r\n",
         body.len(),
-        &body[..half]
     );
     stream
         .write_all(head.as_bytes())
+        .await
+        .expect("send the head");
+    let mut seen = Vec::new();
+    let mut byte = [0u8; 1];
+    while !seen.ends_with(b"\r\n\r\n") {
+        let read = tokio::time::timeout(LIMIT, stream.read(&mut byte))
+            .await
+            .expect("100 Continue in time")
+            .expect("read");
+        assert_eq!(read, 1, "connection closed before 100 Continue");
+        seen.push(byte[0]);
+    }
+    assert!(
+        seen.starts_with(b"HTTP/1.1 100"),
+        "{}",
+        String::from_utf8_lossy(&seen)
+    );
+    stream
+        .write_all(body[..half].as_bytes())
         .await
         .expect("send the first half");
     half
