@@ -251,3 +251,37 @@ async fn a_click_made_before_a_clickback_restart_converts_after_it() {
     assert_eq!(totals[0]["conversions"], 1);
     assert_eq!(totals[0]["payout"], "2.5");
 }
+
+#[tokio::test]
+async fn a_slow_redis_within_the_store_timeout_still_answers_reports_and_listings() {
+    // Arrange: a store bound of 5 s; then the app's own Redis (not the
+    // shared one: other tests must not wait) holds every client for 1.2 s.
+    let server = RedisServer::start();
+    let backend = Backend::Redis {
+        url: server.url(),
+        prefix: random_prefix(),
+    };
+    let Backend::Redis { url, prefix } = &backend else {
+        unreachable!()
+    };
+    let mut settings = test_settings(Some(url.clone()), prefix);
+    settings.store_timeout = Duration::from_secs(5);
+    let app = spawn_app_with(backend.clone(), settings).await;
+    app.with_offer_and_affiliate().await;
+    let click_id = app.click_id("o1", "a1").await;
+    postback_ok(&app, &click_id, "").await;
+    let _: () = redis::cmd("CLIENT")
+        .arg("PAUSE")
+        .arg(1200)
+        .arg("ALL")
+        .query(&mut app.redis())
+        .expect("CLIENT PAUSE");
+
+    // Act
+    let rows = app.stats("group_by=offer").await;
+    let deliveries = app.admin_get("/api/v1/deliveries?state=pending").await;
+
+    // Assert: slower than the client's own 500 ms default, inside the bound.
+    assert_eq!(rows[0]["conversions"], 1, "{rows:?}");
+    assert_eq!(deliveries.status(), 200);
+}

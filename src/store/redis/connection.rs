@@ -12,8 +12,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Weak};
 use std::time::Duration;
 
-use deadpool_redis::{Config, Pool, PoolConfig, Runtime, Timeouts};
+use deadpool_redis::{Manager, Pool, PoolConfig, Runtime, Timeouts};
 use redis::aio::{ConnectionLike, ConnectionManager, ConnectionManagerConfig};
+use redis::AsyncConnectionConfig;
 
 use super::RedisStore;
 use crate::store::StoreError;
@@ -51,20 +52,28 @@ impl RedisStore {
 }
 
 /// The pool for bulk reads: at most `size` connections, and no wait for one
-/// (to check out, create or recycle) longer than `timeout`.
+/// (to check out, create or recycle) longer than `timeout`. Its connections
+/// wait `timeout` for an answer too: the client's own default (500 ms) would
+/// cut a year of stats, or a listing on a loaded Redis, short of the bound
+/// `CLICKBACK_STORE_TIMEOUT_MS` promises.
 pub(super) fn pool(url: &str, size: usize, timeout: Duration) -> Result<Pool, StoreError> {
-    let mut config = Config::from_url(url);
-    config.pool = Some(PoolConfig {
-        max_size: size,
-        timeouts: Timeouts {
-            wait: Some(timeout),
-            create: Some(timeout),
-            recycle: Some(timeout),
-        },
-        ..PoolConfig::default()
-    });
-    config
-        .create_pool(Some(Runtime::Tokio1))
+    let connections = AsyncConnectionConfig::new()
+        .set_connection_timeout(Some(timeout))
+        .set_response_timeout(Some(timeout));
+    let manager = Manager::new_with_config(url, connections)
+        .map_err(|e| StoreError::unavailable("setting up the Redis pool (REDIS_URL)", e))?;
+    Pool::builder(manager)
+        .config(PoolConfig {
+            max_size: size,
+            timeouts: Timeouts {
+                wait: Some(timeout),
+                create: Some(timeout),
+                recycle: Some(timeout),
+            },
+            ..PoolConfig::default()
+        })
+        .runtime(Runtime::Tokio1)
+        .build()
         .map_err(|e| StoreError::unavailable("setting up the Redis pool (REDIS_URL)", e))
 }
 
