@@ -182,7 +182,7 @@ async fn start_postback(stream: &mut TcpStream, body: &str) -> usize {
         String::from_utf8_lossy(&seen)
     );
     stream
-        .write_all(body[..half].as_bytes())
+        .write_all(&body.as_bytes()[..half])
         .await
         .expect("send the first half");
     half
