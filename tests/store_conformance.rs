@@ -23,7 +23,7 @@ use clickback::domain::{
 use clickback::store::keys::{counter_field, Keys};
 use clickback::store::{
     AuditLine, AuditRetention, ConversionFilter, ConversionQuery, DeliveryQuery, DeliveryScope,
-    Lease, LogRetention, MemoryStore, PostbackLogKind, PostbackLogLine, RedisStore, RetryOutcome,
+    Lease, LogRetention, MemoryStore, PostbackLogKind, PostbackLogLine, RetryOutcome,
     Store,
 };
 
@@ -44,8 +44,7 @@ impl Drop for Subject {
 fn redis_store() -> Subject {
     let url = redis_server::shared_redis_url();
     let prefix = redis_server::random_prefix();
-    let store = RedisStore::new(&url, Keys::new(prefix.clone()), 16, Duration::from_secs(2))
-        .expect("store");
+    let store = redis_server::open_store(&url, Keys::new(prefix.clone()), 16, Duration::from_secs(2));
     Subject {
         store: Arc::new(store),
         cleanup: Some((url, prefix)),
@@ -805,11 +804,7 @@ async fn unique_counts_reach_redis_in_the_background_and_exactly() {
     // Straight from Redis, not through read_counters (which flushes first).
     let (url, prefix) = subject.cleanup.clone().expect("a redis subject");
     let keys = Keys::new(prefix);
-    let client = redis::Client::open(url).expect("client");
-    let mut conn = client
-        .get_multiplexed_async_connection()
-        .await
-        .expect("connection");
+    let mut conn = redis_server::connect(&url).expect("connection");
     let field = counter_field("o1", "a1", Counter::UniqueClicks);
     tokio::time::timeout(Duration::from_secs(10), store.write_behind_ready())
         .await
@@ -821,8 +816,7 @@ async fn unique_counts_reach_redis_in_the_background_and_exactly() {
         let n: Option<i64> = redis::cmd("HGET")
             .arg(&key)
             .arg(&field)
-            .query_async(&mut conn)
-            .await
+            .query(&mut conn)
             .expect("HGET");
         written += n.unwrap_or(0);
     }

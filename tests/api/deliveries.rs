@@ -466,7 +466,7 @@ async fn a_killed_instance_leaves_its_delivery_to_another_instance_with_the_same
         .env_clear()
         .env("PATH", std::env::var_os("PATH").unwrap_or_default())
         .env("CLICKBACK_LISTEN", "127.0.0.1:0")
-        .env("REDIS_URL", &url)
+        .env(redis_server::target_variable(&url), &url)
         .env("CLICKBACK_KEY_PREFIX", &prefix)
         .env("CLICKBACK_ALLOW_PRIVATE_TARGETS", "1")
         .env("CLICKBACK_DELIVERY_POLL_MS", "20")
