@@ -23,8 +23,7 @@ use clickback::domain::{
 use clickback::store::keys::{counter_field, Keys};
 use clickback::store::{
     AuditLine, AuditRetention, ConversionFilter, ConversionQuery, DeliveryQuery, DeliveryScope,
-    Lease, LogRetention, MemoryStore, PostbackLogKind, PostbackLogLine, RetryOutcome,
-    Store,
+    Lease, LogRetention, MemoryStore, PostbackLogKind, PostbackLogLine, RetryOutcome, Store,
 };
 
 /// A store under test; for Redis, the prefix is deleted afterwards.
@@ -44,7 +43,8 @@ impl Drop for Subject {
 fn redis_store() -> Subject {
     let url = redis_server::shared_redis_url();
     let prefix = redis_server::random_prefix();
-    let store = redis_server::open_store(&url, Keys::new(prefix.clone()), 16, Duration::from_secs(2));
+    let store =
+        redis_server::open_store(&url, Keys::new(prefix.clone()), 16, Duration::from_secs(2));
     Subject {
         store: Arc::new(store),
         cleanup: Some((url, prefix)),

@@ -6,6 +6,7 @@ mod admin;
 mod audit;
 mod bad_input;
 mod click;
+mod cluster;
 mod conversions;
 mod deliveries;
 mod dialects;

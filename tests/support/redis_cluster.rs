@@ -99,13 +99,19 @@ impl RedisCluster {
     }
 
     fn launch(&self, node: &Node, node_timeout_ms: u64) {
+        // Each node keeps its nodes.conf in a directory of its own, which
+        // its watchdog removes once the node is gone (the shared cluster is
+        // never dropped: it ends with the test process).
+        let dir = self.dir.join(node.port.to_string());
+        std::fs::create_dir_all(&dir).expect("node dir");
         let script = format!(
             "{} --port {port} --bind 127.0.0.1 --cluster-enabled yes \
-             --cluster-config-file nodes-{port}.conf --cluster-node-timeout {node_timeout_ms} \
-             --dir '{}' --save '' --appendonly no --daemonize no --loglevel warning \
-             & pid=$!; read _; kill -9 $pid; wait $pid 2>/dev/null",
+             --cluster-config-file nodes.conf --cluster-node-timeout {node_timeout_ms} \
+             --dir '{dir}' --save '' --appendonly no --daemonize no --loglevel warning \
+             & pid=$!; read _; kill -9 $pid; wait $pid 2>/dev/null; rm -rf '{dir}'; rmdir '{parent}' 2>/dev/null",
             server(),
-            self.dir.display(),
+            dir = dir.display(),
+            parent = self.dir.display(),
             port = node.port,
         );
         let child = Command::new("sh")
@@ -280,7 +286,11 @@ impl RedisCluster {
             .port;
         let output = Command::new(cli())
             .arg("--cluster")
-            .args(words.iter().map(|w| w.replace("{node}", &format!("127.0.0.1:{port}"))))
+            .args(
+                words
+                    .iter()
+                    .map(|w| w.replace("{node}", &format!("127.0.0.1:{port}"))),
+            )
             .stdin(Stdio::null())
             .output()
             .expect("redis-cli runs");

@@ -60,12 +60,13 @@ impl RedisStore {
         op: impl AsyncFnOnce(&mut Conn) -> Result<T, StoreError>,
     ) -> Result<T, StoreError> {
         let work = async {
-            let mut conn = match &self.bulk {
-                Bulk::Pool(pool) => Conn::Pooled(pool.get().await.map_err(|e| {
-                    StoreError::unavailable("taking a pooled Redis connection", e)
-                })?),
-                Bulk::Cluster(connections) => connections.current()?,
-            };
+            let mut conn =
+                match &self.bulk {
+                    Bulk::Pool(pool) => Conn::Pooled(pool.get().await.map_err(|e| {
+                        StoreError::unavailable("taking a pooled Redis connection", e)
+                    })?),
+                    Bulk::Cluster(connections) => connections.current()?,
+                };
             op(&mut conn).await
         };
         tokio::time::timeout(self.timeout, work)
@@ -278,9 +279,7 @@ impl PerRuntimeConnections {
             let conn = match &self.target {
                 Target::Single { client, config } => CachedConn::Single(
                     ConnectionManager::new_lazy_with_config(client.clone(), config.clone())
-                        .map_err(|e| {
-                            StoreError::unavailable("setting up a Redis connection", e)
-                        })?,
+                        .map_err(|e| StoreError::unavailable("setting up a Redis connection", e))?,
                 ),
                 Target::Cluster { client, config } => CachedConn::Cluster(
                     client.get_pending_async_connection_with_config(config.clone()),

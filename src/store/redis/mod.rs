@@ -112,7 +112,11 @@ impl RedisStore {
     /// of its nodes; more than one, so that one down node cannot keep
     /// clickback from finding the others) belong to (`REDIS_CLUSTER_NODES`).
     /// Connects lazily, so clickback starts even while the cluster is down.
-    pub fn new_cluster(nodes: &[String], keys: Keys, timeout: Duration) -> Result<Self, StoreError> {
+    pub fn new_cluster(
+        nodes: &[String],
+        keys: Keys,
+        timeout: Duration,
+    ) -> Result<Self, StoreError> {
         let hot = PerRuntimeConnections::open_cluster(nodes, timeout)?;
         let bulk = Bulk::Cluster(hot.separate());
         Ok(Self::with_connections(hot, bulk, keys, timeout))
