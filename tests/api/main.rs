@@ -13,6 +13,7 @@ mod dialects;
 mod fault;
 mod health_metrics;
 mod helpers;
+mod instances;
 mod integrity;
 mod keys;
 mod offer_rules;
