@@ -239,7 +239,7 @@ pub enum Inspector {
     /// One Redis.
     Single(redis::Connection),
     /// A cluster.
-    Cluster(redis::cluster::ClusterConnection),
+    Cluster(Box<redis::cluster::ClusterConnection>),
 }
 
 impl redis::ConnectionLike for Inspector {
@@ -298,7 +298,7 @@ pub fn connect(target: &str) -> redis::RedisResult<Inspector> {
             .connection_timeout(Duration::from_secs(2))
             .response_timeout(Duration::from_secs(5))
             .build()?;
-        Ok(Inspector::Cluster(client.get_connection()?))
+        Ok(Inspector::Cluster(Box::new(client.get_connection()?)))
     } else {
         let client = redis::Client::open(target)?;
         Ok(Inspector::Single(
@@ -327,7 +327,7 @@ pub fn delete_prefix(url: &str, prefix: &str) {
         for key in &keys {
             pipe.del(key).ignore();
         }
-        let _: Result<(), _> = pipe.query(conn);
+        let _: Result<(), _> = pipe.query(conn.as_mut());
         return;
     }
     for chunk in keys.chunks(500) {

@@ -147,7 +147,6 @@ pub(super) fn pool(url: &str, size: usize, timeout: Duration) -> Result<Pool, St
 }
 
 /// What [`PerRuntimeConnections`] connects to.
-#[derive(Clone)]
 enum Target {
     /// One Redis.
     Single {
@@ -173,8 +172,8 @@ enum Target {
 /// the cached connections.
 #[derive(Clone)]
 pub(super) struct PerRuntimeConnections {
-    /// One Redis or a cluster.
-    target: Target,
+    /// One Redis or a cluster (shared by clones: a cluster client is large).
+    target: Arc<Target>,
     /// Tells this store's cached connections apart from other stores' on the same thread.
     store_id: u64,
     /// Dropped with the store, so threads can drop its cached connections.
@@ -221,7 +220,7 @@ impl PerRuntimeConnections {
             .set_min_delay(Duration::from_millis(10))
             .set_max_delay(Duration::from_millis(250));
         Ok(Self {
-            target: Target::Single { client, config },
+            target: Arc::new(Target::Single { client, config }),
             store_id: next_store_id(),
             alive: Arc::new(()),
         })
@@ -246,7 +245,7 @@ impl PerRuntimeConnections {
             .set_connection_timeout(timeout)
             .set_response_timeout(timeout);
         Ok(Self {
-            target: Target::Cluster { client, config },
+            target: Arc::new(Target::Cluster { client, config }),
             store_id: next_store_id(),
             alive: Arc::new(()),
         })
@@ -256,7 +255,7 @@ impl PerRuntimeConnections {
     /// with this one.
     pub(super) fn separate(&self) -> Self {
         Self {
-            target: self.target.clone(),
+            target: Arc::clone(&self.target),
             store_id: next_store_id(),
             alive: Arc::new(()),
         }
@@ -276,7 +275,7 @@ impl PerRuntimeConnections {
             }
             // Connections of a finished runtime or a dropped store are dead weight.
             cached.retain(|c| c.runtime == runtime && c.alive.strong_count() > 0);
-            let conn = match &self.target {
+            let conn = match self.target.as_ref() {
                 Target::Single { client, config } => CachedConn::Single(
                     ConnectionManager::new_lazy_with_config(client.clone(), config.clone())
                         .map_err(|e| StoreError::unavailable("setting up a Redis connection", e))?,
