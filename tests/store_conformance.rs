@@ -756,6 +756,43 @@ conformance!(
     }
 );
 
+conformance!(
+    a_backlog_of_twenty_thousand_log_entries_is_filed_in_one_batch_keeping_the_newest,
+    |store: Arc<dyn Store>| async move {
+        // A batch that queued up while Redis was away: one log, 20,000
+        // entries, 5,000 kept.
+        let offer = offer_id();
+        let retention = LogRetention {
+            keep: 5_000,
+            ttl_secs: 3600,
+        };
+        let backlog = (0..20_000)
+            .map(|i| {
+                log_line(
+                    Some(offer.clone()),
+                    PostbackLogKind::Accepted,
+                    format!("{{\"n\":{i}}}"),
+                )
+            })
+            .collect();
+
+        store
+            .append_postback_logs(backlog, retention)
+            .await
+            .expect("the whole batch is filed");
+
+        let kept = store
+            .read_postback_log(Some(&offer), PostbackLogKind::Accepted, 6_000)
+            .await
+            .expect("read");
+        let expected: Vec<String> = (15_000..20_000)
+            .rev()
+            .map(|i| format!("{{\"n\":{i}}}"))
+            .collect();
+        assert_eq!(kept, expected, "the newest 5,000, newest first");
+    }
+);
+
 conformance!(a_rule_rejection_keeps_its_reason, |store: Arc<
     dyn Store,
 >| async move {

@@ -163,3 +163,33 @@ async fn run_group(
         ))),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn commands_are_grouped_by_the_slot_of_their_key_in_pipeline_order() {
+        let mut pipe = redis::pipe();
+        pipe.hincr("cb:{a}:st:1", "f", 1)
+            .hgetall("cb:{b}:st:1")
+            .lpush("cb:{a}:log", "x")
+            .hgetall("cb:{b}:st:2");
+        let commands: Vec<&Cmd> = pipe.cmd_iter().collect();
+
+        let groups = group_by_slot(&commands).expect("every command names a key");
+
+        assert_eq!(groups, vec![vec![0, 2], vec![1, 3]]);
+    }
+
+    #[test]
+    fn a_pipelined_command_without_a_key_is_refused_rather_than_sent_anywhere() {
+        let mut pipe = redis::pipe();
+        pipe.hgetall("cb:{a}:st:1").cmd("PING");
+        let commands: Vec<&Cmd> = pipe.cmd_iter().collect();
+
+        let refused = group_by_slot(&commands).expect_err("PING names no key");
+
+        assert_eq!(refused.kind(), ErrorKind::Client);
+    }
+}
