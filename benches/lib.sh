@@ -89,6 +89,41 @@ start_redis() {
 
 rcli() { redis-cli -p "$REDIS_PORT" "$@"; }
 
+# start_cluster [N]: N (3) redis-server primaries in cluster mode, joined by
+# `redis-cli --cluster create`, with the listpack limits of start_redis.
+# Sets CLUSTER_PORTS, CLUSTER_PIDS and CLUSTER_NODES (host:port,… as
+# REDIS_CLUSTER_NODES takes it).
+start_cluster() {
+    local n="${1:-3}" port i
+    CLUSTER_PORTS=() CLUSTER_PIDS=()
+    for ((i = 0; i < n; i++)); do
+        port="$(free_port)"
+        # The cluster bus listens on port + 10000.
+        while ((port > 55000)) || [[ " ${CLUSTER_PORTS[*]} " == *" $port "* ]]; do port="$(free_port)"; done
+        mkdir -p "$BENCH_TMP/cluster/$port"
+        redis-server --port "$port" --bind 127.0.0.1 --save '' --appendonly no \
+            --cluster-enabled yes --cluster-config-file nodes.conf --cluster-node-timeout 15000 \
+            --hash-max-listpack-entries 512 --hash-max-listpack-value 128 \
+            --dir "$BENCH_TMP/cluster/$port" --logfile "$BENCH_TMP/cluster/$port/redis.log" \
+            --daemonize no &
+        CLUSTER_PIDS+=($!)
+        BENCH_PIDS+=($!)
+        CLUSTER_PORTS+=("$port")
+        wait_for "cluster node $port" redis-cli -p "$port" ping
+    done
+    local addresses=()
+    for port in "${CLUSTER_PORTS[@]}"; do addresses+=("127.0.0.1:$port"); done
+    redis-cli --cluster create "${addresses[@]}" --cluster-replicas 0 --cluster-yes \
+        >"$BENCH_TMP/cluster/create.log" 2>&1 || die "redis-cli --cluster create failed: $(tail -3 "$BENCH_TMP/cluster/create.log")"
+    for port in "${CLUSTER_PORTS[@]}"; do
+        wait_for "cluster_state:ok on $port" sh -c "redis-cli -p $port cluster info | grep -q cluster_state:ok"
+    done
+    CLUSTER_NODES="$(IFS=,; echo "${addresses[*]}")"
+    log "Redis Cluster of ${#CLUSTER_PORTS[@]} primaries on ports ${CLUSTER_PORTS[*]}"
+}
+# ccli CMD…: runs a redis-cli command on every cluster node, one output after another.
+ccli() { local port; for port in "${CLUSTER_PORTS[@]}"; do redis-cli -p "$port" "$@"; done; }
+
 # cargo_build ARGS...: builds in the repository (never two builds at once:
 # waits for a cargo lock held by someone else like any cargo invocation does).
 cargo_build() {

@@ -43,6 +43,11 @@
 #                       sends and records an affiliate postback; the report
 #                       adds how many were delivered and how long the queue
 #                       took to drain after the phase
+#   CLUSTER=1           also run the click phase on a 3-primary Redis Cluster
+#                       (3 redis-server on this machine, a second clickback with
+#                       REDIS_CLUSTER_NODES) right after the other phases, and
+#                       report it next to the one-node click phase: on one
+#                       machine a ratio of the two, not a scaling figure
 #   PERF=1              sample clickback with `perf record` during the click and
 #                       postback phases and print its hottest symbols (perf
 #                       costs a little throughput in that run); PERF=redis
@@ -381,6 +386,58 @@ if [[ -z "${SKIP_REDIS_BENCHMARK:-}" ]]; then
     [[ -n "$redis_rps" ]] || redis_rps="failed"
 fi
 
+# --- 6. clicks on a 3-primary Redis Cluster (CLUSTER=1) ----------------------------
+cluster_row="off (CLUSTER=1)"
+if [[ -n "${CLUSTER:-}" ]]; then
+    start_cluster 3
+    single_cb_port="$CB_PORT" single_cb_pid="$CB_PID"
+    REDIS_URL="" start_clickback "$PREFIX" env REDIS_CLUSTER_NODES="$CLUSTER_NODES"
+    seed_bench_offer
+    # Stored clicks and clk counts over every node (each node's own keys).
+    cluster_clicks() {
+        local port key n=0
+        for port in "${CLUSTER_PORTS[@]}"; do
+            while read -r key; do
+                [[ -n "$key" ]] && n=$((n + $(redis-cli -p "$port" hlen "$key")))
+            done < <(redis-cli -p "$port" --scan --pattern "$PREFIX:{*}:c:*")
+        done
+        echo "$n"
+    }
+    cluster_clk() {
+        local port key n=0
+        for port in "${CLUSTER_PORTS[@]}"; do
+            while read -r key; do
+                [[ -z "$key" ]] && continue
+                n=$((n + $(redis-cli -p "$port" hgetall "$key" | awk '
+                    NR % 2 == 1 { f = $0; next } f ~ /\|clk$/ { s += $0 } END { printf "%d", s }')))
+            done < <(redis-cli -p "$port" --scan --pattern "$PREFIX:{*}:st:*")
+        done
+        echo "$n"
+    }
+    warm "http://127.0.0.1:$CB_PORT$CLICK_PATH"
+    sleep 0.5
+    cl_keys_before="$(cluster_clicks)" cl_clk_before="$(cluster_clk)"
+    nodes0=0
+    for pid in "${CLUSTER_PIDS[@]}"; do nodes0=$((nodes0 + $(pid_ticks "$pid"))); done
+    t0="$(date +%s%N)"
+    run_wrk click_cluster "http://127.0.0.1:$CB_PORT$CLICK_PATH" "${CLICK_SCRIPT[@]}"
+    t1="$(date +%s%N)"
+    nodes1=0
+    for pid in "${CLUSTER_PIDS[@]}"; do nodes1=$((nodes1 + $(pid_ticks "$pid"))); done
+    sleep 0.5
+    cl_stored_keys=$(($(cluster_clicks) - cl_keys_before))
+    cl_stored_clk=$(($(cluster_clk) - cl_clk_before))
+    cl_302=$(($(wrk_field click_cluster total) - $(wrk_field click_cluster bad)))
+    cl_stored=$((cl_stored_keys < cl_stored_clk ? cl_stored_keys : cl_stored_clk))
+    cl_lost=$((cl_302 > cl_stored ? cl_302 - cl_stored : 0))
+    cluster_cores="$(awk -v j="$((nodes1 - nodes0))" -v hz="$CLK_TCK" -v ns="$((t1 - t0))" \
+        'BEGIN { printf "%.2f", j / hz / (ns / 1e9) }')"
+    cluster_rps="$(wrk_field click_cluster rps)"
+    cluster_row="$cluster_rps rps, p99 $(wrk_field click_cluster p99) ms, lost $cl_lost of $cl_302 ($cl_stored_keys records / $cl_stored_clk clk), clickback ${CB_CORES[click_cluster]} cores, 3 redis ${cluster_cores} cores, other work ${OTHER[click_cluster]}%"
+    log "clicks on the cluster: $cluster_row"
+    CB_PORT="$single_cb_port" CB_PID="$single_cb_pid"
+fi
+
 # --- report ------------------------------------------------------------------------
 ng_rps="$(wrk_field nginx rps)"
 cl_rps="$(wrk_field click rps)"
@@ -440,6 +497,12 @@ click / postback phases ${OTHER[nginx]}% / ${OTHER[click]}% / ${OTHER[postback]}
 | affiliate postbacks (FORWARD)  | $forwarded |              |
 | redis-benchmark SET rps        | $(printf '%-10s' "$redis_rps") |              |
 EOF
+echo
+echo "clicks on one Redis: $cl_rps rps, p99 $(wrk_field click p99) ms, clickback ${CB_CORES[click]} cores, redis ${REDIS_CORES[click]} cores"
+echo "clicks on a 3-primary Redis Cluster: $cluster_row"
+if [[ -n "${CLUSTER:-}" ]]; then
+    echo "cluster / one Redis: $(ratio "${cluster_rps:-0}" "$cl_rps") (same machine: a ratio, not a scaling figure)"
+fi
 echo
 echo "details: click non-2xx/3xx $click_bad, socket errors $(wrk_field click errors); stored but not counted (in flight at wrk's stop) $in_flight"
 per_core() { awk -v r="$1" -v c="$2" 'BEGIN { if (c > 0) printf "%.0f", r / c; else print "n/a" }'; }

@@ -38,7 +38,10 @@
 #
 # Env: N, ONLY, CLICKS_PER_HOUR (how many of the N clicks share one hour
 # bucket; default 3,600,000 = 1,000 clicks/s, so 1 M clicks fill one hour),
-# CLICK_BUCKETS (buckets per shard and hour of mode `server`, 64).
+# CLICK_BUCKETS (buckets per shard and hour of mode `server`, 64),
+# CLUSTER=1 (also load mode `server` into a 3-primary Redis Cluster, each
+# command sent to the node serving its key by benches/split_by_slot.py, and
+# divide the sum of the nodes' used_memory deltas by N).
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 trap bench_cleanup EXIT
@@ -82,6 +85,38 @@ for mode in "${modes[@]}"; do
     DETAIL[$mode]="keys=$keys, encoding=$enc, used_memory $(numfmt --to=iec "$before") -> $(numfmt --to=iec "$after")"
     log "$mode: $((RESULT[$mode])) bytes/click (${DETAIL[$mode]})"
 done
+
+if [[ -n "${CLUSTER:-}" ]]; then
+    start_cluster 3
+    node_memory() { local port n=0; for port in "${CLUSTER_PORTS[@]}"; do
+        n=$((n + $(redis-cli -p "$port" info memory | tr -d '\r' | awk -F: '$1=="used_memory"{print $2}'))); done; echo "$n"; }
+    # Which node serves which slots, as split_by_slot.py takes it.
+    specs=()
+    for port in "${CLUSTER_PORTS[@]}"; do
+        id="$(redis-cli -p "$port" cluster myid)"
+        ranges="$(redis-cli -p "$port" cluster nodes | awk -v id="$id" '$1 == id { for (i = 9; i <= NF; i++) printf "%s%s", (i > 9 ? "," : ""), $i }')"
+        specs+=("$port:$ranges")
+    done
+    mkdir -p "$BENCH_TMP/split"
+    sleep 0.2
+    before="$(node_memory)"
+    log "cluster: loading $N clicks (mode server) through benches/split_by_slot.py"
+    python3 "$BENCH_ROOT/benches/clicks.py" server "$N" --per-hour "$CLICKS_PER_HOUR" \
+        --buckets "$CLICK_BUCKETS" | python3 "$BENCH_ROOT/benches/split_by_slot.py" "$BENCH_TMP/split" "${specs[@]}"
+    keys=0
+    for port in "${CLUSTER_PORTS[@]}"; do
+        redis-cli -p "$port" --pipe <"$BENCH_TMP/split/$port.resp" >"$BENCH_TMP/pipe.cluster.$port.log" 2>&1 ||
+            die "redis-cli --pipe failed on $port: $(tail -3 "$BENCH_TMP/pipe.cluster.$port.log")"
+        grep -q 'errors: 0' "$BENCH_TMP/pipe.cluster.$port.log" ||
+            die "cluster node $port refused commands: $(tail -2 "$BENCH_TMP/pipe.cluster.$port.log")"
+        keys=$((keys + $(redis-cli -p "$port" dbsize)))
+    done
+    after="$(node_memory)"
+    modes+=(cluster)
+    RESULT[cluster]=$(((after - before) / N))
+    DETAIL[cluster]="mode server on 3 primaries, keys=$keys, used_memory (sum) $(numfmt --to=iec "$before") -> $(numfmt --to=iec "$after")"
+    log "cluster: $((RESULT[cluster])) bytes/click (${DETAIL[cluster]})"
+fi
 
 echo
 echo "Redis memory per click, $N clicks with realistic sub-IDs (redis $(redis-server --version | awk '{print $3}' | cut -d= -f2))"

@@ -48,6 +48,11 @@ pub const VARIABLES: &[Variable] = &[
         "Redis to use, redis://[[user]:password@]host[:port][/db]; unset runs the embedded in-memory store (nothing survives a restart)",
     ),
     row(
+        "REDIS_CLUSTER_NODES",
+        "unset",
+        "Redis Cluster to use instead of REDIS_URL: some of its nodes, comma-separated, each host:port or redis://[[user]:password@]host:port",
+    ),
+    row(
         "CLICKBACK_ADMIN_TOKEN",
         "unset",
         "bearer token of the admin API, at least 24 characters (make one with `openssl rand -base64 32`); unset refuses every admin request",
@@ -60,7 +65,7 @@ pub const VARIABLES: &[Variable] = &[
     row("CLICKBACK_KEY_PREFIX", "cb", "prefix of every Redis key"),
     row(
         "CLICKBACK_DEMO",
-        "1 without REDIS_URL, else 0",
+        "1 without REDIS_URL and REDIS_CLUSTER_NODES, else 0",
         "1 seeds a demo offer and affiliate (unless they exist) and logs a ready-to-click link",
     ),
     row("CLICKBACK_WORKERS", "CPU count", "HTTP worker threads"),
@@ -381,8 +386,11 @@ impl ConfigError {
 pub struct Settings {
     /// Address to bind; port 0 picks a free port (tests).
     pub listen: String,
-    /// `None` runs the in-memory store.
+    /// `None` runs the in-memory store (unless `redis_cluster_nodes` is set).
     pub redis_url: Option<RedisUrl>,
+    /// Some nodes of a Redis Cluster, comma-separated: runs on the cluster
+    /// ([`Settings::cluster_nodes`]). Never set together with `redis_url`.
+    pub redis_cluster_nodes: Option<RedisUrl>,
     /// `None` disables the admin API entirely.
     pub admin_token: Option<Secret>,
     /// Secret for the visitor hash; `None` draws a random one at start.
@@ -473,6 +481,7 @@ impl Default for Settings {
         Self {
             listen: "0.0.0.0:8080".into(),
             redis_url: None,
+            redis_cluster_nodes: None,
             admin_token: None,
             hash_salt: None,
             key_prefix: "cb".into(),
@@ -545,7 +554,31 @@ impl<L: Fn(&str) -> Option<String>> Env<L> {
     }
 }
 
+/// The node URLs of a `REDIS_CLUSTER_NODES` list: `host:port` entries get
+/// the `redis://` scheme; empty entries are skipped.
+fn cluster_node_urls(list: &str) -> Vec<String> {
+    list.split(',')
+        .map(str::trim)
+        .filter(|node| !node.is_empty())
+        .map(|node| {
+            if node.contains("://") {
+                node.to_owned()
+            } else {
+                format!("redis://{node}")
+            }
+        })
+        .collect()
+}
+
 impl Settings {
+    /// The cluster's seed nodes as URLs to connect with (passwords
+    /// included), or `None` on one Redis or the in-memory store.
+    pub fn cluster_nodes(&self) -> Option<Vec<String>> {
+        self.redis_cluster_nodes
+            .as_ref()
+            .map(|nodes| cluster_node_urls(nodes.expose()))
+    }
+
     /// Reads every variable of [`VARIABLES`]; the error names the culprit.
     pub fn from_env() -> Result<Self, ConfigError> {
         Self::from_vars(|name| std::env::var(name).ok())
@@ -567,6 +600,37 @@ impl Settings {
                 )
                 .caused_by(e)
             })?;
+        }
+        let redis_cluster_nodes = env.var("REDIS_CLUSTER_NODES").map(RedisUrl::from);
+        if let Some(nodes) = &redis_cluster_nodes {
+            if redis_url.is_some() {
+                return Err(ConfigError::new(
+                    "REDIS_CLUSTER_NODES",
+                    Some(nodes.redacted()),
+                    "is set together with REDIS_URL",
+                    "set REDIS_CLUSTER_NODES for a Redis Cluster or REDIS_URL for one Redis, not both",
+                ));
+            }
+            let urls = cluster_node_urls(nodes.expose());
+            if urls.is_empty() {
+                return Err(ConfigError::new(
+                    "REDIS_CLUSTER_NODES",
+                    Some(nodes.redacted()),
+                    "names no node",
+                    "list some of the cluster's nodes as host:port,host:port",
+                ));
+            }
+            for url in &urls {
+                redis::IntoConnectionInfo::into_connection_info(url.as_str()).map_err(|e| {
+                    ConfigError::new(
+                        "REDIS_CLUSTER_NODES",
+                        Some(nodes.redacted()),
+                        "has an entry that is not a node address",
+                        "list nodes as host:port or redis://[[user]:password@]host:port, separated by commas",
+                    )
+                    .caused_by(e)
+                })?;
+            }
         }
         let admin_token = env.var("CLICKBACK_ADMIN_TOKEN").map(Secret::from);
         if let Some(token) = &admin_token {
@@ -608,8 +672,12 @@ impl Settings {
         Ok(Self {
             listen: env.var("CLICKBACK_LISTEN").unwrap_or(defaults.listen),
             // The embedded store exists for the demo: seed it unless told not to.
-            demo: env.flag("CLICKBACK_DEMO", redis_url.is_none())?,
+            demo: env.flag(
+                "CLICKBACK_DEMO",
+                redis_url.is_none() && redis_cluster_nodes.is_none(),
+            )?,
             redis_url,
+            redis_cluster_nodes,
             admin_token,
             hash_salt: env.var("CLICKBACK_HASH_SALT").map(Secret::from),
             key_prefix,
@@ -801,6 +869,50 @@ mod tests {
             settings.admin_token.as_ref().map(Secret::expose),
             Some("abcdefghijklmnopqrstuvwx")
         );
+    }
+
+    #[test]
+    fn cluster_nodes_are_read_as_urls_with_host_port_entries_given_the_redis_scheme() {
+        let settings = settings(&[(
+            "REDIS_CLUSTER_NODES",
+            &format!("10.0.0.1:7000, redis://:{PASSWORD}@10.0.0.2:7001,,"),
+        )])
+        .expect("valid settings");
+
+        assert_eq!(
+            settings.cluster_nodes(),
+            Some(vec![
+                "redis://10.0.0.1:7000".to_owned(),
+                format!("redis://:{PASSWORD}@10.0.0.2:7001"),
+            ])
+        );
+        assert!(!settings.demo, "a cluster is no demo");
+        assert!(!format!("{settings:?}").contains(PASSWORD));
+    }
+
+    #[test]
+    fn cluster_nodes_together_with_a_redis_url_are_refused_naming_the_variable() {
+        let error = settings(&[
+            ("REDIS_URL", "redis://10.0.0.5:6379"),
+            ("REDIS_CLUSTER_NODES", "10.0.0.1:7000"),
+        ])
+        .expect_err("both set must be refused");
+
+        assert_eq!(error.variable, "REDIS_CLUSTER_NODES");
+        assert!(error.fix.contains("not both"), "{}", error.fix);
+    }
+
+    #[test]
+    fn a_cluster_node_that_is_no_address_is_refused_with_the_password_masked() {
+        let error = settings(&[(
+            "REDIS_CLUSTER_NODES",
+            &format!("redis://:{PASSWORD}@10.0.0.1:port"),
+        )])
+        .expect_err("a port that is not a number must be refused");
+
+        assert_eq!(error.variable, "REDIS_CLUSTER_NODES");
+        assert!(!error.to_string().contains(PASSWORD), "{error}");
+        assert!(!format!("{error:?}").contains(PASSWORD));
     }
 
     #[test]

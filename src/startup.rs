@@ -49,6 +49,14 @@ pub enum StartupError {
         /// Why the store refused it.
         source: crate::store::StoreError,
     },
+    /// The Redis Cluster store could not be set up from `REDIS_CLUSTER_NODES`.
+    #[error("cannot use REDIS_CLUSTER_NODES={nodes:?}")]
+    RedisCluster {
+        /// `REDIS_CLUSTER_NODES` with passwords masked.
+        nodes: String,
+        /// Why the store refused it.
+        source: crate::store::StoreError,
+    },
     /// The store could not be set up.
     #[error("cannot set up the store")]
     Store(#[from] crate::store::StoreError),
@@ -76,6 +84,9 @@ impl StartupError {
             Self::Redis { .. } | Self::Store(_) => {
                 "check REDIS_URL: redis://[[user]:password@]host[:port][/db]".into()
             }
+            Self::RedisCluster { .. } => {
+                "check REDIS_CLUSTER_NODES: host:port,host:port,… (some nodes of the cluster)".into()
+            }
             Self::Metrics(_) | Self::Delivery(_) => {
                 "this is a bug in clickback; please report it".into()
             }
@@ -89,7 +100,7 @@ impl StartupError {
     pub fn exit_code(&self) -> u8 {
         match self {
             Self::Bind { source, .. } if source.kind() == std::io::ErrorKind::InvalidInput => 2,
-            Self::Redis { .. } => 2,
+            Self::Redis { .. } | Self::RedisCluster { .. } => 2,
             _ => 1,
         }
     }
@@ -110,8 +121,34 @@ impl Application {
     /// whatever config it could load, reports 503 on `/readyz`, and catches
     /// up when Redis comes back.
     pub async fn build(settings: Settings) -> Result<Self, StartupError> {
-        let store: Arc<dyn Store> = match &settings.redis_url {
-            Some(url) => {
+        let store: Arc<dyn Store> = match (&settings.redis_url, settings.cluster_nodes()) {
+            (_, Some(nodes)) => {
+                let shown = settings
+                    .redis_cluster_nodes
+                    .as_ref()
+                    .map(|n| n.redacted())
+                    .unwrap_or_default();
+                let store = RedisStore::new_cluster(
+                    &nodes,
+                    Keys::new(settings.key_prefix.clone()),
+                    settings.store_timeout,
+                )
+                .map_err(|source| StartupError::RedisCluster {
+                    nodes: shown.clone(),
+                    source,
+                })?;
+                match store.ping().await {
+                    Ok(()) => {
+                        log::info!("using the Redis Cluster of {shown}");
+                        store.warn_about_memory_settings().await;
+                    }
+                    Err(e) => log::warn!(
+                        "the Redis Cluster of {shown} does not answer ({e}); starting anyway: visitors are redirected without click IDs until it does"
+                    ),
+                }
+                Arc::new(store)
+            }
+            (Some(url), None) => {
                 let store = RedisStore::new(
                     url.expose(),
                     Keys::new(settings.key_prefix.clone()),
@@ -133,7 +170,7 @@ impl Application {
                 }
                 Arc::new(store)
             }
-            None => {
+            (None, None) => {
                 log::warn!("************************************************************");
                 log::warn!("REDIS_URL is not set: using the EMBEDDED IN-MEMORY STORE.");
                 log::warn!("Clicks, conversions and offers are LOST on restart and not");

@@ -23,8 +23,7 @@ use clickback::domain::{
 use clickback::store::keys::{counter_field, Keys};
 use clickback::store::{
     AuditLine, AuditRetention, ConversionFilter, ConversionQuery, DeliveryQuery, DeliveryScope,
-    Lease, LogRetention, MemoryStore, PostbackLogKind, PostbackLogLine, RedisStore, RetryOutcome,
-    Store,
+    Lease, LogRetention, MemoryStore, PostbackLogKind, PostbackLogLine, RetryOutcome, Store,
 };
 
 /// A store under test; for Redis, the prefix is deleted afterwards.
@@ -44,8 +43,8 @@ impl Drop for Subject {
 fn redis_store() -> Subject {
     let url = redis_server::shared_redis_url();
     let prefix = redis_server::random_prefix();
-    let store = RedisStore::new(&url, Keys::new(prefix.clone()), 16, Duration::from_secs(2))
-        .expect("store");
+    let store =
+        redis_server::open_store(&url, Keys::new(prefix.clone()), 16, Duration::from_secs(2));
     Subject {
         store: Arc::new(store),
         cleanup: Some((url, prefix)),
@@ -757,6 +756,43 @@ conformance!(
     }
 );
 
+conformance!(
+    a_backlog_of_twenty_thousand_log_entries_is_filed_in_one_batch_keeping_the_newest,
+    |store: Arc<dyn Store>| async move {
+        // A batch that queued up while Redis was away: one log, 20,000
+        // entries, 5,000 kept.
+        let offer = offer_id();
+        let retention = LogRetention {
+            keep: 5_000,
+            ttl_secs: 3600,
+        };
+        let backlog = (0..20_000)
+            .map(|i| {
+                log_line(
+                    Some(offer.clone()),
+                    PostbackLogKind::Accepted,
+                    format!("{{\"n\":{i}}}"),
+                )
+            })
+            .collect();
+
+        store
+            .append_postback_logs(backlog, retention)
+            .await
+            .expect("the whole batch is filed");
+
+        let kept = store
+            .read_postback_log(Some(&offer), PostbackLogKind::Accepted, 6_000)
+            .await
+            .expect("read");
+        let expected: Vec<String> = (15_000..20_000)
+            .rev()
+            .map(|i| format!("{{\"n\":{i}}}"))
+            .collect();
+        assert_eq!(kept, expected, "the newest 5,000, newest first");
+    }
+);
+
 conformance!(a_rule_rejection_keeps_its_reason, |store: Arc<
     dyn Store,
 >| async move {
@@ -805,11 +841,7 @@ async fn unique_counts_reach_redis_in_the_background_and_exactly() {
     // Straight from Redis, not through read_counters (which flushes first).
     let (url, prefix) = subject.cleanup.clone().expect("a redis subject");
     let keys = Keys::new(prefix);
-    let client = redis::Client::open(url).expect("client");
-    let mut conn = client
-        .get_multiplexed_async_connection()
-        .await
-        .expect("connection");
+    let mut conn = redis_server::connect(&url).expect("connection");
     let field = counter_field("o1", "a1", Counter::UniqueClicks);
     tokio::time::timeout(Duration::from_secs(10), store.write_behind_ready())
         .await
@@ -821,8 +853,7 @@ async fn unique_counts_reach_redis_in_the_background_and_exactly() {
         let n: Option<i64> = redis::cmd("HGET")
             .arg(&key)
             .arg(&field)
-            .query_async(&mut conn)
-            .await
+            .query(&mut conn)
             .expect("HGET");
         written += n.unwrap_or(0);
     }

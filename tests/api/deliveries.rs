@@ -469,7 +469,7 @@ fn sending_process_logging(
         .env_clear()
         .env("PATH", std::env::var_os("PATH").unwrap_or_default())
         .env("CLICKBACK_LISTEN", listen)
-        .env("REDIS_URL", &url)
+        .env(redis_server::target_variable(&url), &url)
         .env("CLICKBACK_KEY_PREFIX", &prefix)
         .env("CLICKBACK_ALLOW_PRIVATE_TARGETS", "1")
         .env("CLICKBACK_DELIVERY_POLL_MS", "20")
@@ -632,6 +632,14 @@ async fn a_host_with_its_limit_in_flight_gets_the_next_postback_a_moment_later_w
         (Some("pending"), Some(0))
     );
     receiver.release();
+    // The host is free once the first is recorded; only then is the clock
+    // moved past the second's postponement (the clock stands still: moved
+    // earlier, a claim that finds the host still busy would postpone it
+    // past the moved clock).
+    delivery_when(&app, "the first delivered", |d| {
+        d["click_id"] == first.as_str() && d["state"] == "delivered"
+    })
+    .await;
     app.clock.advance(1);
     let got = receiver.wait_for(2, WITHIN).await;
     assert_eq!(got[1].param("c").as_deref(), Some(second.as_str()));

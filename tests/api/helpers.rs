@@ -11,13 +11,13 @@ use clickback::domain::Day;
 use clickback::startup::Application;
 use clickback::state::AppState;
 use clickback::store::keys::Keys;
-use clickback::store::{MemoryStore, RedisStore, Store};
+use clickback::store::{MemoryStore, Store};
 use serde_json::{json, Value};
 
 #[path = "../support/redis_server.rs"]
 pub mod redis_server;
 
-pub use redis_server::{random_prefix, shared_redis_url, RedisServer};
+pub use redis_server::{random_prefix, shared_redis_url, Inspector, RedisServer};
 
 /// The admin token every test app is configured with.
 pub const ADMIN_TOKEN: &str = "test-admin-token-of-24-characters-or-more";
@@ -106,15 +106,12 @@ pub async fn spawn_app_with_clock(
     clock: Arc<ManualClock>,
 ) -> TestApp {
     let store: Arc<dyn Store> = match &backend {
-        Backend::Redis { url, prefix } => Arc::new(
-            RedisStore::new(
-                url,
-                Keys::new(prefix.clone()),
-                settings.redis_pool_size,
-                settings.store_timeout,
-            )
-            .expect("valid redis url"),
-        ),
+        Backend::Redis { url, prefix } => Arc::new(redis_server::open_store(
+            url,
+            Keys::new(prefix.clone()),
+            settings.redis_pool_size,
+            settings.store_timeout,
+        )),
         Backend::Memory => Arc::new(MemoryStore::new()),
     };
     let app = Application::build_with(settings, store, Arc::clone(&clock) as Arc<dyn Clock>)
@@ -273,12 +270,11 @@ impl TestApp {
             .expect("metrics text")
     }
 
-    /// A synchronous connection to this app's Redis, for looking inside.
-    pub fn redis(&self) -> redis::Connection {
+    /// A synchronous connection to this app's Redis (or cluster), for
+    /// looking inside.
+    pub fn redis(&self) -> Inspector {
         match &self.backend {
-            Backend::Redis { url, .. } => redis::Client::open(url.as_str())
-                .and_then(|c| c.get_connection())
-                .expect("redis connection"),
+            Backend::Redis { url, .. } => redis_server::connect(url).expect("redis connection"),
             Backend::Memory => panic!("this app runs on the memory store"),
         }
     }

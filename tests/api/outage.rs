@@ -207,7 +207,7 @@ async fn when_redis_comes_back_empty_visitors_still_reach_the_cached_offers() {
 fn config_in_redis(app: &TestApp, offer: &str, aff: &str) -> bool {
     let keys = app.keys();
     let mut conn = app.redis();
-    let has = |conn: &mut redis::Connection, hash: String, field: &str| -> bool {
+    let has = |conn: &mut Inspector, hash: String, field: &str| -> bool {
         redis::cmd("HEXISTS")
             .arg(hash)
             .arg(field)

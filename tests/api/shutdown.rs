@@ -283,7 +283,7 @@ async fn a_postback_answered_during_shutdown_is_credited_and_logged_before_the_p
         panic!("spawn_app runs on Redis")
     };
     let mut clickback = Clickback::start(&[
-        ("REDIS_URL", &url),
+        (redis_server::target_variable(&url), &url),
         ("CLICKBACK_KEY_PREFIX", &prefix),
         ("CLICKBACK_HASH_SALT", "shutdown-test-salt"),
     ]);

@@ -4,8 +4,16 @@
 //! Set `REDIS_URL` to run the suite against an existing Redis instead (each
 //! test still isolates itself under a random key prefix). Tests that kill and
 //! restart Redis always start their own.
+//!
+//! `CLICKBACK_TEST_BACKEND=cluster` runs the suites on a Redis Cluster
+//! instead: [`shared_redis_url`] then answers the cluster's node list
+//! (`host:port,host:port,…`, what `REDIS_CLUSTER_NODES` takes), and
+//! [`open_store`], [`connect`] and [`delete_prefix`] take either form.
 
 #![allow(dead_code)]
+
+#[path = "redis_cluster.rs"]
+pub mod redis_cluster;
 
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
@@ -160,13 +168,142 @@ impl Drop for RedisServer {
     }
 }
 
-/// The Redis most tests share: `REDIS_URL` if set, else one private server
-/// per test binary, started on first use.
+/// Whether the suites run on a Redis Cluster (`CLICKBACK_TEST_BACKEND=cluster`).
+pub fn on_cluster() -> bool {
+    std::env::var("CLICKBACK_TEST_BACKEND").is_ok_and(|b| b == "cluster")
+}
+
+/// The Redis most tests share: on a cluster, the shared cluster's node list;
+/// else `REDIS_URL` if set, else one private server per test binary, started
+/// on first use.
 pub fn shared_redis_url() -> String {
     static SHARED: OnceLock<RedisServer> = OnceLock::new();
+    if on_cluster() {
+        return redis_cluster::shared_cluster().nodes();
+    }
     match std::env::var("REDIS_URL") {
         Ok(url) if !url.is_empty() => url,
         _ => SHARED.get_or_init(RedisServer::start).url(),
+    }
+}
+
+/// Whether `target` is a cluster's node list rather than one Redis URL.
+pub fn is_cluster(target: &str) -> bool {
+    !target.starts_with("redis://") || target.contains(',')
+}
+
+/// The node URLs of a cluster target.
+fn node_urls(target: &str) -> Vec<String> {
+    target
+        .split(',')
+        .map(|node| {
+            if node.contains("://") {
+                node.to_owned()
+            } else {
+                format!("redis://{node}")
+            }
+        })
+        .collect()
+}
+
+/// The environment variable that hands `target` to a clickback process:
+/// `REDIS_CLUSTER_NODES` for a cluster, else `REDIS_URL`.
+pub fn target_variable(target: &str) -> &'static str {
+    if is_cluster(target) {
+        "REDIS_CLUSTER_NODES"
+    } else {
+        "REDIS_URL"
+    }
+}
+
+/// A store on `target` (a Redis URL or a cluster's node list).
+pub fn open_store(
+    target: &str,
+    keys: clickback::store::keys::Keys,
+    pool_size: usize,
+    timeout: Duration,
+) -> clickback::store::RedisStore {
+    if is_cluster(target) {
+        clickback::store::RedisStore::new_cluster(&node_urls(target), keys, timeout)
+            .expect("valid cluster nodes")
+    } else {
+        clickback::store::RedisStore::new(target, keys, pool_size, timeout)
+            .expect("valid redis url")
+    }
+}
+
+/// A synchronous connection to one Redis or to a cluster, for looking
+/// inside: on a cluster each command goes to its key's node, and `KEYS` asks
+/// every primary.
+pub enum Inspector {
+    /// One Redis.
+    Single(redis::Connection),
+    /// A cluster.
+    Cluster(Box<redis::cluster::ClusterConnection>),
+}
+
+impl redis::ConnectionLike for Inspector {
+    fn req_packed_command(&mut self, cmd: &[u8]) -> redis::RedisResult<redis::Value> {
+        match self {
+            Self::Single(c) => c.req_packed_command(cmd),
+            Self::Cluster(c) => c.req_packed_command(cmd),
+        }
+    }
+
+    fn req_packed_commands(
+        &mut self,
+        cmd: &[u8],
+        offset: usize,
+        count: usize,
+    ) -> redis::RedisResult<Vec<redis::Value>> {
+        match self {
+            Self::Single(c) => c.req_packed_commands(cmd, offset, count),
+            Self::Cluster(c) => c.req_packed_commands(cmd, offset, count),
+        }
+    }
+
+    fn req_command(&mut self, cmd: &redis::Cmd) -> redis::RedisResult<redis::Value> {
+        match self {
+            Self::Single(c) => c.req_command(cmd),
+            Self::Cluster(c) => c.req_command(cmd),
+        }
+    }
+
+    fn get_db(&self) -> i64 {
+        match self {
+            Self::Single(c) => c.get_db(),
+            Self::Cluster(c) => c.get_db(),
+        }
+    }
+
+    fn check_connection(&mut self) -> bool {
+        match self {
+            Self::Single(c) => c.check_connection(),
+            Self::Cluster(c) => c.check_connection(),
+        }
+    }
+
+    fn is_open(&self) -> bool {
+        match self {
+            Self::Single(c) => c.is_open(),
+            Self::Cluster(c) => c.is_open(),
+        }
+    }
+}
+
+/// A synchronous connection to `target` (a Redis URL or a cluster's node list).
+pub fn connect(target: &str) -> redis::RedisResult<Inspector> {
+    if is_cluster(target) {
+        let client = redis::cluster::ClusterClient::builder(node_urls(target))
+            .connection_timeout(Duration::from_secs(2))
+            .response_timeout(Duration::from_secs(5))
+            .build()?;
+        Ok(Inspector::Cluster(Box::new(client.get_connection()?)))
+    } else {
+        let client = redis::Client::open(target)?;
+        Ok(Inspector::Single(
+            client.get_connection_with_timeout(Duration::from_secs(1))?,
+        ))
     }
 }
 
@@ -177,16 +314,22 @@ pub fn random_prefix() -> String {
 
 /// Deletes every key under `prefix` (tests clean up after themselves).
 pub fn delete_prefix(url: &str, prefix: &str) {
-    let Ok(client) = redis::Client::open(url) else {
-        return;
-    };
-    let Ok(mut conn) = client.get_connection_with_timeout(Duration::from_secs(1)) else {
+    let Ok(mut conn) = connect(url) else {
         return;
     };
     let keys: Vec<String> = redis::cmd("KEYS")
         .arg(format!("{prefix}:*"))
         .query(&mut conn)
         .unwrap_or_default();
+    if let Inspector::Cluster(conn) = &mut conn {
+        // One key per command: a cluster takes no DEL over several slots.
+        let mut pipe = redis::cluster::cluster_pipe();
+        for key in &keys {
+            pipe.del(key).ignore();
+        }
+        let _: Result<(), _> = pipe.query(conn.as_mut());
+        return;
+    }
     for chunk in keys.chunks(500) {
         let _: Result<(), _> = redis::cmd("DEL").arg(chunk).query(&mut conn);
     }

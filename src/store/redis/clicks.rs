@@ -248,9 +248,8 @@ pub(super) async fn count_untracked_click<C: ConnectionLike + Send>(
 }
 
 /// Adds summed unique-click counts to their counters: one `HINCRBY` per
-/// counter, all in one plain pipeline. It spans shard slots: a cluster
-/// client must split it per node (docs/architecture.md, "Slots touched by
-/// each operation").
+/// counter, all in one plain pipeline. It spans shard slots: on a cluster
+/// it is sent as one call per slot (`super::slots`).
 pub(super) async fn write_unique_counts<C: ConnectionLike + Send>(
     conn: &mut C,
     counts: &UniqueCounts,

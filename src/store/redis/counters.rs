@@ -41,8 +41,8 @@ impl RedisStore {
 
 /// The counters of each of `days`, summed over shards, in one pipeline of
 /// `days.len() × 64` `HGETALL`s, one per shard and day. It spans all 64
-/// shard slots: a cluster client must split it per node and keep the
-/// replies in order (docs/architecture.md, "Slots touched by each operation").
+/// shard slots: on a cluster it is sent as one call per slot, the replies
+/// put back in order (`super::slots`).
 pub(super) async fn read_counters<C: ConnectionLike + Send>(
     conn: &mut C,
     keys: &Keys,

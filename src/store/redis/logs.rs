@@ -14,11 +14,15 @@ use crate::store::{LogRetention, PostbackLogKind, PostbackLogLine, StoreError};
 /// One postback log: its offer (if known) and which of its lists.
 type LogName = (Option<OfferId>, PostbackLogKind);
 
-/// Files `entries` in their logs: one `LPUSH` (entries in arrival order: the
-/// last ends up first), one `LTRIM` and one `EXPIRE` per log, every log in
-/// one plain pipeline. Each log is a key of its own offer's slot: the
-/// pipeline may span slots, and a cluster client must split it per node
-/// (docs/architecture.md, "Slots touched by each operation").
+/// Entries sent per `LPUSH`: a batch queued during an outage may hold many
+/// thousands for one log.
+const ENTRIES_PER_LPUSH: usize = 1_000;
+
+/// Files `entries` in their logs: `LPUSH` (entries in arrival order: the
+/// last ends up first; only the newest `keep`, a thousand per command),
+/// one `LTRIM` and one `EXPIRE` per log, every log in one plain pipeline.
+/// Each log is a key of its own offer's slot: on a cluster the pipeline is
+/// sent as one call per slot (`super::slots`).
 pub(super) async fn append_postback_logs<C: ConnectionLike + Send>(
     conn: &mut C,
     keys: &Keys,
@@ -36,9 +40,14 @@ pub(super) async fn append_postback_logs<C: ConnectionLike + Send>(
     let mut pipe = redis::pipe();
     for ((offer, kind), list) in by_log {
         let key = keys.postback_log(offer.as_ref().map(OfferId::as_str), kind);
-        pipe.lpush(&key, list)
-            .ignore()
-            .ltrim(&key, 0, retention.keep.saturating_sub(1) as isize)
+        // Only the newest `keep` survive the trim; at most a bounded number
+        // per LPUSH (a cluster runs the pipeline inside a script, whose
+        // commands take at most ~8,000 arguments).
+        let newest = &list[list.len().saturating_sub(retention.keep)..];
+        for chunk in newest.chunks(ENTRIES_PER_LPUSH) {
+            pipe.lpush(&key, chunk).ignore();
+        }
+        pipe.ltrim(&key, 0, retention.keep.saturating_sub(1) as isize)
             .ignore()
             .expire(&key, retention.ttl_secs as i64)
             .ignore();

@@ -14,8 +14,10 @@
 //! a pooled connection, or a cluster connection) and the [`Keys`]. The
 //! [`Store`] methods here only choose a connection and call it.
 //!
-//! - `connection`: the per-runtime connections, the pool, the timeout,
-//!   `PING`, and the mapping of Redis errors to [`StoreError`].
+//! - `connection`: the per-runtime connections, the pool, the cluster
+//!   connections, the timeout, `PING`, and the mapping of Redis errors to
+//!   [`StoreError`].
+//! - `slots`: the per-slot splitter that runs any pipeline on a cluster.
 //! - `clicks`: the click write (the hot path), untracked clicks' counts, the
 //!   unique-click counts that follow and their queue.
 //! - `conversions`: a postback's look-up, the credit script, and the
@@ -43,16 +45,16 @@ mod counters;
 mod deliveries;
 mod logs;
 mod paging;
+mod slots;
 
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use deadpool_redis::Pool;
 use redis::aio::ConnectionLike;
 
 use self::clicks::{BucketDeadlines, UniqueCounts};
-use self::connection::{unavailable, PerRuntimeConnections};
+use self::connection::{unavailable, Bulk, PerRuntimeConnections};
 use super::keys::Keys;
 use super::{
     AuditLine, AuditPage, AuditRetention, CapEntry, ConfigData, ConversionLookup, ConversionPage,
@@ -75,12 +77,12 @@ pub struct RedisStore {
     /// concurrent commands are pipelined onto each automatically. Measured
     /// 3-4x the throughput of a pool of 16 or 64 connections for the click
     /// write (docs/PERFORMANCE.md). Each reconnects by itself after a Redis
-    /// restart.
+    /// restart. On a cluster, one cluster connection per runtime (itself
+    /// one multiplexed socket per node).
     hot: PerRuntimeConnections,
-    /// Pooled connections for bulk reads (a year of stats is ~23,000
-    /// commands): on the shared connection they would queue clicks behind
-    /// them. A broken pooled connection is replaced on the next checkout.
-    pool: Pool,
+    /// Connections for bulk reads (a year of stats is ~23,000 commands): on
+    /// the hot path's connection they would queue clicks behind them.
+    bulk: Bulk,
     /// Key builder under the configured prefix.
     keys: Keys,
     /// Upper bound for any single store operation.
@@ -94,23 +96,47 @@ pub struct RedisStore {
 }
 
 impl RedisStore {
-    /// Builds the pool; connects lazily, so clickback starts even while Redis is down.
+    /// A store on one Redis (`REDIS_URL`). Builds the pool; connects
+    /// lazily, so clickback starts even while Redis is down.
     pub fn new(
         url: &str,
         keys: Keys,
         pool_size: usize,
         timeout: Duration,
     ) -> Result<Self, StoreError> {
-        let pool = connection::pool(url, pool_size, timeout)?;
+        let bulk = Bulk::Pool(connection::pool(url, pool_size, timeout)?);
         let hot = PerRuntimeConnections::open(url, timeout)?;
-        Ok(Self {
+        Ok(Self::with_connections(hot, bulk, keys, timeout))
+    }
+
+    /// A store on the Redis Cluster that `nodes` (`redis://host:port`, any
+    /// of its nodes; more than one, so that one down node cannot keep
+    /// clickback from finding the others) belong to (`REDIS_CLUSTER_NODES`).
+    /// Connects lazily, so clickback starts even while the cluster is down.
+    pub fn new_cluster(
+        nodes: &[String],
+        keys: Keys,
+        timeout: Duration,
+    ) -> Result<Self, StoreError> {
+        let hot = PerRuntimeConnections::open_cluster(nodes, timeout)?;
+        let bulk = Bulk::Cluster(hot.separate());
+        Ok(Self::with_connections(hot, bulk, keys, timeout))
+    }
+
+    fn with_connections(
+        hot: PerRuntimeConnections,
+        bulk: Bulk,
+        keys: Keys,
+        timeout: Duration,
+    ) -> Self {
+        Self {
             hot,
-            pool,
+            bulk,
             keys,
             timeout,
             pending: Arc::default(),
             bucket_deadlines: Arc::default(),
-        })
+        }
     }
 
     /// Logs a warning when Redis would store click buckets as hashtables
