@@ -10,6 +10,7 @@ pub mod advertisers;
 pub mod audit;
 pub mod click;
 pub mod conversions;
+pub mod csv;
 pub mod deliveries;
 pub mod health;
 pub mod keys;
