@@ -17,5 +17,6 @@ mod keys;
 mod offer_rules;
 mod outage;
 mod postback;
+mod reports;
 mod startup;
 mod stats;
