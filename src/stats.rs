@@ -665,7 +665,8 @@ mod tests {
         .map(|(k, v)| (k.to_owned(), v))
         .collect();
         let rows = summarise(&q, &days, &counters, eur);
-        let shown: Vec<(String, Option<Option<ConversionStatus>>, i128, i128, i128)> = rows
+        type Shown = (String, Option<Option<ConversionStatus>>, i128, i128, i128);
+        let shown: Vec<Shown> = rows
             .iter()
             .map(|r| {
                 (
