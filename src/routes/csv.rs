@@ -168,6 +168,43 @@ pub fn answer(
     Ok(response(filename).body(body))
 }
 
+/// The CSV columns of a postback log (`PostbackLogEntry`), with `payout`
+/// when the viewer may see it.
+pub fn postback_log_columns(payout: bool) -> Vec<Column> {
+    let mut columns = vec![
+        Column::number("at"),
+        Column::number("seq"),
+        Column::text("remote_ip"),
+        Column::text("click_id"),
+        Column::text("txid"),
+        Column::text("goal"),
+        Column::text("requested_status"),
+        Column::number("amount"),
+        Column::number("http_status"),
+        Column::text("outcome"),
+        Column::text("reason"),
+        Column::text("detail"),
+        Column::text("conversion_id"),
+    ];
+    if payout {
+        columns.push(Column::number("payout"));
+    }
+    columns.extend([Column::text("ignored_params"), Column::text("warning")]);
+    columns
+}
+
+/// A postback log (bounded by the log's size, so written whole) as CSV.
+pub fn postback_log(
+    entries: &[Box<serde_json::value::RawValue>],
+    payout: bool,
+) -> Result<HttpResponse, ApiError> {
+    let rows: Vec<Value> = entries
+        .iter()
+        .filter_map(|raw| serde_json::from_str(raw.get()).ok())
+        .collect();
+    answer("postbacks.csv", &postback_log_columns(payout), &rows)
+}
+
 /// A list read a page at a time.
 pub trait Pages: Send + 'static {
     /// The next page's entries as JSON objects; `None` after the last page.

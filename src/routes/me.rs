@@ -319,6 +319,7 @@ pub async fn postbacks(
         None => own.into_iter().map(Some).collect(),
     };
     let (limit, kinds) = log_params(&state, &params)?;
+    let as_csv = super::csv::wanted(&req, &params)?;
     let mut postbacks = read_postback_logs(&state, &offers, limit, kinds).await?;
     if !show_payouts {
         postbacks = postbacks
@@ -329,6 +330,9 @@ pub async fn postbacks(
                 serde_json::value::to_raw_value(&entry).ok()
             })
             .collect();
+    }
+    if as_csv {
+        return super::csv::postback_log(&postbacks, show_payouts);
     }
     Ok(HttpResponse::Ok().json(PostbackLogAnswer {
         offer_id: asked.map(|o| o.as_str().to_owned()),

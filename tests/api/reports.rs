@@ -550,3 +550,50 @@ async fn the_delivery_list_as_csv_reads_back_in_python() {
         ("o1", "approved", "2.5")
     );
 }
+
+#[tokio::test]
+async fn the_postback_log_as_csv_reads_back_in_python() {
+    // Arrange: one credited postback, one refused for its token.
+    let app = spawn_app().await;
+    app.with_offer_and_affiliate().await;
+    let click = app.click_id("o1", "a1").await;
+    postback_ok(&app, &click, "txid=T1&goal=%3Dcmd").await;
+    let refused = app
+        .postback(&format!("click_id={click}&token=wrong-token&txid=T2"))
+        .await;
+    assert_eq!(refused.status(), 403);
+
+    // Act
+    let text = eventually_csv(&app, "/api/v1/postbacks?offer_id=o1&format=csv", 3).await;
+    let records = python_reads(&text);
+
+    // Assert
+    let column = |name: &str| records[0].iter().position(|h| h == name).expect(name);
+    let mut outcomes: Vec<(String, String)> = records[1..]
+        .iter()
+        .map(|r| (r[column("outcome")].clone(), r[column("txid")].clone()))
+        .collect();
+    outcomes.sort();
+    assert_eq!(outcomes.len(), 2, "{records:?}");
+    assert_eq!(outcomes[1].1, "T2");
+    assert!(records[1..]
+        .iter()
+        .any(|r| r[column("payout")] == "2.5" && r[column("goal")] == "'=cmd"));
+}
+
+/// The CSV at `path` once it has `lines` records (the header included):
+/// the postback log is written a moment after the answer. Polls for 5 s.
+async fn eventually_csv(app: &TestApp, path: &str, lines: usize) -> String {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    loop {
+        let text = csv_of(app, path).await;
+        if python_reads(&text).len() >= lines {
+            return text;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{path} never had {lines} records: {text}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+}
