@@ -557,7 +557,7 @@ async fn the_postback_log_as_csv_reads_back_in_python() {
     let app = spawn_app().await;
     app.with_offer_and_affiliate().await;
     let click = app.click_id("o1", "a1").await;
-    postback_ok(&app, &click, "txid=T1&goal=%3Dcmd").await;
+    postback_ok(&app, &click, "goal=%3Dcmd").await;
     let refused = app
         .postback(&format!("click_id={click}&token=wrong-token&txid=T2"))
         .await;
