@@ -136,7 +136,7 @@ fn main() {
             .await;
         let loaded = started.elapsed();
         let flushing = Instant::now();
-        store.flush().await.expect("report counts written");
+        store.flush_all().await.expect("report counts written");
         let flushed = flushing.elapsed();
         let after = used_memory(&url);
         let (report_bytes, sub1_fields, sub1_values) = report_memory(&url, prefix);

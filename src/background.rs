@@ -189,7 +189,12 @@ async fn write_behind(work: Arc<Work>, mut shutdown: watch::Receiver<bool>) {
         if !stopping {
             tokio::time::sleep(GATHER).await;
         }
-        if let Err(e) = work.store.flush().await {
+        let written = if stopping {
+            work.store.flush_all().await
+        } else {
+            work.store.flush().await
+        };
+        if let Err(e) = written {
             work.metrics.background_failure("write_behind");
             if stopping {
                 log::warn!("shutting down with unwritten unique-click or report counts: {e}");

@@ -1692,7 +1692,7 @@ async fn past_the_daily_cap_both_stores_count_new_values_as_other_and_old_ones_a
             click.subs[0] = sub1.into();
             store.record_click(&click, 0).await.expect("recorded");
             // One write per click, so that the order of values is the clicks'.
-            store.flush().await.expect("flushed");
+            store.flush_all().await.expect("flushed");
         }
 
         // Act

@@ -578,10 +578,12 @@ pub trait Store: Send + Sync + 'static {
     /// The conversion with this id, if it exists (not expired).
     fn find_conversion<'a>(&'a self, id: &'a str) -> StoreFuture<'a, Option<ConversionEntry>>;
 
-    /// Writes what the store holds back to batch it (the Redis store's
-    /// unique-click counts). The background writer calls it whenever
-    /// [`Store::write_behind_ready`] answers, and once more at shutdown.
-    /// Reads of the counters flush by themselves.
+    /// Writes what the store holds back to batch it and is due (the Redis
+    /// store's unique-click counts at once, its report counts once they
+    /// have gathered a quarter second). The background writer calls it
+    /// whenever [`Store::write_behind_ready`] answers, and
+    /// [`Store::flush_all`] at shutdown. Reads of the counters flush by
+    /// themselves.
     fn flush(&self) -> StoreFuture<'_, ()> {
         Box::pin(std::future::ready(Ok(())))
     }
@@ -590,5 +592,11 @@ pub trait Store: Send + Sync + 'static {
     /// write; a store that writes everything at once never answers.
     fn write_behind_ready(&self) -> StoreFuture<'_, ()> {
         Box::pin(std::future::pending())
+    }
+
+    /// Writes everything held back now, whether its batch is due or not:
+    /// at shutdown, so that nothing gathered is left behind.
+    fn flush_all(&self) -> StoreFuture<'_, ()> {
+        self.flush()
     }
 }

@@ -56,7 +56,7 @@ use redis::aio::ConnectionLike;
 
 use self::clicks::{BucketDeadlines, UniqueCounts};
 use self::connection::{unavailable, PerRuntimeConnections};
-use self::reports::ReportQueue;
+use self::reports::{QueuedSince, ReportQueue};
 use super::keys::Keys;
 use super::{
     AuditLine, AuditPage, AuditRetention, CapEntry, ConfigData, ConversionLookup, ConversionPage,
@@ -94,6 +94,9 @@ pub struct RedisStore {
     pending: Arc<BatchQueue<UniqueCounts>>,
     /// Report counts on their way to Redis (see `reports`).
     report_pending: Arc<BatchQueue<ReportQueue>>,
+    /// When the oldest queued report count was queued: report counts
+    /// gather for a quarter second before they are written.
+    report_since: Arc<QueuedSince>,
     /// Distinct values of a report dimension counted per day
     /// ([`crate::store::report`]).
     report_values_per_day: usize,
@@ -119,6 +122,7 @@ impl RedisStore {
             timeout,
             pending: Arc::default(),
             report_pending: Arc::default(),
+            report_since: Arc::default(),
             report_values_per_day: crate::store::report::VALUES_PER_DAY,
             bucket_deadlines: Arc::default(),
         })
@@ -384,7 +388,7 @@ impl Store for RedisStore {
     fn flush(&self) -> StoreFuture<'_, ()> {
         Box::pin(async move {
             let unique = self.write_pending_counts().await;
-            let reports = self.write_pending_report_counts().await;
+            let reports = self.write_due_report_counts().await;
             unique.and(reports)
         })
     }
@@ -393,9 +397,17 @@ impl Store for RedisStore {
         Box::pin(async move {
             tokio::select! {
                 () = self.pending.wait() => {}
-                () = self.report_pending.wait() => {}
+                () = self.report_counts_due() => {}
             }
             Ok(())
+        })
+    }
+
+    fn flush_all(&self) -> StoreFuture<'_, ()> {
+        Box::pin(async move {
+            let unique = self.write_pending_counts().await;
+            let reports = self.write_pending_report_counts().await;
+            unique.and(reports)
         })
     }
 

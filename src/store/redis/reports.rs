@@ -9,7 +9,8 @@
 //! server's counts of one hour, offer, affiliate and set of values are one
 //! entry, however many clicks they are.
 
-use std::sync::LazyLock;
+use std::sync::{LazyLock, Mutex};
+use std::time::{Duration, Instant};
 
 use redis::aio::ConnectionLike;
 
@@ -32,6 +33,39 @@ const CELLS_PER_SCRIPT: usize = 2048;
 /// Days of report hashes read per round trip (one `HGETALL` a day).
 const REPORT_DAYS_PER_ROUND_TRIP: usize = 32;
 
+/// How long report counts gather before the background writer sends them:
+/// one script per quarter second carries every click of it, where one per
+/// click would cost a quiet server's click half as many instructions again
+/// as the click itself (`benches/callgrind.sh`). A read of reports writes
+/// its own process's counts at once; other instances' arrive within this.
+pub(super) const REPORT_GATHER: Duration = Duration::from_millis(250);
+
+/// When the oldest report count still queued was queued; `None` while the
+/// queue is empty. Decides when the queue is due ([`REPORT_GATHER`]).
+#[derive(Default)]
+pub(super) struct QueuedSince(Mutex<Option<Instant>>);
+
+impl QueuedSince {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Option<Instant>> {
+        self.0.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Notes a count queued now, if the queue was empty.
+    fn queued(&self) {
+        self.lock().get_or_insert_with(Instant::now);
+    }
+
+    /// When the queue is due; `None` when it is empty.
+    fn due(&self) -> Option<Instant> {
+        self.lock().map(|since| since + REPORT_GATHER)
+    }
+
+    /// Notes the queue taken for writing.
+    fn taken(&self) {
+        *self.lock() = None;
+    }
+}
+
 /// Report counts on their way to Redis: a tally still summing up, and
 /// scripts' worth of increments a failed write left (written first next
 /// time, so that a retry never writes a script twice).
@@ -47,7 +81,29 @@ impl RedisStore {
     /// Queues report counts for the background writer.
     pub(super) fn count_for_reports(&self, tally: Tally) {
         if !tally.is_empty() {
+            self.report_since.queued();
             self.report_pending.push(|queued| queued.tally.merge(tally));
+        }
+    }
+
+    /// Answers once queued report counts are due ([`REPORT_GATHER`]).
+    pub(super) async fn report_counts_due(&self) {
+        loop {
+            match self.report_since.due() {
+                Some(at) => {
+                    tokio::time::sleep_until(at.into()).await;
+                    return;
+                }
+                None => self.report_pending.wait().await,
+            }
+        }
+    }
+
+    /// Writes the queued report counts if they are due.
+    pub(super) async fn write_due_report_counts(&self) -> Result<(), StoreError> {
+        match self.report_since.due() {
+            Some(at) if at <= Instant::now() => self.write_pending_report_counts().await,
+            _ => Ok(()),
         }
     }
 
@@ -55,10 +111,9 @@ impl RedisStore {
     /// a failure leaves unwritten is put back.
     pub(super) async fn write_pending_report_counts(&self) -> Result<(), StoreError> {
         let (_turn, queue) = self.report_pending.take().await;
+        self.report_since.taken();
         let mut scripts = queue.unwritten;
-        for (day, cells) in queue.tally.cells() {
-            let mut cells: Vec<(Cell, i64)> = cells.into_iter().collect();
-            cells.sort();
+        for (day, mut cells) in queue.tally.cells() {
             while cells.len() > CELLS_PER_SCRIPT {
                 let rest = cells.split_off(CELLS_PER_SCRIPT);
                 scripts.push((day, std::mem::replace(&mut cells, rest)));
@@ -78,6 +133,7 @@ impl RedisStore {
                 let left: Vec<_> = std::iter::once((day, cells)).chain(scripts).collect();
                 self.report_pending
                     .give_back(|queued| queued.unwritten.splice(0..0, left).for_each(drop));
+                self.report_since.queued();
                 return Err(e);
             }
         }
