@@ -55,7 +55,7 @@ impl Zone {
     pub fn parse(name: &str) -> Result<Self, DomainError> {
         let unknown = || {
             DomainError::invalid(
-                "tz must be an IANA time zone name such as Europe/Berlin or America/New_York",
+                "must be an IANA time zone name such as Europe/Berlin or America/New_York",
             )
         };
         let plausible = !name.is_empty()
