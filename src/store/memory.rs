@@ -10,7 +10,7 @@ use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use super::keys::counter_field;
-use super::report::{counted_context, Book, Tally, VALUES_PER_DAY};
+use super::report::{Book, Tally, VALUES_PER_DAY};
 use super::{
     AuditLine, AuditPage, AuditRetention, CapEntry, ConfigData, ConversionLookup, ConversionPage,
     ConversionQuery, DayCounters, DeliveryBacklog, DeliveryCursor, DeliveryPage, DeliveryQuery,
@@ -403,7 +403,8 @@ impl Store for MemoryStore {
                     command.now,
                     &record.offer_id,
                     &record.aff_id,
-                    &counted_context(&command.identity, &command.context),
+                    &command.identity,
+                    &command.context,
                     record.status,
                     record.payout,
                     record.revenue,
@@ -461,14 +462,14 @@ impl Store for MemoryStore {
             }
             inner.count(&new, 1);
             if let Some(listed) = inner.listed.get(&key) {
-                let at = listed.created_at;
-                let context = counted_context(&command.identity, &listed.context);
+                let (at, context) = (listed.created_at, listed.context.clone());
                 let mut tally = Tally::default();
                 for (record, sign) in [(&old, -1), (&new, 1)] {
                     tally.conversion(
                         at,
                         &record.offer_id,
                         &record.aff_id,
+                        &command.identity,
                         &context,
                         record.status,
                         record.payout,

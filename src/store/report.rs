@@ -55,9 +55,11 @@ pub struct Origin {
 /// Counts not yet written, per origin, one slot per [`Counter`].
 ///
 /// Counts of one origin are summed: a busy offer's clicks of one hour and
-/// one set of subs are one entry, however many they are.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct Tally(HashMap<Origin, [i64; 10]>);
+/// one set of subs are one entry, however many they are. Every click adds
+/// to it, so it hashes with foldhash (randomly seeded, so values an
+/// affiliate chooses cannot be made to collide) rather than SipHash.
+#[derive(Clone, Debug, Default)]
+pub struct Tally(HashMap<Origin, [i64; 10], foldhash::fast::RandomState>);
 
 /// One increment of a report hash: which dimension's hash of which day,
 /// the value (before the cap; empty without a dimension) and the field
@@ -122,19 +124,26 @@ impl Tally {
     }
 
     /// Moves a conversion created at Unix second `at` into (`sign` 1) or
-    /// out of (`sign` -1) `status`, with the subs, source and goal it kept.
+    /// out of (`sign` -1) `status`, with the subs and source it kept and
+    /// its goal: its identity's, or the one kept beside a txid (as the
+    /// conversion list's `goal` filter reads it).
     #[expect(clippy::too_many_arguments, reason = "one conversion's facts")]
     pub fn conversion(
         &mut self,
         at: u64,
         offer: &OfferId,
         aff: &AffiliateId,
+        identity: &Identity,
         context: &DeliveryContext,
         status: ConversionStatus,
         payout: Money,
         revenue: Money,
         sign: i64,
     ) {
+        let goal = match identity {
+            Identity::Goal(goal) => goal,
+            Identity::Txid(_) => &context.goal,
+        };
         let [s1, s2, s3, s4, s5] = &context.subs;
         let origin = Origin {
             hour: at / 3600,
@@ -147,7 +156,7 @@ impl Tally {
                 s4.clone(),
                 s5.clone(),
                 context.source.clone(),
-                context.goal.clone(),
+                goal.clone(),
             ],
         };
         let moves: &[(Counter, i64)] = match status {
@@ -162,8 +171,10 @@ impl Tally {
             ],
             ConversionStatus::Rejected => &[(Counter::Rejected, 1)],
         };
+        let slots = self.0.entry(origin).or_insert([0; 10]);
         for &(counter, n) in moves {
-            self.add(origin.clone(), counter, sign.saturating_mul(n));
+            let slot = &mut slots[counter.index()];
+            *slot = slot.saturating_add(sign.saturating_mul(n));
         }
     }
 
@@ -221,17 +232,6 @@ impl Tally {
         }
         days
     }
-}
-
-/// The values a conversion is counted under: the subs and source it kept,
-/// and its goal (its identity's, or the one kept beside a txid), as the
-/// conversion list's `goal` filter reads it.
-pub fn counted_context(identity: &Identity, context: &DeliveryContext) -> DeliveryContext {
-    let mut counted = context.clone();
-    if let Identity::Goal(goal) = identity {
-        counted.goal.clone_from(goal);
-    }
-    counted
 }
 
 /// `HH|offer|aff|code` of an origin's counter.

@@ -20,7 +20,7 @@ use crate::domain::delivery::{DeliveryContext, DeliveryId};
 use crate::domain::ids::{shard_char, SHARD_COUNT};
 use crate::domain::{AffiliateId, Click, ClickId, Day, Identity, Money, OfferId};
 use crate::store::keys::{ClickLocation, Keys};
-use crate::store::report::{counted_context, Tally};
+use crate::store::report::Tally;
 use crate::store::{
     ConversionLookup, ConversionPage, ConversionQuery, Position, StoreError, CONVERSION_INDEX_SECS,
     MAX_CONVERSION_SCAN,
@@ -155,7 +155,8 @@ pub(super) async fn apply_conversion<C: ConnectionLike + Send>(
                 command.now,
                 &record.offer_id,
                 &record.aff_id,
-                &counted_context(&command.identity, &command.context),
+                &command.identity,
+                &command.context,
                 record.status,
                 record.payout,
                 record.revenue,
@@ -178,8 +179,8 @@ pub(super) async fn apply_conversion<C: ConnectionLike + Send>(
                 .get(13..)
                 .map(|rest| rest.join("\0"))
                 .unwrap_or_default();
-            let kept = DeliveryContext::decode(&kept).unwrap_or_else(|_| command.context.clone());
-            let context = counted_context(&command.identity, &kept);
+            let context =
+                DeliveryContext::decode(&kept).unwrap_or_else(|_| command.context.clone());
             for (status, payout, revenue, sign) in [
                 (previous, micros(part(10))?, micros(part(11))?, -1),
                 (record.status, record.payout, record.revenue, 1),
@@ -188,6 +189,7 @@ pub(super) async fn apply_conversion<C: ConnectionLike + Send>(
                     created_at,
                     &record.offer_id,
                     &record.aff_id,
+                    &command.identity,
                     &context,
                     status,
                     payout,
