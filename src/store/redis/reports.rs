@@ -30,8 +30,15 @@ static REPORT_SCRIPT: LazyLock<redis::Script> =
 /// so a big batch goes in several (each a few milliseconds).
 const CELLS_PER_SCRIPT: usize = 2048;
 
-/// Days of report hashes read per round trip (one `HGETALL` a day).
-const REPORT_DAYS_PER_ROUND_TRIP: usize = 32;
+/// Days of hours hashes read per round trip (one small `HGETALL` a day:
+/// at most 24 × pairs × counters fields).
+const HOUR_DAYS_PER_ROUND_TRIP: usize = 32;
+
+/// Days of a dimension's hashes read per round trip. A day at the cap is
+/// ~20,000 fields per offer-affiliate pair (`benches/subs.sh`: 87 ms for a
+/// report of three such days), and a pooled connection gives each reply
+/// 500 ms: two days keep a year's report far inside it, 184 round trips.
+const VALUE_DAYS_PER_ROUND_TRIP: usize = 2;
 
 /// How long report counts gather before the background writer sends them:
 /// one script per quarter second carries every click of it, where one per
@@ -149,7 +156,12 @@ impl RedisStore {
     ) -> Result<Vec<DayCounters>, StoreError> {
         self.write_pending_report_counts().await?;
         let mut read = Vec::with_capacity(days.len());
-        for chunk in days.chunks(REPORT_DAYS_PER_ROUND_TRIP) {
+        let per_trip = if dimension.is_some() {
+            VALUE_DAYS_PER_ROUND_TRIP
+        } else {
+            HOUR_DAYS_PER_ROUND_TRIP
+        };
+        for chunk in days.chunks(per_trip) {
             let part = self
                 .with_pooled_conn(async |conn| {
                     read_report_counters(conn, &self.keys, chunk, dimension).await
