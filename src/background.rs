@@ -8,7 +8,7 @@
 //! |---|---|---|
 //! | `config_refresh` | polls the config version every `CLICKBACK_CONFIG_REFRESH_MS`, reloads offers and affiliates when it moved, re-reads the cap counters of capped offers | stops |
 //! | `postback_log` | files queued postback log entries, a batch per round trip | files what is queued |
-//! | `write_behind` | writes the store's held-back writes (the Redis store's unique-click counts) | writes what is held |
+//! | `write_behind` | writes the store's held-back writes (the Redis store's unique-click and report counts) | writes what is held |
 //! | `deliveries` | claims and sends affiliate postbacks ([`crate::delivery`]); refreshes the backlog gauges | lets attempts in flight finish (bounded); the rest come due again when their lease ends |
 //! | `key_use` | writes API keys' last use ([`crate::access::usage`]), at most once a minute per key | writes what is queued |
 //!
@@ -189,10 +189,15 @@ async fn write_behind(work: Arc<Work>, mut shutdown: watch::Receiver<bool>) {
         if !stopping {
             tokio::time::sleep(GATHER).await;
         }
-        if let Err(e) = work.store.flush().await {
+        let written = if stopping {
+            work.store.flush_all().await
+        } else {
+            work.store.flush().await
+        };
+        if let Err(e) = written {
             work.metrics.background_failure("write_behind");
             if stopping {
-                log::warn!("shutting down with unwritten unique-click counts: {e}");
+                log::warn!("shutting down with unwritten unique-click or report counts: {e}");
             }
         }
         if stopping {

@@ -5,7 +5,8 @@
 //!
 //! Used for what a request may hand off instead of waiting for it: the
 //! postback troubleshooting log (`postback/log.rs`) and the Redis store's
-//! unique-click counts (`store/redis/clicks.rs`). The writer tasks are started,
+//! unique-click counts (`store/redis/clicks.rs`) and report counts
+//! (`store/redis/reports.rs`). The writer tasks are started,
 //! stopped and drained by [`crate::background`].
 
 use std::sync::Mutex;

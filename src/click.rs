@@ -211,12 +211,12 @@ async fn count_untracked(
     state: &Clicks,
     offer: &Offer,
     aff: &AffiliateId,
-    day: Day,
+    at: u64,
     counter: Counter,
 ) {
     if let Err(e) = state
         .store
-        .count_untracked_click(&offer.id, aff, day, counter)
+        .count_untracked_click(&offer.id, aff, at, counter)
         .await
     {
         state
@@ -270,7 +270,7 @@ pub async fn track(
 
     if !offer.caps.is_empty() && state.caps.is_full(&offer.id, &link.aff_id) {
         if let Some(fallback) = offer.fallback_url.as_ref().or(state.fallback_url.as_ref()) {
-            count_untracked(state, &offer, &link.aff_id, day, Counter::Capped).await;
+            count_untracked(state, &offer, &link.aff_id, now, Counter::Capped).await;
             return Ok(Redirect {
                 location: fallback.clone(),
                 result: ClickResult::Capped,
@@ -280,7 +280,7 @@ pub async fn track(
     }
 
     if link.declined || visitor.global_privacy_control {
-        count_untracked(state, &offer, &link.aff_id, day, Counter::Declined).await;
+        count_untracked(state, &offer, &link.aff_id, now, Counter::Declined).await;
         return Ok(Redirect {
             location: offer.redirect.build(&values),
             result: ClickResult::Declined,

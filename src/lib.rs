@@ -12,7 +12,8 @@
 //! - [`audit`]: the audit log of every change made through the API.
 //! - [`config`]: settings from the environment, every variable documented.
 //! - [`startup`]: [`startup::Application`] builds the store, cache, metrics and HTTP server.
-//! - [`routes`]: thin HTTP adapters, one module per endpoint group.
+//! - [`routes`]: thin HTTP adapters, one module per endpoint group, and the
+//!   one CSV writer of every report and list (`routes::csv`).
 //! - [`click`]: the redirect hot path.
 //! - [`delivery`]: affiliate postbacks: the retry schedule and the guarded HTTP sender.
 //! - [`background`]: every background task, started, stopped and drained in one place.
@@ -23,7 +24,8 @@
 //!   judge, apply, answer), status changes, de-duplication, the troubleshooting log.
 //! - [`delivery`]: affiliate postbacks: the worker that claims, sends, retries
 //!   and dead-letters each conversion's delivery to the affiliate's server.
-//! - [`stats`]: reports summed from per-day counters.
+//! - [`stats`]: reports summed from per-day counters, or from the report
+//!   counters by hour and sub-ID, source or goal (`store::report`), in any time zone.
 //! - [`offers`]: the in-process cache of offers and affiliates.
 //! - [`store`]: the [`store::Store`] trait, its Redis and in-memory implementations, the key layout.
 //! - [`domain`]: ids, money, URLs, clicks and conversions, free of HTTP and Redis.

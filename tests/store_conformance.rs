@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use clickback::domain::conversion::{ConversionCommand, ConversionOutcome, StatusChange};
 use clickback::domain::conversion::{RejectReason, MAX_COUNTER_MICROS};
-use clickback::domain::counter::Counter;
+use clickback::domain::counter::{Counter, Dimension};
 use clickback::domain::delivery::{
     AttemptRecord, AttemptReport, Delivery, DeliveryContext, DeliveryId, DeliveryOrder,
     DeliveryState,
@@ -251,7 +251,7 @@ conformance!(
                 .expect("recorded");
         }
         store
-            .count_untracked_click(&offer_id(), &aff_id(), Day::today(), Counter::Declined)
+            .count_untracked_click(&offer_id(), &aff_id(), now(), Counter::Declined)
             .await
             .expect("counted");
         let yesterday = Day::today().minus(1);
@@ -1615,3 +1615,129 @@ conformance!(
         );
     }
 );
+
+/// The report counters of `dimension` (`None`: hours) on the UTC day of
+/// `at`, as `(field, value)` sorted.
+async fn report_fields(
+    store: &dyn Store,
+    at: u64,
+    dimension: Option<Dimension>,
+) -> Vec<(String, i128)> {
+    let read = store
+        .read_report_counters(&[Day::from_unix(at)], dimension)
+        .await
+        .expect("report counters read");
+    let mut fields: Vec<(String, i128)> = read
+        .into_iter()
+        .flatten()
+        .filter(|(_, n)| *n != 0)
+        .collect();
+    fields.sort();
+    fields
+}
+
+conformance!(
+    report_counters_follow_clicks_and_a_conversions_move_by_hour_and_value,
+    |store: Arc<dyn Store>| async move {
+        // Arrange: two clicks with sub1 "s1", one pending conversion.
+        let at = now();
+        let hh = format!("{:02}", at / 3600 % 24);
+        let click = click_at(at);
+        store.record_click(&click, 0).await.expect("recorded");
+        store
+            .record_click(&visitor_click("Bvisitor"), 0)
+            .await
+            .expect("recorded");
+        let pending = command(&click, goal("reg"), ConversionStatus::Pending, "2");
+        store.apply_conversion(&pending).await.expect("pending");
+
+        // Act: the advertiser approves it.
+        let approve = ConversionCommand {
+            payout: None,
+            revenue: None,
+            ..command(&click, goal("reg"), ConversionStatus::Approved, "2")
+        };
+        store.apply_conversion(&approve).await.expect("approved");
+
+        // Assert
+        let f = |rest: &str| format!("{hh}|o1|a1|{rest}");
+        assert_eq!(
+            report_fields(store.as_ref(), at, Some(Dimension::Sub1)).await,
+            vec![
+                (f("clk|s1"), 2),
+                (f("cv|s1"), 1),
+                (f("py|s1"), 2_000_000),
+                (f("rv|s1"), 10_000_000),
+                (f("uclk|s1"), 2),
+            ]
+        );
+        assert_eq!(
+            report_fields(store.as_ref(), at, Some(Dimension::Goal)).await,
+            vec![
+                (f("cv|reg"), 1),
+                (f("py|reg"), 2_000_000),
+                (f("rv|reg"), 10_000_000),
+            ]
+        );
+        assert_eq!(
+            report_fields(store.as_ref(), at, None).await,
+            vec![
+                (f("clk"), 2),
+                (f("cv"), 1),
+                (f("py"), 2_000_000),
+                (f("rv"), 10_000_000),
+                (f("uclk"), 2),
+            ]
+        );
+    }
+);
+
+/// Both stores, counting at most `n` values of a dimension per day.
+fn stores_with_report_cap(n: usize) -> [Subject; 2] {
+    let url = redis_server::shared_redis_url();
+    let prefix = redis_server::random_prefix();
+    let redis =
+        redis_server::open_store(&url, Keys::new(prefix.clone()), 16, Duration::from_secs(2))
+            .with_report_values_per_day(n);
+    [
+        Subject {
+            store: Arc::new(redis),
+            cleanup: Some((url, prefix)),
+        },
+        Subject {
+            store: Arc::new(MemoryStore::new().with_report_values_per_day(n)),
+            cleanup: None,
+        },
+    ]
+}
+
+#[tokio::test]
+async fn past_the_daily_cap_both_stores_count_new_values_as_other_and_old_ones_as_themselves() {
+    for subject in stores_with_report_cap(2) {
+        // Arrange: "a" and "b" fill the day; "c" comes when it is full.
+        let store = subject.store.as_ref();
+        let at = now();
+        let hh = format!("{:02}", at / 3600 % 24);
+        for sub1 in ["a", "b", "c", "a", "", "c"] {
+            let mut click = visitor_click("Cvisitor");
+            click.subs[0] = sub1.into();
+            store.record_click(&click, 0).await.expect("recorded");
+            // One write per click, so that the order of values is the clicks'.
+            store.flush_all().await.expect("flushed");
+        }
+
+        // Act
+        let fields = report_fields(store, at, Some(Dimension::Sub1)).await;
+
+        // Assert
+        let clk = |value: &str, n| (format!("{hh}|o1|a1|clk|{value}"), n);
+        let clicks: Vec<(String, i128)> = fields
+            .into_iter()
+            .filter(|(f, _)| f.contains("|clk|"))
+            .collect();
+        assert_eq!(
+            clicks,
+            vec![clk("", 1), clk("\0", 2), clk("a", 2), clk("b", 1)]
+        );
+    }
+}

@@ -237,7 +237,11 @@ pub async fn postback_log(
         .map(OfferId::parse)
         .transpose()?;
     let (limit, kinds) = log_params(&state, &params)?;
+    let as_csv = super::csv::wanted(&req, &params)?;
     let postbacks = read_postback_logs(&state, std::slice::from_ref(&offer), limit, kinds).await?;
+    if as_csv {
+        return super::csv::postback_log(&postbacks, true);
+    }
     Ok(HttpResponse::Ok().json(PostbackLogAnswer {
         offer_id: offer.map(|o| o.as_str().to_owned()),
         kind: kinds_label(kinds),

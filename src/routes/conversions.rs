@@ -1,6 +1,7 @@
 //! `GET /api/v1/conversions`: the list of conversions to pay from and to
 //! reconcile with (admin), and what the scoped `/api/v1/me/conversions`
-//! shares with it: the query, the view, and which money a viewer may see.
+//! shares with it: the query, the view, which money a viewer may see, and
+//! the streamed CSV export.
 
 use std::collections::BTreeSet;
 
@@ -9,6 +10,7 @@ use serde::Serialize;
 
 use super::admin::Admin;
 use super::audit::page;
+use super::csv::{self, Column, Pages};
 use crate::domain::conversion::{ConversionEntry, StatusChange};
 use crate::domain::query::Params;
 use crate::domain::{AdvertiserId, AffiliateId, ConversionStatus, Day, Identity, Money, OfferId};
@@ -16,7 +18,7 @@ use crate::error::ApiError;
 use crate::metrics::StoreOperation;
 use crate::offers::Snapshot;
 use crate::state::AppState;
-use crate::store::{ConversionFilter, ConversionQuery};
+use crate::store::{ConversionFilter, ConversionQuery, StoreError};
 
 /// Days a listing covers when `from` is not given: the 30 days up to `to`.
 const DEFAULT_DAYS: i64 = 30;
@@ -216,15 +218,98 @@ pub(super) fn only_offers(filter: &mut ConversionFilter, offers: BTreeSet<OfferI
     });
 }
 
-/// Runs a listing and answers it for a viewer who sees `visible`.
+/// Entries per store read of a CSV export: the largest page.
+const CSV_PAGE: usize = 1000;
+
+/// The CSV columns of the list, without the money the viewer may not see.
+fn columns(visible: Visible) -> Vec<Column> {
+    let mut columns = [
+        "id", "click_id", "offer_id", "aff_id", "status", "reason", "goal", "txid", "sub1", "sub2",
+        "sub3", "sub4", "sub5", "source",
+    ]
+    .map(Column::text)
+    .to_vec();
+    columns.extend([Column::number("created_at"), Column::number("updated_at")]);
+    if visible.payout {
+        columns.push(Column::number("payout"));
+    }
+    if visible.revenue {
+        columns.push(Column::number("revenue"));
+    }
+    columns.extend([Column::text("currency"), Column::text("history")]);
+    columns
+}
+
+/// The conversions of a listing, a page at a time, for a CSV export.
+struct ConversionPages {
+    state: web::Data<AppState>,
+    query: ConversionQuery,
+    visible: Visible,
+    /// The last page has been read.
+    done: bool,
+}
+
+impl Pages for ConversionPages {
+    async fn next_page(&mut self) -> Result<Option<Vec<serde_json::Value>>, StoreError> {
+        if self.done {
+            return Ok(None);
+        }
+        let page = self
+            .state
+            .store
+            .list_conversions(&self.query)
+            .await
+            .inspect_err(|_| self.state.metrics.store_error(StoreOperation::Conversions))?;
+        let snapshot = self.state.cache.snapshot();
+        let rows = page
+            .conversions
+            .iter()
+            .map(|entry| {
+                let mut row =
+                    serde_json::to_value(ConversionView::of(entry, self.visible, &snapshot))
+                        .unwrap_or_default();
+                // One cell: `pending:1795946400 approved:1795946460`.
+                if let Some(history) = row.get_mut("history") {
+                    *history = entry
+                        .history
+                        .iter()
+                        .map(|change| format!("{}:{}", change.status.as_str(), change.at))
+                        .collect::<Vec<_>>()
+                        .join(" ")
+                        .into();
+                }
+                row
+            })
+            .collect();
+        self.done = page.next.is_none();
+        self.query.after = page.next;
+        Ok(Some(rows))
+    }
+}
+
+/// Runs a listing and answers it for a viewer who sees `visible`: a page
+/// of JSON, or (CSV asked for) every matching conversion from the cursor
+/// on, streamed.
 pub(super) async fn answer(
-    state: &AppState,
-    query: &ConversionQuery,
+    state: &web::Data<AppState>,
+    req: &HttpRequest,
+    params: &Params,
+    mut query: ConversionQuery,
     visible: Visible,
 ) -> Result<HttpResponse, ApiError> {
+    if csv::wanted(req, params)? {
+        query.limit = CSV_PAGE;
+        let pages = ConversionPages {
+            state: state.clone(),
+            query,
+            visible,
+            done: false,
+        };
+        return Ok(csv::stream("conversions.csv", columns(visible), pages));
+    }
     let page = state
         .store
-        .list_conversions(query)
+        .list_conversions(&query)
         .await
         .inspect_err(|_| state.metrics.store_error(StoreOperation::Conversions))?;
     let snapshot = state.cache.snapshot();
@@ -266,5 +351,5 @@ pub async fn conversions(
         only_offers(&mut query.filter, offers);
     }
     query.filter.aff_id = requested.aff_id;
-    answer(&state, &query, Visible::ALL).await
+    answer(&state, &req, &params, query, Visible::ALL).await
 }

@@ -6,6 +6,7 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use serde::Serialize;
 
 use super::admin::Admin;
+use super::csv::{self, Column, Pages};
 use crate::delivery::DELIVERY_RETENTION_SECS;
 use crate::domain::delivery::{Delivery, DeliveryId, DeliveryState};
 use crate::domain::query::Params;
@@ -13,7 +14,7 @@ use crate::domain::{AffiliateId, Money};
 use crate::error::ApiError;
 use crate::metrics::StoreOperation;
 use crate::state::AppState;
-use crate::store::{DeliveryQuery, DeliveryScope, Position, RetryOutcome};
+use crate::store::{DeliveryQuery, DeliveryScope, Position, RetryOutcome, StoreError};
 
 /// Entries per page unless `limit` says otherwise.
 const DEFAULT_LIMIT: usize = 100;
@@ -107,17 +108,88 @@ fn page(params: &Params) -> Result<(usize, Option<Position>), ApiError> {
     Ok((limit, cursor))
 }
 
+/// The CSV columns of a delivery list.
+fn columns() -> Vec<Column> {
+    let text = Column::text;
+    let number = Column::number;
+    vec![
+        text("id"),
+        text("conversion_id"),
+        text("click_id"),
+        text("offer_id"),
+        text("aff_id"),
+        text("status"),
+        text("state"),
+        number("payout"),
+        text("currency"),
+        number("amount"),
+        number("attempts"),
+        number("last_http_status"),
+        text("last_error"),
+        number("created_at"),
+        number("last_attempt_at"),
+        number("next_attempt_at"),
+        text("url"),
+    ]
+}
+
+/// The deliveries of a listing, a page at a time, for a CSV export.
+struct DeliveryPages {
+    state: web::Data<AppState>,
+    query: DeliveryQuery,
+    /// The last page has been read.
+    done: bool,
+}
+
+impl Pages for DeliveryPages {
+    async fn next_page(&mut self) -> Result<Option<Vec<serde_json::Value>>, StoreError> {
+        if self.done {
+            return Ok(None);
+        }
+        let page = self
+            .state
+            .store
+            .list_deliveries(&self.query)
+            .await
+            .inspect_err(|_| {
+                self.state
+                    .metrics
+                    .store_error(StoreOperation::ReadDeliveries)
+            })?;
+        let rows = page
+            .deliveries
+            .iter()
+            .map(|d| serde_json::to_value(DeliveryView::of(d)).unwrap_or_default())
+            .collect();
+        self.done = page.next.is_none();
+        self.query.after = page.next;
+        Ok(Some(rows))
+    }
+}
+
+/// A page of deliveries as JSON or (CSV asked for) every delivery of the
+/// scope from the cursor on, streamed.
 pub(super) async fn list(
-    state: &AppState,
+    state: &web::Data<AppState>,
+    req: &HttpRequest,
     scope: DeliveryScope,
     params: &Params,
 ) -> Result<HttpResponse, ApiError> {
     let (limit, after) = page(params)?;
-    let query = DeliveryQuery {
+    let mut query = DeliveryQuery {
         scope,
         limit,
         after,
     };
+    if csv::wanted(req, params)? {
+        query.limit = MAX_LIMIT;
+        let pages = DeliveryPages {
+            state: state.clone(),
+            query,
+            done: false,
+        };
+        return Ok(csv::stream("deliveries.csv", columns(), pages));
+    }
     let page = state
         .store
         .list_deliveries(&query)
@@ -145,7 +217,7 @@ pub async fn affiliate_deliveries(
             "no affiliate with this id",
         ));
     }
-    list(&state, DeliveryScope::Affiliate(aff), &params).await
+    list(&state, &req, DeliveryScope::Affiliate(aff), &params).await
 }
 
 /// `GET /api/v1/deliveries?state=dead|pending&limit=..&cursor=..`: across
@@ -166,7 +238,7 @@ pub async fn deliveries(
             ))
         }
     };
-    list(&state, scope, &params).await
+    list(&state, &req, scope, &params).await
 }
 
 /// `{"id":..,"state":"pending"}`.

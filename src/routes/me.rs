@@ -211,7 +211,8 @@ pub async fn stats(
     let snapshot = state.cache.snapshot();
     let party = Party::of(&principal, &snapshot)?;
     let params = Params::parse(req.query_string().as_bytes())?;
-    let mut query = StatsQuery::from_params(&params, Day::from_unix(state.clock.now()))?;
+    let as_csv = super::csv::wanted(&req, &params)?;
+    let mut query = StatsQuery::from_params(&params, state.clock.now())?;
     match &party {
         Party::Affiliate(aff) => {
             if query.aff_id.as_ref().is_some_and(|asked| asked != aff) {
@@ -234,24 +235,7 @@ pub async fn stats(
     let rows = report(state.store.as_ref(), &snapshot.offers, &query)
         .await
         .inspect_err(|_| state.metrics.store_error(StoreOperation::ReadCounters))?;
-    let visible = party.visible();
-    let rows: Vec<serde_json::Value> = rows
-        .iter()
-        .map(|row| {
-            let mut value = serde_json::to_value(row).unwrap_or_default();
-            if let Some(fields) = value.as_object_mut() {
-                if !visible.revenue {
-                    fields.remove("revenue");
-                }
-                if !visible.payout {
-                    fields.remove("payout");
-                    fields.remove("pending_payout");
-                }
-            }
-            value
-        })
-        .collect();
-    Ok(HttpResponse::Ok().json(serde_json::json!({ "rows": rows })))
+    super::stats::answer(&query, &rows, party.visible(), as_csv)
 }
 
 /// `GET /api/v1/me/conversions`: `/api/v1/conversions` over the party's own
@@ -295,7 +279,7 @@ pub async fn conversions(
             only_offers(&mut query.filter, own);
         }
     }
-    conversions::answer(&state, &query, party.visible()).await
+    conversions::answer(&state, &req, &params, query, party.visible()).await
 }
 
 /// `GET /api/v1/me/deliveries?limit&cursor`: an affiliate's postback
@@ -309,7 +293,7 @@ pub async fn deliveries(
         return Err(out_of_scope());
     };
     let params = Params::parse(req.query_string().as_bytes())?;
-    super::deliveries::list(&state, DeliveryScope::Affiliate(aff), &params).await
+    super::deliveries::list(&state, &req, DeliveryScope::Affiliate(aff), &params).await
 }
 
 /// `GET /api/v1/me/postbacks?offer_id&kind&limit`: the postback log of an
@@ -335,6 +319,7 @@ pub async fn postbacks(
         None => own.into_iter().map(Some).collect(),
     };
     let (limit, kinds) = log_params(&state, &params)?;
+    let as_csv = super::csv::wanted(&req, &params)?;
     let mut postbacks = read_postback_logs(&state, &offers, limit, kinds).await?;
     if !show_payouts {
         postbacks = postbacks
@@ -345,6 +330,9 @@ pub async fn postbacks(
                 serde_json::value::to_raw_value(&entry).ok()
             })
             .collect();
+    }
+    if as_csv {
+        return super::csv::postback_log(&postbacks, show_payouts);
     }
     Ok(HttpResponse::Ok().json(PostbackLogAnswer {
         offer_id: asked.map(|o| o.as_str().to_owned()),

@@ -11,6 +11,7 @@ pub mod audit;
 pub mod auth;
 pub mod click;
 pub mod conversions;
+pub mod csv;
 pub mod deliveries;
 pub mod health;
 pub mod keys;

@@ -16,6 +16,9 @@
 //! | `cb:{S}:da:<aff>`           | zset   | an affiliate's deliveries by creation time (ms) | 30 days after the last |
 //! | `cb:{S}:vt`                 | zset   | the shard's conversion ids by creation time (s): the conversion list | entries dropped after 490 days |
 //! | `cb:{S}:vk`                 | hash   | conversion id → `<click_id>:<t\|g>:<txid\|goal>`, where the conversion is | as `vt` |
+//! | `cb:{rep:<YYYYMMDD>}:h`    | hash   | report counters of one UTC day by hour: `HH\|offer\|aff\|code` | none |
+//! | `cb:{rep:<YYYYMMDD>}:<dim>` | hash  | report counters of one UTC day by hour and a dimension's value (`sub1`…`sub5`, `source`, `goal`): `HH\|offer\|aff\|code\|value` | none |
+//! | `cb:{rep:<YYYYMMDD>}:<dim>:v` | set  | the values of a dimension admitted that day (at most 10,000; later ones are counted as "other") | none |
 //! | `cb:{cap:<offer>}:<period>` | hash   | cap counters of one offer and period    | period + margin       |
 //! | `cb:{claim:<xx>}:<token>`   | string | a used signature / an identity being decided | 10 min / 30 s    |
 //! | `cb:{log:<offer>}:postbacks`| list   | the latest accepted postbacks and their outcome | 30 days after the last, trimmed |
@@ -33,7 +36,7 @@
 //! each touch a single slot; 64 shard tags spread the load over the cluster
 //! instead of making a big offer a hot slot.
 
-use crate::domain::counter::Counter;
+use crate::domain::counter::{Counter, Dimension};
 use crate::domain::delivery::DeliveryId;
 use crate::domain::ids::shard_char;
 use crate::domain::{ClickId, Day, Identity};
@@ -199,6 +202,24 @@ impl Keys {
         (0..crate::domain::ids::SHARD_COUNT).map(move |i| self.stats(shard_char(i), day))
     }
 
+    /// One UTC day's report counters: by hour (`None`) or by hour and a
+    /// dimension's value. A day's report keys share one hash tag, so that
+    /// one script writes all of a day's counts.
+    pub fn report(&self, day: Day, dimension: Option<Dimension>) -> String {
+        let name = dimension.map_or("h", Dimension::name);
+        format!("{}:{{rep:{}}}:{name}", self.prefix, day.compact())
+    }
+
+    /// The values of `dimension` admitted on `day`.
+    pub fn report_values(&self, day: Day, dimension: Dimension) -> String {
+        format!(
+            "{}:{{rep:{}}}:{}:v",
+            self.prefix,
+            day.compact(),
+            dimension.name()
+        )
+    }
+
     /// Offer id → offer JSON.
     pub fn offers(&self) -> String {
         format!("{}:{{cfg}}:offers", self.prefix)
@@ -268,6 +289,16 @@ mod tests {
         );
         assert_eq!(keys.stats('k', Day::from_unix(0)), "cb:{k}:st:19700101");
         assert_eq!(counter_field("o1", "a1", Counter::Clicks), "o1|a1|clk");
+        let day = Day::from_unix(0);
+        assert_eq!(keys.report(day, None), "cb:{rep:19700101}:h");
+        assert_eq!(
+            keys.report(day, Some(Dimension::Sub1)),
+            "cb:{rep:19700101}:sub1"
+        );
+        assert_eq!(
+            keys.report_values(day, Dimension::Goal),
+            "cb:{rep:19700101}:goal:v"
+        );
     }
 
     #[test]

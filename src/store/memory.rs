@@ -10,6 +10,7 @@ use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use super::keys::counter_field;
+use super::report::{Book, Tally, VALUES_PER_DAY};
 use super::{
     AuditLine, AuditPage, AuditRetention, CapEntry, ConfigData, ConversionLookup, ConversionPage,
     ConversionQuery, DayCounters, DeliveryBacklog, DeliveryPage, DeliveryQuery, DeliveryScope,
@@ -20,7 +21,7 @@ use crate::domain::conversion::{
     ConversionCommand, ConversionEntry, ConversionOutcome, ConversionRecord, ConversionStatus,
     StatusChange, MAX_COUNTER_MICROS,
 };
-use crate::domain::counter::Counter;
+use crate::domain::counter::{Counter, Dimension};
 use crate::domain::delivery::{
     AttemptRecord, AttemptReport, Delivery, DeliveryContext, DeliveryId, DeliveryOrder,
     DeliveryState,
@@ -45,6 +46,8 @@ struct Inner {
     deliveries: BTreeMap<DeliveryId, QueuedDelivery>,
     /// Per day, `offer|aff|counter` → value: 64-bit like Redis's counters.
     counters: HashMap<Day, HashMap<String, i64>>,
+    /// The report counters (by hour and dimension value), written at once.
+    report: Book,
     unique_visitors: HashMap<String, Instant>,
     caps: HashMap<(OfferId, String), CapCounters>,
     claims: HashMap<String, Instant>,
@@ -248,16 +251,34 @@ impl Inner {
 struct Poisoned;
 
 /// In-memory [`Store`].
-#[derive(Default)]
 pub struct MemoryStore {
     /// Everything, behind one lock: operations are short and never await while holding it.
     inner: Mutex<Inner>,
+    /// Distinct values of a report dimension counted per day (see
+    /// [`super::report`]).
+    report_values_per_day: usize,
+}
+
+impl Default for MemoryStore {
+    fn default() -> Self {
+        Self {
+            inner: Mutex::default(),
+            report_values_per_day: VALUES_PER_DAY,
+        }
+    }
 }
 
 impl MemoryStore {
     /// An empty store.
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// The same store counting at most `n` distinct values of each report
+    /// dimension per day (tests of the "other" bucket).
+    pub fn with_report_values_per_day(mut self, n: usize) -> Self {
+        self.report_values_per_day = n;
+        self
     }
 
     fn lock(&self) -> Result<MutexGuard<'_, Inner>, StoreError> {
@@ -301,6 +322,9 @@ impl Store for MemoryStore {
                     1,
                 );
             }
+            let mut tally = Tally::default();
+            tally.click(click, unique);
+            inner.report.apply(&tally, self.report_values_per_day);
             inner.sweep_now_and_then();
             unique
         }))
@@ -310,13 +334,15 @@ impl Store for MemoryStore {
         &'a self,
         offer: &'a OfferId,
         aff: &'a AffiliateId,
-        day: Day,
+        at: u64,
         counter: Counter,
     ) -> StoreFuture<'a, ()> {
-        ready(
-            self.lock()
-                .map(|mut inner| inner.bump(day, offer, aff, counter, 1)),
-        )
+        ready(self.lock().map(|mut inner| {
+            inner.bump(Day::from_unix(at), offer, aff, counter, 1);
+            let mut tally = Tally::default();
+            tally.untracked(offer, aff, at, counter);
+            inner.report.apply(&tally, self.report_values_per_day);
+        }))
     }
 
     fn lookup_conversion<'a>(
@@ -372,6 +398,19 @@ impl Store for MemoryStore {
                     return ConversionOutcome::TooLarge;
                 }
                 inner.count(&record, 1);
+                let mut tally = Tally::default();
+                tally.conversion(
+                    command.now,
+                    &record.offer_id,
+                    &record.aff_id,
+                    &command.identity,
+                    &command.context,
+                    record.status,
+                    record.payout,
+                    record.revenue,
+                    1,
+                );
+                inner.report.apply(&tally, self.report_values_per_day);
                 let expires = now + Duration::from_secs(command.retention_secs);
                 inner
                     .conversions
@@ -422,6 +461,24 @@ impl Store for MemoryStore {
                 return ConversionOutcome::TooLarge;
             }
             inner.count(&new, 1);
+            if let Some(listed) = inner.listed.get(&key) {
+                let (at, context) = (listed.created_at, listed.context.clone());
+                let mut tally = Tally::default();
+                for (record, sign) in [(&old, -1), (&new, 1)] {
+                    tally.conversion(
+                        at,
+                        &record.offer_id,
+                        &record.aff_id,
+                        &command.identity,
+                        &context,
+                        record.status,
+                        record.payout,
+                        record.revenue,
+                        sign,
+                    );
+                }
+                inner.report.apply(&tally, self.report_values_per_day);
+            }
             if let Some(entry) = inner.conversions.get_mut(&key) {
                 entry.0 = new.clone();
             }
@@ -770,6 +827,14 @@ impl Store for MemoryStore {
                 })
                 .collect()
         }))
+    }
+
+    fn read_report_counters<'a>(
+        &'a self,
+        days: &'a [Day],
+        dimension: Option<Dimension>,
+    ) -> StoreFuture<'a, Vec<DayCounters>> {
+        ready(self.lock().map(|inner| inner.report.read(days, dimension)))
     }
 
     fn ping(&self) -> StoreFuture<'_, ()> {

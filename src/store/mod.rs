@@ -8,6 +8,7 @@
 pub mod keys;
 pub mod memory;
 pub mod redis;
+pub mod report;
 
 use std::collections::{BTreeSet, HashMap};
 use std::future::Future;
@@ -16,7 +17,7 @@ use std::pin::Pin;
 use crate::domain::conversion::{
     ConversionCommand, ConversionEntry, ConversionOutcome, ConversionRecord,
 };
-use crate::domain::counter::Counter;
+use crate::domain::counter::{Counter, Dimension};
 use crate::domain::delivery::{AttemptReport, Delivery, DeliveryId};
 use crate::domain::{
     Advertiser, Affiliate, AffiliateId, ApiKey, Click, ClickId, ConversionStatus, Day, Identity,
@@ -377,13 +378,13 @@ pub trait Store: Send + Sync + 'static {
     ) -> StoreFuture<'a, bool>;
 
     /// Counts a click that was not tracked (`counter` is
-    /// [`Counter::Declined`] or [`Counter::Capped`]); stores nothing about
-    /// the visitor.
+    /// [`Counter::Declined`] or [`Counter::Capped`]) at Unix second `at`;
+    /// stores nothing about the visitor.
     fn count_untracked_click<'a>(
         &'a self,
         offer: &'a OfferId,
         aff: &'a AffiliateId,
-        day: Day,
+        at: u64,
         counter: Counter,
     ) -> StoreFuture<'a, ()>;
 
@@ -470,6 +471,18 @@ pub trait Store: Send + Sync + 'static {
     /// The counters of each day, summed over shards, in the order given.
     fn read_counters<'a>(&'a self, days: &'a [Day]) -> StoreFuture<'a, Vec<DayCounters>>;
 
+    /// The report counters of each UTC day, in the order given: by hour
+    /// (`dimension` `None`, fields `HH|offer|aff|code`) or by hour and the
+    /// dimension's value (fields `HH|offer|aff|code|value`, the value
+    /// [`report::OTHER`] for the bucket past the day's cap). They are
+    /// written a moment after the click or conversion
+    /// ([`Store::flush`]); a read writes this process's first.
+    fn read_report_counters<'a>(
+        &'a self,
+        days: &'a [Day],
+        dimension: Option<Dimension>,
+    ) -> StoreFuture<'a, Vec<DayCounters>>;
+
     /// Answers when the store is reachable (readiness).
     fn ping(&self) -> StoreFuture<'_, ()>;
 
@@ -555,10 +568,12 @@ pub trait Store: Send + Sync + 'static {
     /// The conversion with this id, if it exists (not expired).
     fn find_conversion<'a>(&'a self, id: &'a str) -> StoreFuture<'a, Option<ConversionEntry>>;
 
-    /// Writes what the store holds back to batch it (the Redis store's
-    /// unique-click counts). The background writer calls it whenever
-    /// [`Store::write_behind_ready`] answers, and once more at shutdown.
-    /// Reads of the counters flush by themselves.
+    /// Writes what the store holds back to batch it and is due (the Redis
+    /// store's unique-click counts at once, its report counts once they
+    /// have gathered a quarter second). The background writer calls it
+    /// whenever [`Store::write_behind_ready`] answers, and
+    /// [`Store::flush_all`] at shutdown. Reads of the counters flush by
+    /// themselves.
     fn flush(&self) -> StoreFuture<'_, ()> {
         Box::pin(std::future::ready(Ok(())))
     }
@@ -567,5 +582,11 @@ pub trait Store: Send + Sync + 'static {
     /// write; a store that writes everything at once never answers.
     fn write_behind_ready(&self) -> StoreFuture<'_, ()> {
         Box::pin(std::future::pending())
+    }
+
+    /// Writes everything held back now, whether its batch is due or not:
+    /// at shutdown, so that nothing gathered is left behind.
+    fn flush_all(&self) -> StoreFuture<'_, ()> {
+        self.flush()
     }
 }

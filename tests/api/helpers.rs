@@ -105,14 +105,53 @@ pub async fn spawn_app_with_clock(
     settings: Settings,
     clock: Arc<ManualClock>,
 ) -> TestApp {
+    spawn_app_counting(backend, settings, clock, None).await
+}
+
+/// A clickback on the shared test Redis whose clock reads `unix_secs`.
+pub async fn spawn_app_at(unix_secs: u64) -> TestApp {
+    let url = shared_redis_url();
+    let prefix = random_prefix();
+    let settings = test_settings(Some(url.clone()), &prefix);
+    let clock = Arc::new(ManualClock::at(unix_secs));
+    spawn_app_with_clock(Backend::Redis { url, prefix }, settings, clock).await
+}
+
+/// A clickback on the shared test Redis counting at most `n` distinct
+/// values of a report dimension per day (the "other" bucket's tests).
+pub async fn spawn_app_with_report_cap(n: usize) -> TestApp {
+    let url = shared_redis_url();
+    let prefix = random_prefix();
+    let settings = test_settings(Some(url.clone()), &prefix);
+    let clock = Arc::new(ManualClock::starting_now());
+    spawn_app_counting(Backend::Redis { url, prefix }, settings, clock, Some(n)).await
+}
+
+/// A clickback on `backend`, its store counting at most `report_cap`
+/// values of a report dimension per day when given.
+async fn spawn_app_counting(
+    backend: Backend,
+    settings: Settings,
+    clock: Arc<ManualClock>,
+    report_cap: Option<usize>,
+) -> TestApp {
     let store: Arc<dyn Store> = match &backend {
-        Backend::Redis { url, prefix } => Arc::new(redis_server::open_store(
-            url,
-            Keys::new(prefix.clone()),
-            settings.redis_pool_size,
-            settings.store_timeout,
-        )),
-        Backend::Memory => Arc::new(MemoryStore::new()),
+        Backend::Redis { url, prefix } => {
+            let store = redis_server::open_store(
+                url,
+                Keys::new(prefix.clone()),
+                settings.redis_pool_size,
+                settings.store_timeout,
+            );
+            Arc::new(match report_cap {
+                Some(n) => store.with_report_values_per_day(n),
+                None => store,
+            })
+        }
+        Backend::Memory => Arc::new(match report_cap {
+            Some(n) => MemoryStore::new().with_report_values_per_day(n),
+            None => MemoryStore::new(),
+        }),
     };
     let app = Application::build_with(settings, store, Arc::clone(&clock) as Arc<dyn Clock>)
         .await

@@ -20,6 +20,7 @@ mod keys;
 mod offer_rules;
 mod outage;
 mod postback;
+mod reports;
 mod shutdown;
 mod startup;
 mod stats;

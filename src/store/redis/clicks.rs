@@ -95,14 +95,18 @@ impl RedisStore {
                 .await
             })
             .await?;
-        Ok(match written {
+        let unique = match written {
             ClickWritten::CountedUnique => true,
             ClickWritten::Duplicate => false,
             ClickWritten::Unique { stats_key, field } => {
                 self.count_unique_click(stats_key, field);
                 true
             }
-        })
+        };
+        let mut tally = crate::store::report::Tally::default();
+        tally.click(click, unique);
+        self.count_for_reports(tally);
+        Ok(unique)
     }
 
     /// Queues a unique click's count for the background writer

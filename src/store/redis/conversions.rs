@@ -21,6 +21,7 @@ use crate::domain::delivery::{DeliveryContext, DeliveryId};
 use crate::domain::ids::{shard_char, SHARD_COUNT};
 use crate::domain::{AffiliateId, Click, ClickId, Day, Identity, Money, OfferId};
 use crate::store::keys::{ClickLocation, Keys};
+use crate::store::report::Tally;
 use crate::store::{
     ConversionLookup, ConversionPage, ConversionQuery, Position, StoreError, CONVERSION_INDEX_SECS,
     MAX_CONVERSION_SCAN,
@@ -63,12 +64,13 @@ pub(super) async fn lookup_conversion<C: ConnectionLike + Send>(
 }
 
 /// Runs the credit script for `command`: the conversion and the counters
-/// of the days it moves, all in the click's shard.
+/// of the days it moves, all in the click's shard. Answers, beside the
+/// outcome, the report counts the change moves (written behind).
 pub(super) async fn apply_conversion<C: ConnectionLike + Send>(
     conn: &mut C,
     keys: &Keys,
     command: &ConversionCommand,
-) -> Result<ConversionOutcome, StoreError> {
+) -> Result<(ConversionOutcome, Tally), StoreError> {
     let shard = command.click_id.shard();
     let seen_day = command.seen_day.unwrap_or(command.today);
     let mut invocation = CREDIT_SCRIPT.prepare_invoke();
@@ -146,19 +148,64 @@ pub(super) async fn apply_conversion<C: ConnectionLike + Send>(
             part(9),
         ])
     };
-    match part(0) {
-        "created" => Ok(ConversionOutcome::Created(record()?)),
-        "duplicate" => Ok(ConversionOutcome::Duplicate(record()?)),
-        "updated" => Ok(ConversionOutcome::Updated {
-            record: record()?,
-            previous: ConversionStatus::from_code(part(8))
-                .ok_or_else(|| corrupt("previous status"))?,
-        }),
-        "retry" => Ok(ConversionOutcome::Retry),
-        "too_large" => Ok(ConversionOutcome::TooLarge),
-        "missing" => Ok(ConversionOutcome::Missing),
-        other => Err(corrupt(format!("credit script answered {other:?}"))),
-    }
+    let mut tally = Tally::default();
+    let outcome = match part(0) {
+        "created" => {
+            let record = record()?;
+            tally.conversion(
+                command.now,
+                &record.offer_id,
+                &record.aff_id,
+                &command.identity,
+                &command.context,
+                record.status,
+                record.payout,
+                record.revenue,
+                1,
+            );
+            ConversionOutcome::Created(record)
+        }
+        "duplicate" => ConversionOutcome::Duplicate(record()?),
+        "updated" => {
+            let record = record()?;
+            let previous =
+                ConversionStatus::from_code(part(8)).ok_or_else(|| corrupt("previous status"))?;
+            let micros = |raw: &str| {
+                raw.parse::<i64>()
+                    .map(Money::from_micros)
+                    .map_err(|_| corrupt("previous amount"))
+            };
+            let created_at = part(12).parse::<u64>().unwrap_or(command.now);
+            let kept = parts
+                .get(13..)
+                .map(|rest| rest.join("\0"))
+                .unwrap_or_default();
+            let context =
+                DeliveryContext::decode(&kept).unwrap_or_else(|_| command.context.clone());
+            for (status, payout, revenue, sign) in [
+                (previous, micros(part(10))?, micros(part(11))?, -1),
+                (record.status, record.payout, record.revenue, 1),
+            ] {
+                tally.conversion(
+                    created_at,
+                    &record.offer_id,
+                    &record.aff_id,
+                    &command.identity,
+                    &context,
+                    status,
+                    payout,
+                    revenue,
+                    sign,
+                );
+            }
+            ConversionOutcome::Updated { record, previous }
+        }
+        "retry" => ConversionOutcome::Retry,
+        "too_large" => ConversionOutcome::TooLarge,
+        "missing" => ConversionOutcome::Missing,
+        other => return Err(corrupt(format!("credit script answered {other:?}"))),
+    };
+    Ok((outcome, tally))
 }
 
 /// Where a conversion lives, as the index keeps it: the part of its key

@@ -3,9 +3,10 @@
 //!
 //! Every operation is one round trip (a pipeline, a MULTI/EXEC or a script)
 //! and is bounded by a timeout, so a stalled Redis degrades requests quickly
-//! instead of piling them up. One write follows later: a unique click's
+//! instead of piling them up. Two writes follow later: a unique click's
 //! count, queued and summed (`RedisStore::count_unique_click`;
-//! docs/architecture.md says why).
+//! docs/architecture.md says why), and the report counters by hour and
+//! dimension value (`reports`).
 //!
 //! # Layout
 //!
@@ -28,6 +29,8 @@
 //!   use) and the config version.
 //! - `audit`: the audit log.
 //! - `counters`: the stats read, summed over shards.
+//! - `reports`: the report counters (by hour, sub-ID, source, goal), their
+//!   queue, their script and their read.
 //! - `logs`: the postback logs.
 //! - `deliveries`: the affiliate postback queue, its leases and listings.
 //!
@@ -45,6 +48,7 @@ mod counters;
 mod deliveries;
 mod logs;
 mod paging;
+mod reports;
 mod slots;
 
 use std::collections::HashMap;
@@ -55,6 +59,7 @@ use redis::aio::ConnectionLike;
 
 use self::clicks::{BucketDeadlines, UniqueCounts};
 use self::connection::{unavailable, Bulk, PerRuntimeConnections};
+use self::reports::{QueuedSince, ReportQueue};
 use super::keys::Keys;
 use super::{
     AuditLine, AuditPage, AuditRetention, CapEntry, ConfigData, ConversionLookup, ConversionPage,
@@ -64,7 +69,7 @@ use super::{
 };
 use crate::batch::BatchQueue;
 use crate::domain::conversion::{ConversionCommand, ConversionEntry, ConversionOutcome};
-use crate::domain::counter::Counter;
+use crate::domain::counter::{Counter, Dimension};
 use crate::domain::delivery::{AttemptReport, Delivery, DeliveryId};
 use crate::domain::{
     Advertiser, Affiliate, AffiliateId, ApiKey, Click, ClickId, Day, Identity, Offer, OfferId,
@@ -90,6 +95,14 @@ pub struct RedisStore {
     /// Unique-click counts on their way to Redis, `(stats key, field)` →
     /// increments (see [`RedisStore::count_unique_click`]).
     pending: Arc<BatchQueue<UniqueCounts>>,
+    /// Report counts on their way to Redis (see `reports`).
+    report_pending: Arc<BatchQueue<ReportQueue>>,
+    /// When the oldest queued report count was queued: report counts
+    /// gather for a quarter second before they are written.
+    report_since: Arc<QueuedSince>,
+    /// Distinct values of a report dimension counted per day
+    /// ([`crate::store::report`]).
+    report_values_per_day: usize,
     /// Click buckets this process has given an expiry, with the latest
     /// deadline it made sure of (see [`BucketDeadlines`]).
     bucket_deadlines: Arc<BucketDeadlines>,
@@ -135,8 +148,18 @@ impl RedisStore {
             keys,
             timeout,
             pending: Arc::default(),
+            report_pending: Arc::default(),
+            report_since: Arc::default(),
+            report_values_per_day: crate::store::report::VALUES_PER_DAY,
             bucket_deadlines: Arc::default(),
         }
+    }
+
+    /// The same store counting at most `n` distinct values of each report
+    /// dimension per day (tests of the "other" bucket, the bench).
+    pub fn with_report_values_per_day(mut self, n: usize) -> Self {
+        self.report_values_per_day = n;
+        self
     }
 
     /// Logs a warning when Redis would store click buckets as hashtables
@@ -185,12 +208,20 @@ impl Store for RedisStore {
         &'a self,
         offer: &'a OfferId,
         aff: &'a AffiliateId,
-        day: Day,
+        at: u64,
         counter: Counter,
     ) -> StoreFuture<'a, ()> {
-        Box::pin(self.with_conn(async move |conn| {
-            clicks::count_untracked_click(conn, &self.keys, offer, aff, day, counter).await
-        }))
+        Box::pin(async move {
+            let day = Day::from_unix(at);
+            self.with_conn(async move |conn| {
+                clicks::count_untracked_click(conn, &self.keys, offer, aff, day, counter).await
+            })
+            .await?;
+            let mut tally = crate::store::report::Tally::default();
+            tally.untracked(offer, aff, at, counter);
+            self.count_for_reports(tally);
+            Ok(())
+        })
     }
 
     fn lookup_conversion<'a>(
@@ -208,9 +239,15 @@ impl Store for RedisStore {
         &'a self,
         command: &'a ConversionCommand,
     ) -> StoreFuture<'a, ConversionOutcome> {
-        Box::pin(self.with_conn(async move |conn| {
-            conversions::apply_conversion(conn, &self.keys, command).await
-        }))
+        Box::pin(async move {
+            let (outcome, tally) = self
+                .with_conn(async move |conn| {
+                    conversions::apply_conversion(conn, &self.keys, command).await
+                })
+                .await?;
+            self.count_for_reports(tally);
+            Ok(outcome)
+        })
     }
 
     fn reserve_caps<'a>(
@@ -367,14 +404,37 @@ impl Store for RedisStore {
         Box::pin(self.sum_counters(days))
     }
 
+    fn read_report_counters<'a>(
+        &'a self,
+        days: &'a [Day],
+        dimension: Option<Dimension>,
+    ) -> StoreFuture<'a, Vec<DayCounters>> {
+        Box::pin(self.sum_report_counters(days, dimension))
+    }
+
     fn flush(&self) -> StoreFuture<'_, ()> {
-        Box::pin(self.write_pending_counts())
+        Box::pin(async move {
+            let unique = self.write_pending_counts().await;
+            let reports = self.write_due_report_counts().await;
+            unique.and(reports)
+        })
     }
 
     fn write_behind_ready(&self) -> StoreFuture<'_, ()> {
         Box::pin(async move {
-            self.pending.wait().await;
+            tokio::select! {
+                () = self.pending.wait() => {}
+                () = self.report_counts_due() => {}
+            }
             Ok(())
+        })
+    }
+
+    fn flush_all(&self) -> StoreFuture<'_, ()> {
+        Box::pin(async move {
+            let unique = self.write_pending_counts().await;
+            let reports = self.write_pending_report_counts().await;
+            unique.and(reports)
         })
     }
 

@@ -50,6 +50,9 @@
 --
 -- Returns one string, the fields joined by NUL:
 --   outcome, status, payout, revenue, conversion_id, day, offer, aff, previous, reason
+-- and for 'updated' four more, for the report counters the store moves
+-- after it (store/report.rs): the payout and revenue before the move, the
+-- creation time, and the kept context (last: it holds NULs itself).
 -- with outcome one of created, duplicate, updated, or just 'missing' (see
 -- ARGV[15]), 'retry' (the
 -- conversion's day moved: look up again) or 'too_large' (a money counter
@@ -114,7 +117,7 @@ local function deliver(key, did, cid, status, payout, offer, aff, context)
   redis.call('EXPIRE', KEYS[10], ARGV[18])
 end
 
-local cur = redis.call('HMGET', KEYS[1], 's', 'p', 'r', 'd', 'o', 'a', 'id', 'j', 'h')
+local cur = redis.call('HMGET', KEYS[1], 's', 'p', 'r', 'd', 'o', 'a', 'id', 'j', 'h', 't')
 local new = ARGV[1]
 -- Whether to queue the affiliate postback.
 local order = ARGV[19] ~= nil
@@ -151,10 +154,12 @@ if not cur[1] then
 end
 
 -- The stored conversion, as the answer for a duplicate or an update.
-local function reply(outcome, previous)
+local function reply(outcome, previous, moved)
   local r = redis.call('HMGET', KEYS[1], 's', 'p', 'r', 'id', 'd', 'o', 'a', 'x')
   for i = 1, 8 do r[i] = r[i] or '' end
-  return table.concat({outcome, r[1], r[2], r[3], r[4], r[5], r[6], r[7], previous or '', r[8]}, '\0')
+  local fields = {outcome, r[1], r[2], r[3], r[4], r[5], r[6], r[7], previous or '', r[8]}
+  if moved then fields[11] = moved end
+  return table.concat(fields, '\0')
 end
 
 local old = cur[1]
@@ -192,4 +197,5 @@ redis.call('HSET', KEYS[1], 's', new, 'p', payout, 'r', revenue,
 if order then
   deliver(KEYS[7], ARGV[20], cur[7], new, payout, cur[5], cur[6], cur[8] or ARGV[12])
 end
-return reply('updated', old)
+return reply('updated', old,
+  table.concat({cur[2] or '', cur[3] or '', cur[10] or '', cur[8] or ''}, '\0'))
