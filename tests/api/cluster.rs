@@ -40,8 +40,10 @@ struct Seen {
 /// Clicks from ever new visitors (so they spread over every shard) and a
 /// postback for each click that got an id, until `stop`.
 async fn traffic(app: Arc<TestApp>, stop: Arc<AtomicBool>, seen: Arc<Mutex<Seen>>, lane: usize) {
+    // Each lane makes at least one click and its postback, however soon it
+    // is told to stop: what a traffic window saw never depends on timing.
     let mut n = 0;
-    while !stop.load(Ordering::Relaxed) {
+    loop {
         n += 1;
         let response = app
             .client
@@ -63,6 +65,9 @@ async fn traffic(app: Arc<TestApp>, stop: Arc<AtomicBool>, seen: Arc<Mutex<Seen>
                 .expect("lock")
                 .postbacks
                 .push((id, status, answer));
+        }
+        if stop.load(Ordering::Relaxed) {
+            return;
         }
     }
 }
