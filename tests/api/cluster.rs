@@ -87,7 +87,7 @@ async fn postback(app: &TestApp, id: &str) -> (u16, String) {
 async fn with_traffic(
     app: &Arc<TestApp>,
     lanes: usize,
-    during: impl FnOnce() + Send + 'static,
+    during: impl FnOnce(&Mutex<Seen>) + Send + 'static,
 ) -> Seen {
     let stop = Arc::new(AtomicBool::new(false));
     let seen = Arc::new(Mutex::new(Seen::default()));
@@ -101,13 +101,32 @@ async fn with_traffic(
             ))
         })
         .collect();
-    tokio::task::spawn_blocking(during).await.expect("joined");
+    let watched = Arc::clone(&seen);
+    tokio::task::spawn_blocking(move || during(&watched))
+        .await
+        .expect("joined");
     stop.store(true, Ordering::Relaxed);
     for task in tasks {
         task.await.expect("traffic lane");
     }
     let taken = std::mem::take(&mut *seen.lock().expect("lock"));
     taken
+}
+
+/// Blocks until the traffic lanes have made `n` more clicks (within a
+/// deadline): a window of traffic measured in requests, not in time.
+fn until_clicks(seen: &Mutex<Seen>, n: usize) {
+    let count = || seen.lock().expect("lock").clicks.len();
+    let target = count() + n;
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while count() < target {
+        assert!(
+            Instant::now() < deadline,
+            "no traffic: {} of {target} clicks",
+            count()
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
 }
 
 /// The slot of shard `shard`'s keys (`…:{S}:…`), as the cluster computes it.
@@ -218,7 +237,7 @@ async fn moving_slots_with_live_clicks_between_primaries_loses_and_doubles_nothi
     let cluster = Arc::new(RedisCluster::start(3, 0));
     let app = Arc::new(app_on(&cluster).await);
     app.with_offer_and_affiliate().await;
-    let warm_up = with_traffic(&app, 2, || std::thread::sleep(Duration::from_millis(300))).await;
+    let warm_up = with_traffic(&app, 2, |seen| until_clicks(seen, 20)).await;
     assert!(
         warm_up.clicks.iter().any(|(_, id)| id.is_some()),
         "no click stored"
@@ -236,7 +255,7 @@ async fn moving_slots_with_live_clicks_between_primaries_loses_and_doubles_nothi
     // Act: move them, one at a time, while clicks and postbacks flow.
     let mover = Arc::clone(&cluster);
     let moved = slots.clone();
-    let during = with_traffic(&app, 4, move || {
+    let during = with_traffic(&app, 4, move |_| {
         for slot in moved {
             migrate_slot(&mover, slot, from, to);
         }
@@ -281,23 +300,23 @@ async fn a_killed_primary_is_replaced_by_its_replica_with_only_503s_in_between_a
     let cluster = Arc::new(RedisCluster::start(3, 1));
     let app = Arc::new(app_on(&cluster).await);
     app.with_offer_and_affiliate().await;
-    let warm_up = with_traffic(&app, 2, || std::thread::sleep(Duration::from_millis(300))).await;
+    let warm_up = with_traffic(&app, 2, |seen| until_clicks(seen, 20)).await;
     let victim = cluster.primaries()[0];
 
     // Act: kill a primary under traffic and keep it flowing until its
     // replica has taken over and clicks and postbacks pass again.
     let killer = Arc::clone(&cluster);
-    let during = with_traffic(&app, 4, move || {
-        std::thread::sleep(Duration::from_millis(200));
+    let during = with_traffic(&app, 4, move |seen| {
+        until_clicks(seen, 10);
         killer.kill(victim);
         killer.wait_until_healthy();
-        std::thread::sleep(Duration::from_millis(300));
+        until_clicks(seen, 20);
     })
     .await;
     let mut after = Vec::new();
     let deadline = Instant::now() + Duration::from_secs(30);
     let recovered = loop {
-        let seen = with_traffic(&app, 2, || std::thread::sleep(Duration::from_millis(300))).await;
+        let seen = with_traffic(&app, 2, |seen| until_clicks(seen, 20)).await;
         let passed = !seen.clicks.is_empty()
             && seen.clicks.iter().all(|(_, id)| id.is_some())
             && seen.postbacks.iter().all(|(_, status, _)| *status == 200);
