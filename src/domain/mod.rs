@@ -57,6 +57,25 @@ impl DomainError {
     }
 }
 
+/// The checks every admin `PUT` body of a named entity shares (offer,
+/// affiliate, advertiser): an `id` in the body, accepted so that a `GET`
+/// result can be `PUT` back, must be the path's; a name is at most 256 bytes.
+pub fn check_id_and_name(
+    path_id: &str,
+    body_id: Option<&str>,
+    name: &str,
+) -> Result<(), DomainError> {
+    if body_id.is_some_and(|body| body != path_id) {
+        return Err(DomainError::invalid(
+            "id in the body differs from the id in the path",
+        ));
+    }
+    if name.len() > 256 {
+        return Err(DomainError::invalid("name is longer than 256 bytes"));
+    }
+    Ok(())
+}
+
 /// Seconds since the Unix epoch, the one clock every record uses.
 pub fn unix_now() -> u64 {
     std::time::SystemTime::now()

@@ -222,16 +222,7 @@ impl Offer {
                 )));
             }
         };
-        if let Some(body_id) = &input.id {
-            if body_id != id.as_str() {
-                return Err(DomainError::invalid(
-                    "id in the body differs from the id in the path",
-                ));
-            }
-        }
-        if input.name.len() > 256 {
-            return Err(DomainError::invalid("name is longer than 256 bytes"));
-        }
+        super::check_id_and_name(id.as_str(), input.id.as_deref(), &input.name)?;
         let click_id_param = input
             .click_id_param
             .unwrap_or_else(|| "click_id".to_owned());
@@ -447,16 +438,7 @@ pub struct Affiliate {
 impl Affiliate {
     /// Validates an admin `PUT` body for the affiliate at `id`.
     pub fn from_input(id: AffiliateId, input: AffiliateInput) -> Result<Self, DomainError> {
-        if let Some(body_id) = &input.id {
-            if body_id != id.as_str() {
-                return Err(DomainError::invalid(
-                    "id in the body differs from the id in the path",
-                ));
-            }
-        }
-        if input.name.len() > 256 {
-            return Err(DomainError::invalid("name is longer than 256 bytes"));
-        }
+        super::check_id_and_name(id.as_str(), input.id.as_deref(), &input.name)?;
         if let Some(url) = &input.postback_url {
             PostbackTemplate::parse(url).map_err(|e| e.in_field("postback_url"))?;
         }

@@ -46,14 +46,7 @@ pub struct Advertiser {
 impl Advertiser {
     /// Validates an admin `PUT` body for the advertiser at `id`.
     pub fn from_input(id: AdvertiserId, input: AdvertiserInput) -> Result<Self, DomainError> {
-        if input.id.as_deref().is_some_and(|body| body != id.as_str()) {
-            return Err(DomainError::invalid(
-                "id in the body differs from the id in the path",
-            ));
-        }
-        if input.name.len() > 256 {
-            return Err(DomainError::invalid("name is longer than 256 bytes"));
-        }
+        super::check_id_and_name(id.as_str(), input.id.as_deref(), &input.name)?;
         Ok(Self {
             id,
             name: input.name,

@@ -399,17 +399,7 @@ impl Store for MemoryStore {
                 }
                 inner.count(&record, 1);
                 let mut tally = Tally::default();
-                tally.conversion(
-                    command.now,
-                    &record.offer_id,
-                    &record.aff_id,
-                    &command.identity,
-                    &command.context,
-                    record.status,
-                    record.payout,
-                    record.revenue,
-                    1,
-                );
+                tally.created(command, &record);
                 inner.report.apply(&tally, self.report_values_per_day);
                 let expires = now + Duration::from_secs(command.retention_secs);
                 inner

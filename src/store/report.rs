@@ -127,6 +127,26 @@ impl Tally {
     /// out of (`sign` -1) `status`, with the subs and source it kept and
     /// its goal: its identity's, or the one kept beside a txid (as the
     /// conversion list's `goal` filter reads it).
+    /// Counts the conversion `command` just created as `record`: both
+    /// stores call this on `created`, so they count it alike.
+    pub fn created(
+        &mut self,
+        command: &crate::domain::conversion::ConversionCommand,
+        record: &crate::domain::conversion::ConversionRecord,
+    ) {
+        self.conversion(
+            command.now,
+            &record.offer_id,
+            &record.aff_id,
+            &command.identity,
+            &command.context,
+            record.status,
+            record.payout,
+            record.revenue,
+            1,
+        );
+    }
+
     #[expect(clippy::too_many_arguments, reason = "one conversion's facts")]
     pub fn conversion(
         &mut self,

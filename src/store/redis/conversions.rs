@@ -152,17 +152,7 @@ pub(super) async fn apply_conversion<C: ConnectionLike + Send>(
     let outcome = match part(0) {
         "created" => {
             let record = record()?;
-            tally.conversion(
-                command.now,
-                &record.offer_id,
-                &record.aff_id,
-                &command.identity,
-                &command.context,
-                record.status,
-                record.payout,
-                record.revenue,
-                1,
-            );
+            tally.created(command, &record);
             ConversionOutcome::Created(record)
         }
         "duplicate" => ConversionOutcome::Duplicate(record()?),
