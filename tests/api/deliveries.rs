@@ -49,7 +49,13 @@ async fn app_with_schedule(schedule: &str) -> TestApp {
 
 /// Offer `o1`, and affiliate `a1` whose postback URL is `url`.
 async fn with_affiliate_url(app: &TestApp, url: &str) {
-    app.create_offer("o1", json!({})).await;
+    with_offer_and_affiliate_url(app, json!({}), url).await;
+}
+
+/// Offer `o1` with `offer` merged into the usual body, and affiliate `a1`
+/// whose postback URL is `url`.
+async fn with_offer_and_affiliate_url(app: &TestApp, offer: Value, url: &str) {
+    app.create_offer("o1", offer).await;
     let response = app
         .put_affiliate("a1", &json!({"name": "a1", "postback_url": url}))
         .await;
@@ -253,14 +259,12 @@ async fn a_status_change_is_delivered_again_with_the_new_status_and_its_own_idem
 async fn a_conversion_rejected_by_a_rule_or_a_duplicate_queues_no_postback() {
     let app = delivering_app().await;
     let receiver = Receiver::start();
-    app.create_offer("o1", json!({"min_ctc_secs": 60})).await;
-    let response = app
-        .put_affiliate(
-            "a1",
-            &json!({"postback_url": format!("{}/pb?c={{click_id}}", receiver.base)}),
-        )
-        .await;
-    assert_eq!(response.status(), 200);
+    with_offer_and_affiliate_url(
+        &app,
+        json!({"min_ctc_secs": 60}),
+        &format!("{}/pb?c={{click_id}}", receiver.base),
+    )
+    .await;
     let too_fast = app.click_id("o1", "a1").await;
     let fine = app.click_id("o1", "a1").await;
     let answer = postback_ok(&app, &too_fast, "").await;
@@ -741,14 +745,11 @@ async fn the_memory_store_delivers_too() {
     delivering(&mut settings);
     let app = spawn_app_with(Backend::Memory, settings).await;
     let receiver = Receiver::start();
-    app.create_offer("o1", json!({})).await;
-    let response = app
-        .put_affiliate(
-            "a1",
-            &json!({"postback_url": format!("{}/pb?c={{click_id}}&st={{status}}", receiver.base)}),
-        )
-        .await;
-    assert_eq!(response.status(), 200);
+    with_affiliate_url(
+        &app,
+        &format!("{}/pb?c={{click_id}}&st={{status}}", receiver.base),
+    )
+    .await;
     let click_id = app.click_id("o1", "a1").await;
 
     postback_ok(&app, &click_id, "status=pending").await;
