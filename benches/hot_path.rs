@@ -30,6 +30,7 @@ fn values<'a>(click_id: &'a str) -> RedirectValues<'a> {
         aff_id: "aff_42",
         subs: ["120210456789", "ad_7f3k2q", "feed mobile", "", ""],
         source: "fb",
+        ad_ids: Default::default(),
     }
 }
 

@@ -130,6 +130,7 @@ fn main() {
                     created_at: now,
                     expires_at: now + 3600,
                     visitor: format!("{shard}{i:010}"),
+                    ad_ids: Default::default(),
                 };
                 let store = &store;
                 async move {

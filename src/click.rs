@@ -14,7 +14,7 @@ use actix_web::http::StatusCode;
 use crate::caps::CapWatch;
 use crate::clock::Clock;
 use crate::domain::bots::is_bot_user_agent;
-use crate::domain::click::MAX_SUB_LEN;
+use crate::domain::click::{AdClickIds, MAX_AD_CLICK_ID_LEN, MAX_SUB_LEN};
 use crate::domain::counter::Counter;
 use crate::domain::query::Params;
 use crate::domain::redirect::RedirectValues;
@@ -142,12 +142,17 @@ pub struct Redirect {
     pub offer: Arc<Offer>,
 }
 
-/// Reads the tracking-link parameters: `aff_id`, `sub1`…`sub5`, `source`, `consent`.
+/// Reads the tracking-link parameters: `aff_id`, `sub1`…`sub5`, `source`,
+/// `consent`, and the ad platforms' click ids.
 struct LinkParams<'a> {
     aff_id: AffiliateId,
     subs: [&'a str; 5],
     source: &'a str,
     declined: bool,
+    /// `gclid`, `fbclid`, `ttclid`, `ga_client_id`; empty when absent or
+    /// longer than [`MAX_AD_CLICK_ID_LEN`] (no such id is that long, and a
+    /// click is never refused over one).
+    ad_ids: [&'a str; 4],
 }
 
 fn read_link(params: &Params) -> Result<LinkParams<'_>, DomainError> {
@@ -176,11 +181,25 @@ fn read_link(params: &Params) -> Result<LinkParams<'_>, DomainError> {
         params.get(&["consent"])?,
         Some("0") | Some("false") | Some("no")
     );
+    let ad_id = |name: &'static str| -> Result<&str, DomainError> {
+        Ok(params
+            .get(&[name])?
+            .filter(|v| v.len() <= MAX_AD_CLICK_ID_LEN)
+            .unwrap_or(""))
+    };
+    let [gclid, fbclid, ttclid, ga_client_id] = AdClickIds::NAMES;
+    let ad_ids = [
+        ad_id(gclid)?,
+        ad_id(fbclid)?,
+        ad_id(ttclid)?,
+        ad_id(ga_client_id)?,
+    ];
     Ok(LinkParams {
         aff_id,
         subs,
         source,
         declined,
+        ad_ids,
     })
 }
 
@@ -256,6 +275,7 @@ pub async fn track(
         aff_id: link.aff_id.as_str(),
         subs: link.subs,
         source: link.source,
+        ad_ids: link.ad_ids,
     };
     let now = state.clock.now();
     let day = Day::from_unix(now);
@@ -302,6 +322,7 @@ pub async fn track(
         created_at: now,
         expires_at: now.saturating_add(offer.attribution_window_secs),
         visitor: visitor_hash,
+        ad_ids: AdClickIds::from_fields(link.ad_ids),
     };
     let recorded = state
         .store

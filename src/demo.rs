@@ -41,6 +41,7 @@ pub async fn seed(store: &dyn Store, cache: &ConfigCache, settings: &Settings, p
                     caps: None,
                     postback_mapping: None,
                     advertiser_id: None,
+                    destinations: None,
                 },
             )?;
             store.put_offer(&offer).await.map_err(|e| e.to_string())?;

@@ -105,6 +105,7 @@ fn click_at(created_at: u64) -> Click {
         created_at,
         expires_at: created_at + 3_600,
         visitor: "abcdefghijk".into(),
+        ad_ids: Default::default(),
     }
 }
 
@@ -973,6 +974,8 @@ fn order(now_ms: u64) -> DeliveryOrder {
         amount: Some(Money::parse("19.99").expect("money")),
         now_ms,
         retention_secs: 3600,
+        affiliate: true,
+        destinations: Vec::new(),
     }
 }
 
@@ -1048,6 +1051,98 @@ conformance!(
         assert_eq!(
             (d.state, d.attempts, d.created_at_ms),
             (DeliveryState::Pending, 0, T0)
+        );
+    }
+);
+
+conformance!(
+    a_conversion_queues_one_delivery_per_destination_and_the_offer_log_lists_them_all,
+    |store: Arc<dyn Store>| async move {
+        let click = click_at(now());
+        store.record_click(&click, 0).await.expect("recorded");
+        let to_all = DeliveryOrder {
+            destinations: vec!["ga4".into(), "hook-2".into()],
+            ..order(T0)
+        };
+        let created = ConversionCommand {
+            delivery: Some(to_all.clone()),
+            ..command(&click, goal("default"), ConversionStatus::Pending, "2.5")
+        };
+        store.apply_conversion(&created).await.expect("applied");
+        // A status change queues again, for the destinations only.
+        let change = ConversionCommand {
+            delivery: Some(DeliveryOrder {
+                affiliate: false,
+                destinations: vec!["ga4".into()],
+                ..order(T0 + 1_000)
+            }),
+            seen_conversion_id: Some(created.new_conversion_id.clone()),
+            new_conversion_id: "unused".into(),
+            ..command(&click, goal("default"), ConversionStatus::Approved, "2.5")
+        };
+        let outcome = store.apply_conversion(&change).await.expect("applied");
+        assert!(
+            matches!(outcome, ConversionOutcome::Updated { .. }),
+            "{outcome:?}"
+        );
+
+        let mut claimed = claim_all(
+            store.as_ref(),
+            click.id.shard(),
+            T0 + 1_000,
+            Lease::until(T0 + 30_000, 0.1),
+        )
+        .await;
+        claimed.sort_by(|a, b| a.id.cmp(&b.id));
+        let shard = click.id.shard();
+        let cid = created.new_conversion_id.as_str();
+        let ids: Vec<&str> = claimed.iter().map(|d| d.id.as_str()).collect();
+        assert_eq!(
+            ids,
+            vec![
+                DeliveryId::to_destination(shard, cid, ConversionStatus::Approved, "ga4").as_str(),
+                DeliveryId::new(shard, cid, ConversionStatus::Pending).as_str(),
+                DeliveryId::to_destination(shard, cid, ConversionStatus::Pending, "ga4").as_str(),
+                DeliveryId::to_destination(shard, cid, ConversionStatus::Pending, "hook-2")
+                    .as_str(),
+            ]
+        );
+        let destinations: Vec<Option<&str>> =
+            claimed.iter().map(|d| d.destination.as_deref()).collect();
+        assert_eq!(
+            destinations,
+            vec![Some("ga4"), None, Some("ga4"), Some("hook-2")]
+        );
+        for d in &claimed {
+            assert_eq!(d.revenue, Money::parse("10").expect("money"));
+            assert_eq!(d.converted_at, created.now, "{}", d.id);
+            assert_eq!(d.conversion_id, cid);
+        }
+
+        let list = |scope: DeliveryScope| {
+            let store = Arc::clone(&store);
+            async move {
+                store
+                    .list_deliveries(&DeliveryQuery {
+                        scope,
+                        limit: 10,
+                        after: None,
+                    })
+                    .await
+                    .expect("listed")
+                    .deliveries
+                    .len()
+            }
+        };
+        assert_eq!(list(DeliveryScope::Offer(click.offer_id.clone())).await, 4);
+        assert_eq!(
+            list(DeliveryScope::Affiliate(click.aff_id.clone())).await,
+            1,
+            "an affiliate's log holds its own postbacks only"
+        );
+        assert_eq!(
+            list(DeliveryScope::Offer(OfferId::parse("other").expect("id"))).await,
+            0
         );
     }
 );

@@ -5,6 +5,51 @@ use super::{AffiliateId, ClickId, DomainError, OfferId};
 /// Longest sub-ID or source value accepted (bytes), per API.md §1.
 pub const MAX_SUB_LEN: usize = 255;
 
+/// Longest ad platform click id kept (bytes): `gclid`, `fbclid` and
+/// `ttclid` run to a few hundred characters at most; anything longer is
+/// not one and is not kept.
+pub const MAX_AD_CLICK_ID_LEN: usize = 512;
+
+/// The ad platforms' own click ids on the tracking link, kept with the
+/// click so that its conversion can be forwarded to those platforms
+/// (docs/destinations.md). Each is empty when absent.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct AdClickIds {
+    /// Google Ads' click id.
+    pub gclid: String,
+    /// Meta's click id, the basis of the Conversions API's `fbc`.
+    pub fbclid: String,
+    /// TikTok's click id.
+    pub ttclid: String,
+    /// The Google Analytics client id the landing page passed on.
+    pub ga_client_id: String,
+}
+
+impl AdClickIds {
+    /// The parameter names on a tracking link, in stored order.
+    pub const NAMES: [&'static str; 4] = ["gclid", "fbclid", "ttclid", "ga_client_id"];
+
+    /// Whether none was given: the click keeps its shorter stored form.
+    pub fn is_empty(&self) -> bool {
+        self.fields().iter().all(|f| f.is_empty())
+    }
+
+    /// The values in the order of [`AdClickIds::NAMES`].
+    pub fn fields(&self) -> [&str; 4] {
+        [&self.gclid, &self.fbclid, &self.ttclid, &self.ga_client_id]
+    }
+
+    /// Builds the ids from values in the order of [`AdClickIds::NAMES`].
+    pub fn from_fields([gclid, fbclid, ttclid, ga_client_id]: [&str; 4]) -> Self {
+        Self {
+            gclid: gclid.to_owned(),
+            fbclid: fbclid.to_owned(),
+            ttclid: ttclid.to_owned(),
+            ga_client_id: ga_client_id.to_owned(),
+        }
+    }
+}
+
 /// One tracked click: everything a later postback needs to credit it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Click {
@@ -25,6 +70,8 @@ pub struct Click {
     pub expires_at: u64,
     /// Salted hash of IP + user agent: recognises a repeat visitor, reveals no IP.
     pub visitor: String,
+    /// Ad platforms' click ids from the tracking link (none for most clicks).
+    pub ad_ids: AdClickIds,
 }
 
 /// Separator of the stored form. NUL can never occur in a field: the query
@@ -32,6 +79,9 @@ pub struct Click {
 const SEP: char = '\0';
 /// Version tag of the stored form, so the encoding can change without a flag day.
 const VERSION: &str = "3";
+/// The form of a click with ad platform click ids: version 3's fields, then
+/// the four ids. A click without any keeps version 3, so it costs nothing.
+const VERSION_4: &str = "4";
 /// The form before 3: the same fields and a last one, the unique-visitor
 /// flag, which nothing read; still read (the flag is skipped).
 const VERSION_2: &str = "2";
@@ -58,7 +108,8 @@ impl Click {
     /// the record can be written without waiting for the decision.
     pub fn encode(&self) -> String {
         let mut out = String::with_capacity(64 + self.subs.iter().map(String::len).sum::<usize>());
-        out.push_str(VERSION);
+        let with_ad_ids = !self.ad_ids.is_empty();
+        out.push_str(if with_ad_ids { VERSION_4 } else { VERSION });
         for field in [
             &self.created_at.to_string(),
             &self.expires_at.saturating_sub(self.created_at).to_string(),
@@ -75,6 +126,12 @@ impl Click {
             out.push(SEP);
             out.push_str(field);
         }
+        if with_ad_ids {
+            for field in self.ad_ids.fields() {
+                out.push(SEP);
+                out.push_str(field);
+            }
+        }
         out
     }
 
@@ -86,6 +143,15 @@ impl Click {
             .get(1)
             .and_then(|f| f.parse().ok())
             .ok_or_else(corrupt)?;
+        let ad_ids = match (fields[0], fields.len()) {
+            (VERSION_4, 16) => {
+                let ids = AdClickIds::from_fields([fields[12], fields[13], fields[14], fields[15]]);
+                fields.truncate(12);
+                fields[0] = VERSION;
+                ids
+            }
+            _ => AdClickIds::default(),
+        };
         let expires_at = match (fields[0], fields.len()) {
             (VERSION, 12) | (VERSION_2, 13) => {
                 let window: u64 = fields.remove(2).parse().map_err(|_| corrupt())?;
@@ -114,6 +180,7 @@ impl Click {
             ],
             source: fields[9].to_owned(),
             visitor: fields[10].to_owned(),
+            ad_ids,
         })
     }
 }
@@ -132,7 +199,26 @@ mod tests {
             created_at: 1_795_305_600,
             expires_at: 1_795_305_600 + 86_400,
             visitor: "h4sh".into(),
+            ad_ids: AdClickIds::default(),
         }
+    }
+
+    #[test]
+    fn ad_click_ids_round_trip_and_cost_nothing_when_absent() {
+        let plain = sample();
+        let mut tagged = sample();
+        tagged.ad_ids = AdClickIds::from_fields(["Cj0KCQ", "", "E.C.P.x", "123.456"]);
+        let stored = tagged.encode();
+        assert!(stored.starts_with('4'), "{stored:?}");
+        assert_eq!(
+            Click::decode(tagged.id.clone(), &stored),
+            Ok(tagged.clone())
+        );
+        assert!(plain.encode().starts_with('3'));
+        assert_eq!(
+            tagged.encode().len(),
+            plain.encode().len() + 4 + "Cj0KCQE.C.P.x123.456".len()
+        );
     }
 
     #[test]
@@ -204,6 +290,8 @@ mod tests {
             "3\x001\0o\0a\0\0\0\0\0\0\0h",
             "3\x001\0x\0o\0a\0\0\0\0\0\0\0h",
             "3\x001\x009\0o\0a\0\0\0\0\0\0\0h\x001",
+            "4\x001\x009\0o\0a\0\0\0\0\0\0\0h",
+            "4\x001\x009\0o\0a\0\0\0\0\0\0\0h\0g\0f\0t",
         ] {
             assert!(Click::decode(id.clone(), bad).is_err(), "{bad:?} accepted");
         }

@@ -1,12 +1,14 @@
-//! Affiliate postbacks: the delivery of a conversion to the affiliate's own
-//! server (API.md §6).
+//! Deliveries: a conversion sent on to the affiliate's own server (API.md
+//! §6) and to the offer's destinations (GA4, Meta, TikTok, webhooks;
+//! docs/destinations.md).
 //!
-//! There is one delivery per conversion and status it reached: a conversion
-//! credited as pending and approved later is delivered twice, once with each
-//! `{status}`. Statuses only move forward (pending → approved → rejected),
-//! so `(conversion, status)` names a delivery for good: it is the
-//! [`DeliveryId`] and the receiver's `Idempotency-Key`.
+//! There is one delivery per conversion, status it reached and target: a
+//! conversion credited as pending and approved later is delivered to the
+//! affiliate twice, once with each `{status}`. Statuses only move forward
+//! (pending → approved → rejected), so `(conversion, status, target)` names
+//! a delivery for good: it is the [`DeliveryId`].
 
+use super::click::AdClickIds;
 use super::{AffiliateId, ConversionStatus, DomainError, Money, OfferId};
 
 /// Where a delivery stands.
@@ -61,14 +63,18 @@ impl DeliveryState {
     }
 }
 
-/// `<shard><conversion id>.<status code>`: the click's shard first, so that
-/// the id alone tells the store which shard holds the delivery.
+/// `<shard><conversion id>.<status code>` for the affiliate's postback,
+/// `<shard><conversion id>.<status code>.<destination id>` for one of the
+/// offer's destinations: the click's shard first, so that the id alone
+/// tells the store which shard holds the delivery.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize)]
 #[serde(transparent)]
 pub struct DeliveryId(String);
 
 /// Longest conversion id part of a delivery id.
 const MAX_CONVERSION_ID_LEN: usize = 64;
+/// Longest destination id part of a delivery id.
+const MAX_DESTINATION_ID_LEN: usize = 32;
 
 impl DeliveryId {
     /// The delivery of `conversion_id` (a conversion of a click in `shard`)
@@ -82,11 +88,37 @@ impl DeliveryId {
         Self(id)
     }
 
+    /// The delivery of `conversion_id` reaching `status` to the offer's
+    /// destination `destination`.
+    pub fn to_destination(
+        shard: char,
+        conversion_id: &str,
+        status: ConversionStatus,
+        destination: &str,
+    ) -> Self {
+        let mut id = Self::new(shard, conversion_id, status).0;
+        id.push('.');
+        id.push_str(destination);
+        Self(id)
+    }
+
     /// Reads an id from a path, refusing anything clickback does not mint.
     pub fn parse(raw: &str) -> Result<Self, DomainError> {
         let invalid = || DomainError::invalid("not a delivery id");
-        let (head, status) = raw.rsplit_once('.').ok_or_else(invalid)?;
+        let mut parts = raw.splitn(3, '.');
+        let head = parts.next().ok_or_else(invalid)?;
+        let status = parts.next().ok_or_else(invalid)?;
         ConversionStatus::from_code(status).ok_or_else(invalid)?;
+        if let Some(destination) = parts.next() {
+            let valid = !destination.is_empty()
+                && destination.len() <= MAX_DESTINATION_ID_LEN
+                && destination.bytes().all(|b| {
+                    b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-'
+                });
+            if !valid {
+                return Err(invalid());
+            }
+        }
         let conversion = head.get(1..).ok_or_else(invalid)?;
         let base64url = |c: char| c.is_ascii_alphanumeric() || c == '-' || c == '_';
         if conversion.is_empty()
@@ -106,9 +138,16 @@ impl DeliveryId {
     /// The status this delivery announces.
     pub fn status(&self) -> ConversionStatus {
         self.0
-            .rsplit_once('.')
-            .and_then(|(_, code)| ConversionStatus::from_code(code))
+            .split('.')
+            .nth(1)
+            .and_then(ConversionStatus::from_code)
             .unwrap_or(ConversionStatus::Approved)
+    }
+
+    /// The offer's destination this delivery goes to; `None` for the
+    /// affiliate's postback.
+    pub fn destination(&self) -> Option<&str> {
+        self.0.splitn(3, '.').nth(2)
     }
 
     /// The id as text.
@@ -138,6 +177,12 @@ pub struct DeliveryContext {
     pub goal: String,
     /// The offer's currency.
     pub currency: String,
+    /// The ad platforms' click ids the click carried, for the offer's
+    /// destinations (docs/destinations.md).
+    pub ad_ids: AdClickIds,
+    /// When the click was made, Unix seconds; kept only with ad click ids
+    /// (Meta's `fbc` names the time its click id was first seen), else 0.
+    pub click_at: u64,
 }
 
 /// Separator of the stored form; none of the fields can hold NUL (the query
@@ -145,11 +190,19 @@ pub struct DeliveryContext {
 const SEP: char = '\0';
 /// Version tag of the stored form.
 const CONTEXT_VERSION: &str = "1";
+/// The stored form with ad click ids: version 1's fields, the click time and
+/// the four ids. A context without ad click ids keeps version 1.
+const CONTEXT_VERSION_2: &str = "2";
 
 impl DeliveryContext {
     /// The stored form: NUL-separated fields after a version tag.
     pub fn encode(&self) -> String {
-        let mut out = String::from(CONTEXT_VERSION);
+        let with_ad_ids = !self.ad_ids.is_empty();
+        let mut out = String::from(if with_ad_ids {
+            CONTEXT_VERSION_2
+        } else {
+            CONTEXT_VERSION
+        });
         for field in self
             .subs
             .iter()
@@ -158,18 +211,37 @@ impl DeliveryContext {
             out.push(SEP);
             out.push_str(field);
         }
+        if with_ad_ids {
+            out.push(SEP);
+            out.push_str(&self.click_at.to_string());
+            for field in self.ad_ids.fields() {
+                out.push(SEP);
+                out.push_str(field);
+            }
+        }
         out
     }
 
     /// Inverse of [`DeliveryContext::encode`].
     pub fn decode(raw: &str) -> Result<Self, DomainError> {
         let mut parts = raw.split(SEP);
-        if parts.next() != Some(CONTEXT_VERSION) {
+        let version = parts.next();
+        if version != Some(CONTEXT_VERSION) && version != Some(CONTEXT_VERSION_2) {
             return Err(DomainError::invalid("unknown delivery context version"));
         }
         let fields: Vec<&str> = parts.collect();
-        let [s1, s2, s3, s4, s5, source, txid, goal, currency] = fields[..] else {
-            return Err(DomainError::invalid("delivery context has the wrong shape"));
+        let wrong_shape = || DomainError::invalid("delivery context has the wrong shape");
+        let (base, click_at, ad_ids) = match (version, fields.len()) {
+            (Some(CONTEXT_VERSION), 9) => (&fields[..], 0, AdClickIds::default()),
+            (_, 14) => {
+                let click_at = fields[9].parse().map_err(|_| wrong_shape())?;
+                let ids = AdClickIds::from_fields([fields[10], fields[11], fields[12], fields[13]]);
+                (&fields[..9], click_at, ids)
+            }
+            _ => return Err(wrong_shape()),
+        };
+        let [s1, s2, s3, s4, s5, source, txid, goal, currency] = base[..] else {
+            return Err(wrong_shape());
         };
         Ok(Self {
             subs: [s1, s2, s3, s4, s5].map(str::to_owned),
@@ -177,20 +249,27 @@ impl DeliveryContext {
             txid: txid.to_owned(),
             goal: goal.to_owned(),
             currency: currency.to_owned(),
+            ad_ids,
+            click_at,
         })
     }
 }
 
-/// What a postback hands the credit step so that the conversion's delivery
-/// is queued in the same atomic step that records it.
+/// What a postback hands the credit step so that the conversion's
+/// deliveries are queued in the same atomic step that records it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct DeliveryOrder {
     /// The sale amount this postback reported, for `{amount}`.
     pub amount: Option<Money>,
-    /// Now, Unix milliseconds: when the delivery is due first.
+    /// Now, Unix milliseconds: when the deliveries are due first.
     pub now_ms: u64,
-    /// How long the delivery record is kept after its last change.
+    /// How long the delivery records are kept after their last change.
     pub retention_secs: u64,
+    /// Queue the affiliate's postback (it has a postback URL for the offer).
+    pub affiliate: bool,
+    /// The ids of the offer's destinations that fire for the status the
+    /// conversion moves to, each queued as its own delivery.
+    pub destinations: Vec<String>,
 }
 
 /// One stored delivery, as the worker and the API see it.
@@ -208,10 +287,16 @@ pub struct Delivery {
     pub aff_id: AffiliateId,
     /// The conversion's status this delivery announces.
     pub status: ConversionStatus,
+    /// The offer's destination it goes to; `None` for the affiliate's postback.
+    pub destination: Option<String>,
     /// The affiliate's payout at that status.
     pub payout: Money,
+    /// The network's revenue at that status.
+    pub revenue: Money,
     /// The sale amount the advertiser reported, if any.
     pub amount: Option<Money>,
+    /// When the conversion was created, Unix seconds.
+    pub converted_at: u64,
     /// Subs, source, txid, goal, currency.
     pub context: DeliveryContext,
     /// Pending, delivered or dead.
@@ -295,9 +380,32 @@ mod tests {
     }
 
     #[test]
+    fn a_destinations_delivery_id_names_its_destination() {
+        let id = DeliveryId::to_destination('Q', "AbC", ConversionStatus::Approved, "ga4-2");
+        assert_eq!(id.as_str(), "QAbC.a.ga4-2");
+        let parsed = DeliveryId::parse(id.as_str()).expect("minted ids parse");
+        assert_eq!(parsed.destination(), Some("ga4-2"));
+        assert_eq!(parsed.status(), ConversionStatus::Approved);
+        assert_eq!(
+            DeliveryId::new('Q', "AbC", ConversionStatus::Approved).destination(),
+            None
+        );
+    }
+
+    #[test]
     fn delivery_ids_clickback_never_mints_are_refused() {
         for raw in [
-            "", "Q", "Q.a", "Qabc", "Qabc.z", "Q a.a", "Q/../x.a", "Qabc.a.a",
+            "",
+            "Q",
+            "Q.a",
+            "Qabc",
+            "Qabc.z",
+            "Q a.a",
+            "Q/../x.a",
+            "Qabc.a.",
+            "Qabc.a.A",
+            "Qabc.a.x.y",
+            "Qabc.a.a/b",
         ] {
             assert!(DeliveryId::parse(raw).is_err(), "{raw:?} was accepted");
         }
@@ -311,11 +419,24 @@ mod tests {
             txid: "ORD-1".into(),
             goal: String::new(),
             currency: "EUR".into(),
+            ad_ids: AdClickIds::default(),
+            click_at: 0,
         };
         assert_eq!(
             DeliveryContext::decode(&context.encode()).expect("decodes"),
             context
         );
+        assert!(context.encode().starts_with('1'));
+        let tagged = DeliveryContext {
+            ad_ids: AdClickIds::from_fields(["", "IwAR1", "", "12.34"]),
+            click_at: 1_795_305_600,
+            ..context
+        };
+        assert_eq!(
+            DeliveryContext::decode(&tagged.encode()).expect("decodes"),
+            tagged
+        );
         assert!(DeliveryContext::decode("9\0a").is_err());
+        assert!(DeliveryContext::decode("2\0a\0b\0c\0d\0e\0f\0g\0h\0EUR").is_err());
     }
 }

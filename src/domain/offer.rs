@@ -7,6 +7,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 use super::cap::Cap;
+use super::destination::{Destination, DestinationSpec};
 use super::net::IpNet;
 use super::postback_mapping::PostbackMapping;
 use super::postback_url::PostbackTemplate;
@@ -98,7 +99,16 @@ pub struct OfferInput {
     /// The advertiser whose offer this is; its keys see the offer's rows.
     #[serde(default)]
     pub advertiser_id: Option<AdvertiserId>,
+    /// Where the offer's conversions are forwarded server-side (GA4, Meta,
+    /// TikTok, signed webhooks; docs/destinations.md). A destination given
+    /// without its credential keeps the one stored under its id.
+    #[serde(default)]
+    pub destinations: Option<Vec<DestinationSpec>>,
 }
+
+/// Most destinations one offer may have: each conversion queues a delivery
+/// per destination in its credit step.
+pub const MAX_DESTINATIONS: usize = 10;
 
 /// How an offer pays its affiliates.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -147,6 +157,8 @@ pub struct Offer {
     /// The advertiser whose offer this is, if the operator named one: its
     /// keys see this offer's rows, conversions and postback log.
     pub advertiser_id: Option<AdvertiserId>,
+    /// Where its conversions are forwarded server-side, in the given order.
+    pub destinations: Vec<Destination>,
 }
 
 /// The JSON form of an offer, as the admin API answers it and as it is stored.
@@ -196,11 +208,30 @@ pub struct OfferView {
     /// The advertiser; left out when there is none.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub advertiser_id: Option<AdvertiserId>,
+    /// The destinations, credentials included: this is the stored form.
+    /// API answers go through [`Offer::answer`], which leaves them out.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub destinations: Vec<DestinationSpec>,
 }
 
 impl Offer {
-    /// Validates an admin `PUT` body for the offer at `id`.
+    /// Validates an admin `PUT` body for the offer at `id` (a new offer, or
+    /// one whose destinations all carry their credentials).
     pub fn from_input(id: OfferId, input: OfferInput) -> Result<Self, DomainError> {
+        Self::replacing(id, input, None, true)
+    }
+
+    /// Validates an admin `PUT` body that replaces `previous` (if any): a
+    /// destination given without its credential keeps the one `previous`
+    /// has under the same id, so a `GET` answer can be `PUT` back.
+    /// `allow_private` lets webhooks name internal addresses
+    /// (`CLICKBACK_ALLOW_PRIVATE_TARGETS`).
+    pub fn replacing(
+        id: OfferId,
+        input: OfferInput,
+        previous: Option<&Offer>,
+        allow_private: bool,
+    ) -> Result<Self, DomainError> {
         let missing: Vec<&str> = [
             ("url", input.url.is_none()),
             (
@@ -320,6 +351,17 @@ impl Offer {
             Some(mapping) => mapping.validate()?,
             None => None,
         };
+        let specs = input.destinations.unwrap_or_default();
+        if specs.len() > MAX_DESTINATIONS {
+            return Err(DomainError::invalid(format!(
+                "destinations: at most {MAX_DESTINATIONS} per offer"
+            )));
+        }
+        let destinations = Destination::from_specs(
+            specs,
+            previous.map_or(&[][..], |p| p.destinations.as_slice()),
+            allow_private,
+        )?;
         Ok(Self {
             id,
             name: input.name,
@@ -338,6 +380,7 @@ impl Offer {
             caps,
             postback_mapping,
             advertiser_id: input.advertiser_id,
+            destinations,
         })
     }
 
@@ -366,7 +409,28 @@ impl Offer {
             caps: self.caps.clone(),
             postback_mapping: self.postback_mapping.clone(),
             advertiser_id: self.advertiser_id.clone(),
+            destinations: self.destinations.iter().map(Destination::stored).collect(),
         }
+    }
+
+    /// The offer as API answers and the audit log show it: its stored form
+    /// with every destination credential left out (write-only).
+    pub fn answer(&self) -> serde_json::Value {
+        let mut view = serde_json::to_value(self.view()).unwrap_or_default();
+        if let Some(fields) = view.as_object_mut() {
+            if self.destinations.is_empty() {
+                fields.remove("destinations");
+            } else {
+                fields.insert(
+                    "destinations".into(),
+                    self.destinations
+                        .iter()
+                        .map(Destination::redacted)
+                        .collect(),
+                );
+            }
+        }
+        view
     }
 
     /// Rebuilds an offer from its stored JSON form, re-validating it.
@@ -393,6 +457,7 @@ impl Offer {
                 caps: Some(view.caps),
                 postback_mapping: view.postback_mapping,
                 advertiser_id: view.advertiser_id,
+                destinations: Some(view.destinations),
             },
         )
     }

@@ -3,7 +3,9 @@
 //! The template is parsed once when the offer is saved, so the hot path only
 //! concatenates. Two shapes, as API.md §1 says:
 //! - the URL contains macros (`{click_id}`, `{offer_id}`, `{aff_id}`,
-//!   `{sub1}`…`{sub5}`, `{source}`): each is replaced by its percent-encoded value;
+//!   `{sub1}`…`{sub5}`, `{source}`, and the ad platforms' click ids `{gclid}`,
+//!   `{fbclid}`, `{ttclid}`, `{ga_client_id}`): each is replaced by its
+//!   percent-encoded value;
 //! - otherwise `<click_id_param>=<click_id>` is appended to the query string,
 //!   keeping the existing query and `#fragment`.
 //!
@@ -28,6 +30,8 @@ enum Macro {
     AffId,
     Sub(usize),
     Source,
+    /// An ad platform's click id, by its index in `AdClickIds::NAMES`.
+    AdId(usize),
 }
 
 impl Macro {
@@ -42,6 +46,10 @@ impl Macro {
             "sub4" => Self::Sub(3),
             "sub5" => Self::Sub(4),
             "source" => Self::Source,
+            "gclid" => Self::AdId(0),
+            "fbclid" => Self::AdId(1),
+            "ttclid" => Self::AdId(2),
+            "ga_client_id" => Self::AdId(3),
             _ => return None,
         })
     }
@@ -58,6 +66,10 @@ impl Macro {
             Self::Sub(3) => "sub4",
             Self::Sub(_) => "sub5",
             Self::Source => "source",
+            Self::AdId(0) => "gclid",
+            Self::AdId(1) => "fbclid",
+            Self::AdId(2) => "ttclid",
+            Self::AdId(_) => "ga_client_id",
         }
     }
 }
@@ -104,6 +116,9 @@ pub struct RedirectValues<'a> {
     pub subs: [&'a str; 5],
     /// The traffic source, empty when absent.
     pub source: &'a str,
+    /// `gclid`, `fbclid`, `ttclid`, `ga_client_id` from the tracking link,
+    /// empty when absent.
+    pub ad_ids: [&'a str; 4],
 }
 
 impl RedirectTemplate {
@@ -180,6 +195,7 @@ impl RedirectTemplate {
                                 Macro::AffId => values.aff_id,
                                 Macro::Sub(i) => values.subs[*i],
                                 Macro::Source => values.source,
+                                Macro::AdId(i) => values.ad_ids[*i],
                             };
                             percent_encode_into(value, &mut out);
                         }
@@ -374,10 +390,22 @@ mod tests {
             aff_id: "aff-1",
             subs: ["a b", "x&y=z", "", "é", "#frag"],
             source: "fb/ads?",
+            ad_ids: ["Cj0K", "IwAR+1", "", "GA1.1.12.34"],
         };
         RedirectTemplate::parse(url, "click_id")
             .expect(url)
             .build(&values)
+    }
+
+    #[test]
+    fn ad_platform_click_ids_are_macros_too() {
+        assert_eq!(
+            build(
+                "https://shop.example/?g={gclid}&f={fbclid}&t={ttclid}&ga={ga_client_id}",
+                Some("CID")
+            ),
+            "https://shop.example/?g=Cj0K&f=IwAR%2B1&t=&ga=GA1.1.12.34"
+        );
     }
 
     #[test]

@@ -160,23 +160,44 @@ impl Postbacks {
             txid,
             goal,
             currency: offer.currency.as_str().to_owned(),
+            ad_ids: click.map(|c| c.ad_ids.clone()).unwrap_or_default(),
+            click_at: click
+                .filter(|c| !c.ad_ids.is_empty())
+                .map_or(0, |c| c.created_at),
         }
     }
 
-    /// The affiliate postback to queue with a change of a conversion of
-    /// `offer`, if the affiliate has a postback URL for the offer (API.md §6).
+    /// The deliveries to queue with a change of a conversion of `offer` to
+    /// `status`: the affiliate's postback if the affiliate has a postback
+    /// URL for the offer (API.md §6), and each of the offer's destinations
+    /// that fires for `status` (docs/destinations.md). `None` when there is
+    /// nothing to send.
     fn delivery_order(
         &self,
         offer: &Offer,
         aff: &AffiliateId,
         amount: Option<crate::domain::Money>,
+        status: ConversionStatus,
     ) -> Option<DeliveryOrder> {
-        let affiliate = self.cache.affiliate(aff.as_str())?;
-        affiliate.postback_target(&offer.id)?;
+        let affiliate = self
+            .cache
+            .affiliate(aff.as_str())
+            .is_some_and(|a| a.postback_target(&offer.id).is_some());
+        let destinations: Vec<String> = offer
+            .destinations
+            .iter()
+            .filter(|d| d.fires_for(status))
+            .map(|d| d.id.as_str().to_owned())
+            .collect();
+        if !affiliate && destinations.is_empty() {
+            return None;
+        }
         Some(DeliveryOrder {
             amount,
             now_ms: self.clock.now_ms(),
             retention_secs: DELIVERY_RETENTION_SECS,
+            affiliate,
+            destinations,
         })
     }
 
@@ -214,7 +235,7 @@ impl Postbacks {
                 retention_secs: offer.attribution_window_secs + CONVERSION_RETENTION_EXTRA_SECS,
                 reason: None,
                 now,
-                delivery: self.delivery_order(&offer, &record.aff_id, None),
+                delivery: self.delivery_order(&offer, &record.aff_id, None, status),
                 seen_conversion_id: Some(record.conversion_id.clone()),
                 context: entry.context.clone(),
                 must_exist: true,
@@ -353,7 +374,7 @@ impl Postbacks {
 
             // Apply.
             let context = Self::context(&offer, request, lookup.click.as_ref());
-            let delivery = self.delivery_order(&offer, &aff_id, request.amount);
+            let delivery = self.delivery_order(&offer, &aff_id, request.amount, status);
             let seen_conversion_id = lookup.conversion.as_ref().map(|r| r.conversion_id.clone());
             let command = ConversionCommand {
                 click_id: request.click_id.clone(),

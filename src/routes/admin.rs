@@ -54,7 +54,7 @@ pub(super) fn path_id<'a>(req: &'a HttpRequest, name: &str) -> &'a str {
 /// `{"offers":[..]}`, fields in their documented order.
 #[derive(serde::Serialize)]
 struct OfferList {
-    offers: Vec<crate::domain::offer::OfferView>,
+    offers: Vec<serde_json::Value>,
 }
 
 /// `{"affiliates":[..]}`.
@@ -71,7 +71,9 @@ pub async fn put_offer(
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
     let id = OfferId::parse(path_id(&req, "offer_id"))?;
-    let offer = Offer::from_input(id, json_body::<OfferInput>(&body)?)?;
+    let input = json_body::<OfferInput>(&body)?;
+    let before = state.cache.offer(id.as_str());
+    let offer = Offer::replacing(id, input, before.as_deref(), state.allow_private_targets)?;
     if let Some(advertiser) = &offer.advertiser_id {
         if state.cache.advertiser(advertiser.as_str()).is_none() {
             return Err(ApiError::invalid(format!(
@@ -79,7 +81,6 @@ pub async fn put_offer(
             )));
         }
     }
-    let before = state.cache.offer(offer.id.as_str());
     if let Some(existing) = &before {
         // Reports take an offer's currency from the offer: money counted in
         // one currency must never be shown in another.
@@ -107,18 +108,19 @@ pub async fn put_offer(
         &who.actor,
         Action::PutOffer,
         offer.id.as_str(),
-        json_of(&before.map(|o| o.view())),
-        json_of(&offer.view()),
+        json_of(&before.map(|o| o.answer())),
+        json_of(&offer.answer()),
     )
     .await;
-    Ok(HttpResponse::Ok().json(offer.view()))
+    Ok(HttpResponse::Ok().json(offer.answer()))
 }
 
 /// `GET /api/v1/offers`: every offer, sorted by id.
 pub async fn list_offers(_: Admin, state: web::Data<AppState>) -> HttpResponse {
     let snapshot = state.cache.snapshot();
-    let mut offers: Vec<_> = snapshot.offers.values().map(|o| o.view()).collect();
+    let mut offers: Vec<_> = snapshot.offers.values().collect();
     offers.sort_by(|a, b| a.id.cmp(&b.id));
+    let offers = offers.into_iter().map(|o| o.answer()).collect();
     HttpResponse::Ok().json(OfferList { offers })
 }
 
@@ -132,7 +134,7 @@ pub async fn get_offer(
         .cache
         .offer(path_id(&req, "offer_id"))
         .ok_or_else(|| ApiError::not_found("unknown_offer", "no offer with this id"))?;
-    Ok(HttpResponse::Ok().json(offer.view()))
+    Ok(HttpResponse::Ok().json(offer.answer()))
 }
 
 /// `PUT /api/v1/affiliates/{aff_id}`: creates or replaces an affiliate.

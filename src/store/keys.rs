@@ -14,6 +14,7 @@
 //! | `cb:{S}:dp`                 | zset   | pending deliveries by creation time (ms): depth and oldest | none |
 //! | `cb:{S}:dx`                 | zset   | dead deliveries by time of death (ms) | 30 days after the last |
 //! | `cb:{S}:da:<aff>`           | zset   | an affiliate's deliveries by creation time (ms) | 30 days after the last |
+//! | `cb:{S}:do:<offer>`         | zset   | an offer's deliveries (affiliate and destinations) by creation time (ms) | 30 days after the last |
 //! | `cb:{S}:vt`                 | zset   | the shard's conversion ids by creation time (s): the conversion list | entries dropped after 490 days |
 //! | `cb:{S}:vk`                 | hash   | conversion id → `<click_id>:<t\|g>:<txid\|goal>`, where the conversion is | as `vt` |
 //! | `cb:{rep:<YYYYMMDD>}:h`    | hash   | report counters of one UTC day by hour: `HH\|offer\|aff\|code` | none |
@@ -133,6 +134,12 @@ impl Keys {
     /// A shard's deliveries to one affiliate, by creation time.
     pub fn deliveries_of(&self, shard: char, aff: &str) -> String {
         self.in_shard(shard, ":da:", &[aff])
+    }
+
+    /// A shard's deliveries of one offer's conversions (to its affiliates
+    /// and its destinations) by creation time: the offer's delivery log.
+    pub fn deliveries_of_offer(&self, shard: char, offer: &str) -> String {
+        self.in_shard(shard, ":do:", &[offer])
     }
 
     /// A shard's conversion ids by creation time: the conversion list.

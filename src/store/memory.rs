@@ -181,44 +181,69 @@ struct QueuedDelivery {
 }
 
 impl Inner {
-    /// Queues the delivery of `record` at its status (the credit script's `deliver`).
+    /// Queues the deliveries of `record` at its status, to the affiliate and
+    /// to each destination of the order (the credit script's `deliver_all`).
     fn deliver(
         &mut self,
         click_id: &ClickId,
         record: &ConversionRecord,
         context: DeliveryContext,
         order: &DeliveryOrder,
+        converted_at: u64,
     ) {
-        let id = DeliveryId::new(click_id.shard(), &record.conversion_id, record.status);
-        let delivery = Delivery {
-            id: id.clone(),
-            conversion_id: record.conversion_id.clone(),
-            click_id: click_id.as_str().to_owned(),
-            offer_id: record.offer_id.clone(),
-            aff_id: record.aff_id.clone(),
-            status: record.status,
-            payout: record.payout,
-            amount: order.amount,
-            context,
-            state: DeliveryState::Pending,
-            attempts: 0,
-            run_attempts: 0,
-            created_at_ms: order.now_ms,
-            last_attempt_at_ms: None,
-            next_attempt_at_ms: Some(order.now_ms),
-            last_http_status: None,
-            last_error: None,
-            url: None,
-        };
-        self.deliveries.insert(
-            id,
-            QueuedDelivery {
-                delivery,
-                due: Some(order.now_ms as f64),
-                dead_at_ms: None,
-                expires: Instant::now() + Duration::from_secs(order.retention_secs),
-            },
-        );
+        let shard = click_id.shard();
+        let affiliate = order.affiliate.then(|| {
+            (
+                DeliveryId::new(shard, &record.conversion_id, record.status),
+                None,
+            )
+        });
+        let destinations = order.destinations.iter().map(|destination| {
+            (
+                DeliveryId::to_destination(
+                    shard,
+                    &record.conversion_id,
+                    record.status,
+                    destination,
+                ),
+                Some(destination.clone()),
+            )
+        });
+        let targets: Vec<_> = affiliate.into_iter().chain(destinations).collect();
+        for (id, destination) in targets {
+            let delivery = Delivery {
+                id: id.clone(),
+                conversion_id: record.conversion_id.clone(),
+                click_id: click_id.as_str().to_owned(),
+                offer_id: record.offer_id.clone(),
+                aff_id: record.aff_id.clone(),
+                status: record.status,
+                destination,
+                payout: record.payout,
+                revenue: record.revenue,
+                amount: order.amount,
+                converted_at,
+                context: context.clone(),
+                state: DeliveryState::Pending,
+                attempts: 0,
+                run_attempts: 0,
+                created_at_ms: order.now_ms,
+                last_attempt_at_ms: None,
+                next_attempt_at_ms: Some(order.now_ms),
+                last_http_status: None,
+                last_error: None,
+                url: None,
+            };
+            self.deliveries.insert(
+                id,
+                QueuedDelivery {
+                    delivery,
+                    due: Some(order.now_ms as f64),
+                    dead_at_ms: None,
+                    expires: Instant::now() + Duration::from_secs(order.retention_secs),
+                },
+            );
+        }
     }
 
     /// A conversion as the list shows it, if it has not expired.
@@ -422,7 +447,7 @@ impl Store for MemoryStore {
                 if let Some(order) = &command.delivery {
                     if record.status != ConversionStatus::Rejected {
                         let context = command.context.clone();
-                        inner.deliver(&command.click_id, &record, context, order);
+                        inner.deliver(&command.click_id, &record, context, order, command.now);
                     }
                 }
                 inner.sweep_now_and_then();
@@ -481,12 +506,12 @@ impl Store for MemoryStore {
             if let Some(order) = &command.delivery {
                 // The context kept from the conversion's creation (the
                 // credit script's `j`).
-                let context = inner
+                let (context, converted_at) = inner
                     .listed
                     .get(&key)
-                    .map(|listed| listed.context.clone())
-                    .unwrap_or_else(|| command.context.clone());
-                inner.deliver(&command.click_id, &new, context, order);
+                    .map(|listed| (listed.context.clone(), listed.created_at))
+                    .unwrap_or_else(|| (command.context.clone(), command.now));
+                inner.deliver(&command.click_id, &new, context, order, converted_at);
             }
             ConversionOutcome::Updated {
                 record: new,
@@ -953,7 +978,10 @@ impl Store for MemoryStore {
                     let d = &q.delivery;
                     let score = match &query.scope {
                         DeliveryScope::Affiliate(aff) => {
-                            (d.aff_id == *aff).then_some(d.created_at_ms)
+                            (d.aff_id == *aff && d.destination.is_none()).then_some(d.created_at_ms)
+                        }
+                        DeliveryScope::Offer(offer) => {
+                            (d.offer_id == *offer).then_some(d.created_at_ms)
                         }
                         DeliveryScope::Pending => {
                             (d.state == DeliveryState::Pending).then_some(d.created_at_ms)

@@ -196,6 +196,9 @@ pub enum RetryOutcome {
 pub enum DeliveryScope {
     /// Every delivery to one affiliate, newest first.
     Affiliate(AffiliateId),
+    /// Every delivery of one offer's conversions (affiliate postbacks and
+    /// destinations), newest first.
+    Offer(OfferId),
     /// Every pending delivery, newest first.
     Pending,
     /// Every dead delivery, most recently dead first.

@@ -376,6 +376,7 @@ mod tests {
             created_at: at,
             expires_at: at + 86_400,
             visitor: "v".into(),
+            ad_ids: Default::default(),
         }
     }
 

@@ -105,21 +105,29 @@ pub(super) async fn apply_conversion<C: ConnectionLike + Send>(
         .arg(location(&command.click_id, &command.identity))
         .arg(command.now.saturating_sub(CONVERSION_INDEX_SECS))
         .arg(if command.must_exist { "1" } else { "" });
-    // The delivery's keys and arguments go only with an order: a conversion
-    // of an affiliate without a postback URL costs nothing more.
+    // The deliveries' keys and arguments go only with an order: a
+    // conversion with nothing to send costs nothing more.
     if let Some(order) = &command.delivery {
         let new_delivery = DeliveryId::new(shard, &command.new_conversion_id, command.status);
-        let seen_delivery = command
+        let seen_conversion = command
             .seen_conversion_id
             .as_deref()
-            .map(|id| DeliveryId::new(shard, id, command.status))
-            .unwrap_or_else(|| new_delivery.clone());
+            .unwrap_or(&command.new_conversion_id);
+        let seen_delivery = DeliveryId::new(shard, seen_conversion, command.status);
         invocation
             .key(keys.delivery(&new_delivery))
             .key(keys.delivery(&seen_delivery))
             .key(keys.delivery_queue(shard))
             .key(keys.deliveries_pending(shard))
             .key(keys.deliveries_of(shard, command.aff_id.as_str()))
+            .key(keys.deliveries_of_offer(shard, command.offer_id.as_str()));
+        for conversion in [&command.new_conversion_id, seen_conversion] {
+            for destination in &order.destinations {
+                let id = DeliveryId::to_destination(shard, conversion, command.status, destination);
+                invocation.key(keys.delivery(&id));
+            }
+        }
+        invocation
             .arg(
                 order
                     .amount
@@ -131,7 +139,11 @@ pub(super) async fn apply_conversion<C: ConnectionLike + Send>(
             .arg(new_delivery.as_str())
             .arg(seen_delivery.as_str())
             .arg(command.seen_conversion_id.as_deref().unwrap_or(""))
-            .arg(command.click_id.as_str());
+            .arg(command.click_id.as_str())
+            .arg(if order.affiliate { "1" } else { "0" });
+        for destination in &order.destinations {
+            invocation.arg(destination);
+        }
     }
     let reply: String = invocation.invoke_async(conn).await.map_err(unavailable)?;
     let parts: Vec<&str> = reply.split('\0').collect();

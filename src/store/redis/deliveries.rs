@@ -1,4 +1,4 @@
-//! Affiliate postback deliveries: the queue the credit script writes to, the
+//! Deliveries (affiliate postbacks and destinations): the queue the credit script writes to, the
 //! worker's claim and report, the operator's retry, and the listings.
 //!
 //! A delivery is a hash of its click's shard `{S}`, queued in that shard's
@@ -171,6 +171,7 @@ pub(super) async fn list_deliveries<C: ConnectionLike + Send>(
 ) -> Result<DeliveryPage, StoreError> {
     let index = |shard: char| match &query.scope {
         DeliveryScope::Affiliate(aff) => keys.deliveries_of(shard, aff.as_str()),
+        DeliveryScope::Offer(offer) => keys.deliveries_of_offer(shard, offer.as_str()),
         DeliveryScope::Pending => keys.deliveries_pending(shard),
         DeliveryScope::Dead => keys.deliveries_dead(shard),
     };
@@ -270,8 +271,16 @@ fn delivery_from_fields(
         offer_id: OfferId::parse(get("o")).map_err(|_| corrupt("delivery offer"))?,
         aff_id: AffiliateId::parse(get("a")).map_err(|_| corrupt("delivery affiliate"))?,
         status: ConversionStatus::from_code(get("s")).ok_or_else(|| corrupt("delivery status"))?,
+        destination: optional("g").map(str::to_owned),
         payout: micros(get("p"))?,
+        // Deliveries queued before revenue and the conversion's time were
+        // kept with them read as 0.
+        revenue: optional("rv")
+            .map(micros)
+            .transpose()?
+            .unwrap_or(Money::ZERO),
         amount: optional("m").map(micros).transpose()?,
+        converted_at: optional_number("ct")?.unwrap_or(0),
         context: DeliveryContext::decode(get("j")).map_err(|e| corrupt(e.detail))?,
         state: DeliveryState::from_code(get("st")).ok_or_else(|| corrupt("delivery state"))?,
         attempts: number("n")? as u32,

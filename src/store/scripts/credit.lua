@@ -24,26 +24,34 @@
 -- ARGV[15] '1': only move an existing conversion (a manual status change);
 --          none there answers 'missing' and writes nothing
 --
--- The affiliate postback, queued with the change when these are given (a
--- conversion of an affiliate without a postback URL sends none of them):
--- KEYS[6]  the delivery record if this creates the conversion  cb:{S}:d:<id>
--- KEYS[7]  the delivery record if this moves the conversion seen
+-- The deliveries, queued with the change when these are given (a
+-- conversion whose affiliate has no postback URL and whose offer has no
+-- destination for the status sends none of them):
+-- KEYS[6]  the affiliate postback's record if this creates the conversion  cb:{S}:d:<id>
+-- KEYS[7]  the affiliate postback's record if this moves the conversion seen
 -- KEYS[8]  the shard's delivery queue     cb:{S}:dq
 -- KEYS[9]  the shard's pending deliveries cb:{S}:dp
 -- KEYS[10] the affiliate's deliveries     cb:{S}:da:<aff>
+-- KEYS[11] the offer's deliveries         cb:{S}:do:<offer>
+-- KEYS[12 .. 11+D]     each destination's record if this creates the conversion
+-- KEYS[12+D .. 11+2D]  each destination's record if this moves the conversion seen
 -- ARGV[16] the sale amount, micro-units, or ''
--- ARGV[17] now, unix milliseconds: the delivery is due at once
--- ARGV[18] retention of the delivery record, seconds
--- ARGV[19] the delivery id if this creates the conversion
--- ARGV[20] the delivery id if this moves the conversion seen
+-- ARGV[17] now, unix milliseconds: the deliveries are due at once
+-- ARGV[18] retention of the delivery records, seconds
+-- ARGV[19] the affiliate postback's id if this creates the conversion
+-- ARGV[20] the affiliate postback's id if this moves the conversion seen
 -- ARGV[21] the conversion id the caller saw, or ''
 -- ARGV[22] the click id
---
+-- ARGV[23] '1': queue the affiliate postback; '0': only destinations
+-- ARGV[24 .. 23+D] the ids of the D destinations that fire for the new status;
+--          a destination's delivery id is the affiliate postback's id,
+--          '.', and the destination id
+
 -- Every status the conversion has had is appended to its history 'h'
 -- (`<code><unix seconds>`, space-separated), in the step that moves it.
 --
 -- A conversion created approved or pending, or moved to a new status, gets
--- its delivery in the same step: no credit without its postback, no
+-- its deliveries in the same step: no credit without its postback, no
 -- postback without its credit. One created rejected (by a rule or by the
 -- advertiser) gets none. The context is kept with the conversion ('j'), so
 -- a status change after the click has expired still carries the subs.
@@ -105,21 +113,47 @@ local function count(stats, prefix, status, payout, revenue, undo)
 end
 
 -- Queues the delivery `did` (record key `key`) of conversion `cid` at
--- `status` with `payout`, for the click's offer `offer` and affiliate `aff`.
-local function deliver(key, did, cid, status, payout, offer, aff, context)
+-- `status` with `payout` and `revenue`, for the click's offer `offer` and
+-- affiliate `aff`, to destination `dest` ('' for the affiliate's postback);
+-- the conversion was created at `created` (unix seconds).
+local function deliver(key, did, cid, status, payout, revenue, offer, aff, context, created, dest)
   redis.call('HSET', key, 'c', cid, 'k', ARGV[22], 'o', offer, 'a', aff, 's', status,
-    'p', payout, 'm', ARGV[16], 'j', context, 'st', 'p', 't', ARGV[17], 'n', 0, 'r', 0,
-    'na', ARGV[17])
+    'p', payout, 'rv', revenue, 'm', ARGV[16], 'j', context, 'st', 'p', 't', ARGV[17],
+    'n', 0, 'r', 0, 'na', ARGV[17], 'ct', created)
+  if dest ~= '' then
+    redis.call('HSET', key, 'g', dest)
+  end
   redis.call('EXPIRE', key, ARGV[18])
   redis.call('ZADD', KEYS[8], ARGV[17], did)
   redis.call('ZADD', KEYS[9], ARGV[17], did)
-  redis.call('ZADD', KEYS[10], ARGV[17], did)
-  redis.call('EXPIRE', KEYS[10], ARGV[18])
+  if dest == '' then
+    redis.call('ZADD', KEYS[10], ARGV[17], did)
+    redis.call('EXPIRE', KEYS[10], ARGV[18])
+  end
+  redis.call('ZADD', KEYS[11], ARGV[17], did)
+  redis.call('EXPIRE', KEYS[11], ARGV[18])
+end
+
+-- Queues every delivery of the change: the affiliate postback when asked
+-- for, and one per destination. `moved` picks the records of the
+-- conversion seen (a status change) over those of a new one.
+local function deliver_all(moved, cid, status, payout, revenue, offer, aff, context, created)
+  local did = moved and ARGV[20] or ARGV[19]
+  if ARGV[23] == '1' then
+    deliver(moved and KEYS[7] or KEYS[6], did, cid, status, payout, revenue, offer, aff,
+      context, created, '')
+  end
+  local d = #ARGV - 23
+  for i = 1, d do
+    local dest = ARGV[23 + i]
+    deliver(KEYS[11 + (moved and d or 0) + i], did .. '.' .. dest, cid, status, payout,
+      revenue, offer, aff, context, created, dest)
+  end
 end
 
 local cur = redis.call('HMGET', KEYS[1], 's', 'p', 'r', 'd', 'o', 'a', 'id', 'j', 'h', 't')
 local new = ARGV[1]
--- Whether to queue the affiliate postback.
+-- Whether to queue deliveries.
 local order = ARGV[19] ~= nil
 
 if not cur[1] then
@@ -140,7 +174,7 @@ if not cur[1] then
     redis.call('HSET', KEYS[1], 'j', ARGV[12])
   end
   if order and new ~= 'r' then
-    deliver(KEYS[6], ARGV[19], ARGV[4], new, payout, ARGV[7], ARGV[8], ARGV[12])
+    deliver_all(false, ARGV[4], new, payout, revenue, ARGV[7], ARGV[8], ARGV[12], ARGV[10])
   end
   redis.call('ZADD', KEYS[4], ARGV[10], ARGV[4])
   redis.call('HSET', KEYS[5], ARGV[4], ARGV[13])
@@ -195,7 +229,8 @@ end
 redis.call('HSET', KEYS[1], 's', new, 'p', payout, 'r', revenue,
   'h', (cur[9] and (cur[9] .. ' ') or '') .. new .. ARGV[10])
 if order then
-  deliver(KEYS[7], ARGV[20], cur[7], new, payout, cur[5], cur[6], cur[8] or ARGV[12])
+  deliver_all(true, cur[7], new, payout, revenue, cur[5], cur[6], cur[8] or ARGV[12],
+    cur[10] or ARGV[10])
 end
 return reply('updated', old,
   table.concat({cur[2] or '', cur[3] or '', cur[10] or '', cur[8] or ''}, '\0'))

@@ -169,6 +169,7 @@ fuzz_target!(|input: Input<'_>| {
         aff_id: input.aff_id,
         subs: input.subs,
         source: input.source,
+        ad_ids: Default::default(),
     };
     let built = tpl.build(&values);
 
