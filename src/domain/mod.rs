@@ -10,6 +10,7 @@ pub mod conversion;
 pub mod counter;
 pub mod day;
 pub mod delivery;
+pub mod destination;
 pub mod ids;
 pub mod money;
 pub mod net;
