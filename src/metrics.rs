@@ -9,6 +9,10 @@ use prometheus::{
     Opts, Registry, TextEncoder,
 };
 
+/// The `destination` label values of `clickback_deliveries_total`: the
+/// affiliate's postback, then each destination platform.
+pub const DELIVERY_TARGETS: [&str; 5] = ["affiliate", "ga4", "meta", "tiktok", "webhook"];
+
 /// The store operations whose failures `clickback_store_errors_total`
 /// counts: one label each, all known in advance so that every series exists
 /// (at 0) from the start.
@@ -115,9 +119,11 @@ pub struct Metrics {
     /// Failed rounds of background work by task (`config_refresh`,
     /// `postback_log`, `write_behind`, `deliveries`).
     pub background_failures: IntCounterVec,
-    /// Affiliate postback attempts by result (`src/delivery/mod.rs`):
-    /// `delivered`, `failed` (a retry is scheduled), `dead`, `postponed`
-    /// (the target host was busy; nothing was sent).
+    /// Delivery attempts by target (`affiliate` for the affiliate's
+    /// postback, else the destination's platform: `ga4`, `meta`, `tiktok`,
+    /// `webhook`) and result (`src/delivery/mod.rs`): `delivered`,
+    /// `failed` (a retry is scheduled), `dead`, `postponed` (the target host
+    /// was busy; nothing was sent).
     pub deliveries: IntCounterVec,
     /// Deliveries pending (queued, in flight or waiting for a retry).
     pub delivery_backlog: IntGauge,
@@ -212,12 +218,14 @@ impl Metrics {
         let deliveries = IntCounterVec::new(
             Opts::new(
                 "clickback_deliveries_total",
-                "Affiliate postback attempts, by result.",
+                "Delivery attempts (affiliate postbacks and destinations), by target and result.",
             ),
-            &["result"],
+            &["destination", "result"],
         )?;
-        for result in ["delivered", "failed", "dead", "postponed"] {
-            deliveries.with_label_values(&[result]);
+        for destination in DELIVERY_TARGETS {
+            for result in ["delivered", "failed", "dead", "postponed"] {
+                deliveries.with_label_values(&[destination, result]);
+            }
         }
         let delivery_backlog = IntGauge::new(
             "clickback_delivery_queue_pending",

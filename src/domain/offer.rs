@@ -106,10 +106,6 @@ pub struct OfferInput {
     pub destinations: Option<Vec<DestinationSpec>>,
 }
 
-/// Most destinations one offer may have: each conversion queues a delivery
-/// per destination in its credit step.
-pub const MAX_DESTINATIONS: usize = 10;
-
 /// How an offer pays its affiliates.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum PayoutRule {
@@ -351,14 +347,8 @@ impl Offer {
             Some(mapping) => mapping.validate()?,
             None => None,
         };
-        let specs = input.destinations.unwrap_or_default();
-        if specs.len() > MAX_DESTINATIONS {
-            return Err(DomainError::invalid(format!(
-                "destinations: at most {MAX_DESTINATIONS} per offer"
-            )));
-        }
         let destinations = Destination::from_specs(
-            specs,
+            input.destinations.unwrap_or_default(),
             previous.map_or(&[][..], |p| p.destinations.as_slice()),
             allow_private,
         )?;

@@ -73,7 +73,18 @@ pub async fn put_offer(
     let id = OfferId::parse(path_id(&req, "offer_id"))?;
     let input = json_body::<OfferInput>(&body)?;
     let before = state.cache.offer(id.as_str());
-    let offer = Offer::replacing(id, input, before.as_deref(), state.allow_private_targets)?;
+    // Internal webhook targets are answered `private_target` below, like
+    // the affiliates' postback URLs.
+    let offer = Offer::replacing(id, input, before.as_deref(), true)?;
+    if !state.allow_private_targets {
+        if let Some(detail) = crate::domain::destination::private_target(&offer.destinations) {
+            return Err(ApiError::new(
+                actix_web::http::StatusCode::BAD_REQUEST,
+                "private_target",
+                detail,
+            ));
+        }
+    }
     if let Some(advertiser) = &offer.advertiser_id {
         if state.cache.advertiser(advertiser.as_str()).is_none() {
             return Err(ApiError::invalid(format!(

@@ -387,7 +387,8 @@ async fn a_failing_receiver_is_retried_on_the_schedule_then_dead_then_delivered_
     assert_rejected(again, 409, "already_delivered").await;
     let metrics = app.metrics().await;
     for (result, want) in [("failed", 2.0), ("dead", 1.0), ("delivered", 1.0)] {
-        let series = format!("clickback_deliveries_total{{result=\"{result}\"}}");
+        let series =
+            format!("clickback_deliveries_total{{destination=\"affiliate\",result=\"{result}\"}}");
         assert_eq!(metric_value(&metrics, &series), want, "{series}");
     }
 }
@@ -618,7 +619,7 @@ async fn a_host_with_its_limit_in_flight_gets_the_next_postback_a_moment_later_w
     let postponed = eventually(WITHIN, || async {
         metric_value(
             &app.metrics().await,
-            "clickback_deliveries_total{result=\"postponed\"}",
+            "clickback_deliveries_total{destination=\"affiliate\",result=\"postponed\"}",
         ) >= 1.0
     })
     .await;
