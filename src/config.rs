@@ -38,6 +38,13 @@ const fn row(name: &'static str, default: &'static str, meaning: &'static str) -
 /// -base64 32` are far beyond guessing; `change-me` is not.
 pub const MIN_ADMIN_TOKEN_CHARS: usize = 24;
 
+/// GA4's Measurement Protocol collection endpoint.
+pub const DEFAULT_GA4_ENDPOINT: &str = "https://www.google-analytics.com/mp/collect";
+/// Meta's Graph API.
+pub const DEFAULT_META_ENDPOINT: &str = "https://graph.facebook.com";
+/// TikTok's Business API.
+pub const DEFAULT_TIKTOK_ENDPOINT: &str = "https://business-api.tiktok.com";
+
 /// Every variable clickback reads, its default and its meaning: the one
 /// table `clickback --help` prints and configuration errors take defaults from.
 pub const VARIABLES: &[Variable] = &[
@@ -153,7 +160,22 @@ pub const VARIABLES: &[Variable] = &[
     row(
         "CLICKBACK_ALLOW_PRIVATE_TARGETS",
         "0",
-        "1 lets affiliate postbacks go to loopback, private, link-local and other internal addresses (tests, private networks)",
+        "1 lets affiliate postbacks and webhooks go to loopback, private, link-local and other internal addresses (tests, private networks)",
+    ),
+    row(
+        "CLICKBACK_GA4_ENDPOINT",
+        DEFAULT_GA4_ENDPOINT,
+        "where GA4 destinations send (the Measurement Protocol's /mp/collect): a proxy or a test receiver",
+    ),
+    row(
+        "CLICKBACK_META_ENDPOINT",
+        DEFAULT_META_ENDPOINT,
+        "the Graph API base Meta destinations send to (/<version>/<pixel_id>/events is appended)",
+    ),
+    row(
+        "CLICKBACK_TIKTOK_ENDPOINT",
+        DEFAULT_TIKTOK_ENDPOINT,
+        "the Business API base TikTok destinations send to (/open_api/v1.3/event/track/ is appended)",
     ),
     row("RUST_LOG", "info", "log filter (env_logger)"),
 ];
@@ -451,6 +473,12 @@ pub struct DeliverySettings {
     /// Host names answered before DNS, like `/etc/hosts` (tests make a name
     /// resolve to loopback with it); not read from the environment.
     pub static_hosts: Vec<(String, std::net::IpAddr)>,
+    /// Where GA4 destinations send (`CLICKBACK_GA4_ENDPOINT`).
+    pub ga4_endpoint: String,
+    /// The Graph API base of Meta destinations (`CLICKBACK_META_ENDPOINT`).
+    pub meta_endpoint: String,
+    /// The Business API base of TikTok destinations (`CLICKBACK_TIKTOK_ENDPOINT`).
+    pub tiktok_endpoint: String,
 }
 
 impl Default for DeliverySettings {
@@ -464,6 +492,9 @@ impl Default for DeliverySettings {
             poll: Duration::from_millis(500),
             allow_private_targets: false,
             static_hosts: Vec::new(),
+            ga4_endpoint: DEFAULT_GA4_ENDPOINT.to_owned(),
+            meta_endpoint: DEFAULT_META_ENDPOINT.to_owned(),
+            tiktok_endpoint: DEFAULT_TIKTOK_ENDPOINT.to_owned(),
         }
     }
 }
@@ -784,7 +815,37 @@ fn delivery_settings<L: Fn(&str) -> Option<String>>(
         poll: millis("CLICKBACK_DELIVERY_POLL_MS", 1)?.unwrap_or(defaults.poll),
         allow_private_targets: env.flag("CLICKBACK_ALLOW_PRIVATE_TARGETS", false)?,
         static_hosts: defaults.static_hosts,
+        ga4_endpoint: endpoint(env, "CLICKBACK_GA4_ENDPOINT", defaults.ga4_endpoint)?,
+        meta_endpoint: endpoint(env, "CLICKBACK_META_ENDPOINT", defaults.meta_endpoint)?,
+        tiktok_endpoint: endpoint(env, "CLICKBACK_TIKTOK_ENDPOINT", defaults.tiktok_endpoint)?,
     })
+}
+
+/// A platform endpoint: an absolute http(s) URL without a query, its
+/// trailing `/` dropped.
+fn endpoint<L: Fn(&str) -> Option<String>>(
+    env: &Env<L>,
+    name: &'static str,
+    default: String,
+) -> Result<String, ConfigError> {
+    let Some(raw) = env.var(name) else {
+        return Ok(default);
+    };
+    match url::Url::parse(raw.trim()) {
+        Ok(url)
+            if matches!(url.scheme(), "http" | "https")
+                && url.host().is_some()
+                && url.query().is_none() =>
+        {
+            Ok(raw.trim().trim_end_matches('/').to_owned())
+        }
+        _ => Err(ConfigError::new(
+            name,
+            Some(raw.clone()),
+            "is not an absolute http(s) URL without a query".to_owned(),
+            format!("e.g. {}", default_of(name)),
+        )),
+    }
 }
 
 /// Key prefixes may not contain hash-tag braces (they would move keys between

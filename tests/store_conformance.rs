@@ -13,8 +13,9 @@ use clickback::domain::conversion::{RejectReason, MAX_COUNTER_MICROS};
 use clickback::domain::counter::{Counter, Dimension};
 use clickback::domain::delivery::{
     AttemptRecord, AttemptReport, Delivery, DeliveryContext, DeliveryId, DeliveryOrder,
-    DeliveryState,
+    DeliveryState, DestinationOrder,
 };
+use clickback::domain::destination::DestinationKind;
 use clickback::domain::offer::OfferInput;
 use clickback::domain::{
     Advertiser, AdvertiserId, Affiliate, AffiliateId, ApiKey, Click, ClickId, ConversionStatus,
@@ -979,6 +980,13 @@ fn order(now_ms: u64) -> DeliveryOrder {
     }
 }
 
+fn destination(id: &str, kind: DestinationKind) -> DestinationOrder {
+    DestinationOrder {
+        id: id.to_owned(),
+        kind,
+    }
+}
+
 /// A conversion of a fresh click, credited with its delivery queued at `now_ms`.
 async fn delivered_conversion(
     store: &dyn Store,
@@ -1061,7 +1069,10 @@ conformance!(
         let click = click_at(now());
         store.record_click(&click, 0).await.expect("recorded");
         let to_all = DeliveryOrder {
-            destinations: vec!["ga4".into(), "hook-2".into()],
+            destinations: vec![
+                destination("ga4", DestinationKind::Ga4),
+                destination("hook-2", DestinationKind::Webhook),
+            ],
             ..order(T0)
         };
         let created = ConversionCommand {
@@ -1073,7 +1084,7 @@ conformance!(
         let change = ConversionCommand {
             delivery: Some(DeliveryOrder {
                 affiliate: false,
-                destinations: vec!["ga4".into()],
+                destinations: vec![destination("ga4", DestinationKind::Ga4)],
                 ..order(T0 + 1_000)
             }),
             seen_conversion_id: Some(created.new_conversion_id.clone()),
@@ -1107,12 +1118,17 @@ conformance!(
                     .as_str(),
             ]
         );
-        let destinations: Vec<Option<&str>> =
-            claimed.iter().map(|d| d.destination.as_deref()).collect();
-        assert_eq!(
-            destinations,
-            vec![Some("ga4"), None, Some("ga4"), Some("hook-2")]
-        );
+        let destinations: Vec<Option<(&str, DestinationKind)>> = claimed
+            .iter()
+            .map(|d| {
+                d.destination
+                    .as_ref()
+                    .map(|(id, kind)| (id.as_str(), *kind))
+            })
+            .collect();
+        let ga4 = Some(("ga4", DestinationKind::Ga4));
+        let hook = Some(("hook-2", DestinationKind::Webhook));
+        assert_eq!(destinations, vec![ga4, None, ga4, hook]);
         for d in &claimed {
             assert_eq!(d.revenue, Money::parse("10").expect("money"));
             assert_eq!(d.converted_at, created.now, "{}", d.id);

@@ -9,6 +9,7 @@
 //! a delivery for good: it is the [`DeliveryId`].
 
 use super::click::AdClickIds;
+use super::destination::DestinationKind;
 use super::{AffiliateId, ConversionStatus, DomainError, Money, OfferId};
 
 /// Where a delivery stands.
@@ -267,9 +268,19 @@ pub struct DeliveryOrder {
     pub retention_secs: u64,
     /// Queue the affiliate's postback (it has a postback URL for the offer).
     pub affiliate: bool,
-    /// The ids of the offer's destinations that fire for the status the
-    /// conversion moves to, each queued as its own delivery.
-    pub destinations: Vec<String>,
+    /// The offer's destinations that fire for the status the conversion
+    /// moves to, each queued as its own delivery.
+    pub destinations: Vec<DestinationOrder>,
+}
+
+/// One destination a conversion is queued for.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DestinationOrder {
+    /// Its id within the offer: the last part of the delivery id.
+    pub id: String,
+    /// Its platform, kept with the delivery so that its metrics are labelled
+    /// even if the destination is removed before it is sent.
+    pub kind: DestinationKind,
 }
 
 /// One stored delivery, as the worker and the API see it.
@@ -287,8 +298,9 @@ pub struct Delivery {
     pub aff_id: AffiliateId,
     /// The conversion's status this delivery announces.
     pub status: ConversionStatus,
-    /// The offer's destination it goes to; `None` for the affiliate's postback.
-    pub destination: Option<String>,
+    /// The offer's destination it goes to and its platform; `None` for the
+    /// affiliate's postback.
+    pub destination: Option<(String, DestinationKind)>,
     /// The affiliate's payout at that status.
     pub payout: Money,
     /// The network's revenue at that status.

@@ -35,7 +35,7 @@ use std::time::Duration;
 use crate::clock::Clock;
 use crate::delivery::{DeliveryWake, DELIVERY_RETENTION_SECS};
 use crate::domain::conversion::{ConversionCommand, ConversionEntry, ConversionOutcome};
-use crate::domain::delivery::{DeliveryContext, DeliveryOrder};
+use crate::domain::delivery::{DeliveryContext, DeliveryOrder, DestinationOrder};
 use crate::domain::ids::base64url;
 use crate::domain::query::Params;
 use crate::domain::{AffiliateId, Click, ConversionStatus, Day, Identity, Offer, OfferId};
@@ -183,11 +183,14 @@ impl Postbacks {
             .cache
             .affiliate(aff.as_str())
             .is_some_and(|a| a.postback_target(&offer.id).is_some());
-        let destinations: Vec<String> = offer
+        let destinations: Vec<DestinationOrder> = offer
             .destinations
             .iter()
             .filter(|d| d.fires_for(status))
-            .map(|d| d.id.as_str().to_owned())
+            .map(|d| DestinationOrder {
+                id: d.id.as_str().to_owned(),
+                kind: d.kind(),
+            })
             .collect();
         if !affiliate && destinations.is_empty() {
             return None;

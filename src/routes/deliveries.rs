@@ -1,6 +1,7 @@
-//! `/api/v1/affiliates/{aff_id}/deliveries`, `/api/v1/deliveries` and
-//! `/api/v1/deliveries/{id}/retry`: the affiliate postback log and the
-//! operator's retry (API.md §6).
+//! `/api/v1/affiliates/{aff_id}/deliveries`,
+//! `/api/v1/offers/{offer_id}/deliveries`, `/api/v1/deliveries` and
+//! `/api/v1/deliveries/{id}/retry`: the delivery logs (affiliate postbacks,
+//! API.md §6; destinations, docs/destinations.md) and the operator's retry.
 
 use actix_web::{web, HttpRequest, HttpResponse};
 use serde::Serialize;
@@ -10,7 +11,7 @@ use super::csv::{self, Column, Pages};
 use crate::delivery::DELIVERY_RETENTION_SECS;
 use crate::domain::delivery::{Delivery, DeliveryId, DeliveryState};
 use crate::domain::query::Params;
-use crate::domain::{AffiliateId, Money};
+use crate::domain::{AffiliateId, Money, OfferId};
 use crate::error::ApiError;
 use crate::metrics::StoreOperation;
 use crate::state::AppState;
@@ -23,7 +24,8 @@ const MAX_LIMIT: usize = 1000;
 
 /// One delivery as the API shows it. Times are Unix seconds. The URL is the
 /// template as the affiliate configured it (with any secret it holds), not
-/// the expanded one.
+/// the expanded one; for a destination, the endpoint called, without its
+/// query (where GA4 takes its API secret).
 #[derive(Serialize)]
 struct DeliveryView<'a> {
     id: &'a str,
@@ -31,6 +33,8 @@ struct DeliveryView<'a> {
     click_id: &'a str,
     offer_id: &'a str,
     aff_id: &'a str,
+    /// The offer's destination; `null` for the affiliate's postback.
+    destination: Option<&'a str>,
     status: &'static str,
     state: &'static str,
     payout: Money,
@@ -54,6 +58,7 @@ impl<'a> DeliveryView<'a> {
             click_id: &d.click_id,
             offer_id: d.offer_id.as_str(),
             aff_id: d.aff_id.as_str(),
+            destination: d.destination.as_ref().map(|(id, _)| id.as_str()),
             status: d.status.as_str(),
             state: d.state.as_str(),
             payout: d.payout,
@@ -118,6 +123,7 @@ fn columns() -> Vec<Column> {
         text("click_id"),
         text("offer_id"),
         text("aff_id"),
+        text("destination"),
         text("status"),
         text("state"),
         number("payout"),
@@ -218,6 +224,25 @@ pub async fn affiliate_deliveries(
         ));
     }
     list(&state, &req, DeliveryScope::Affiliate(aff), &params).await
+}
+
+/// `GET /api/v1/offers/{offer_id}/deliveries?limit=..&cursor=..`: every
+/// delivery of the offer's conversions, to its affiliates and to its
+/// destinations, newest first.
+pub async fn offer_deliveries(
+    _: Admin,
+    req: HttpRequest,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    let params = Params::parse(req.query_string().as_bytes())?;
+    let offer = OfferId::parse(req.match_info().get("offer_id").unwrap_or(""))?;
+    if state.cache.offer(offer.as_str()).is_none() {
+        return Err(ApiError::not_found(
+            "unknown_offer",
+            "no offer with this id",
+        ));
+    }
+    list(&state, &req, DeliveryScope::Offer(offer), &params).await
 }
 
 /// `GET /api/v1/deliveries?state=dead|pending&limit=..&cursor=..`: across

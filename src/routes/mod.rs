@@ -70,6 +70,10 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                 "/affiliates/{aff_id}/deliveries",
                 deliveries::affiliate_deliveries,
             ))
+            .service(read_only(
+                "/offers/{offer_id}/deliveries",
+                deliveries::offer_deliveries,
+            ))
             .service(read_only("/deliveries", deliveries::deliveries))
             .service(web::resource("/deliveries/{id}/retry").post(deliveries::retry))
             .service(read_only("/stats", stats::stats))

@@ -204,9 +204,9 @@ impl Inner {
                     shard,
                     &record.conversion_id,
                     record.status,
-                    destination,
+                    &destination.id,
                 ),
-                Some(destination.clone()),
+                Some((destination.id.clone(), destination.kind)),
             )
         });
         let targets: Vec<_> = affiliate.into_iter().chain(destinations).collect();

@@ -1,5 +1,6 @@
-//! A real HTTP server on loopback standing in for an affiliate's tracker:
-//! it records every request it gets and answers as the test tells it.
+//! A real HTTP server on loopback standing in for an affiliate's tracker or
+//! an ad platform's API: it records every request it gets (method, path,
+//! headers, body) and answers as the test tells it.
 
 use std::collections::VecDeque;
 use std::net::TcpListener;
@@ -14,6 +15,8 @@ use tokio::sync::Notify;
 pub enum Answer {
     /// This status, empty body.
     Status(u16),
+    /// This status with this JSON body (a platform's error, TikTok's code).
+    Json(u16, String),
     /// A redirect to this location.
     Redirect(String),
     /// No answer until [`Receiver::release`].
@@ -29,6 +32,12 @@ pub struct Received {
     pub idempotency_key: Option<String>,
     /// `User-Agent`.
     pub user_agent: Option<String>,
+    /// `GET`, `POST`…
+    pub method: String,
+    /// Every header, names lower-case.
+    pub headers: Vec<(String, String)>,
+    /// The body as sent.
+    pub body: Vec<u8>,
 }
 
 impl Received {
@@ -38,6 +47,29 @@ impl Received {
         url::form_urlencoded::parse(query.as_bytes())
             .find(|(k, _)| k == name)
             .map(|(_, v)| v.into_owned())
+    }
+
+    /// The value of header `name` (lower-case).
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// The body read as JSON (panics when it is not).
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_slice(&self.body).unwrap_or_else(|e| {
+            panic!(
+                "the body is not JSON ({e}): {}",
+                String::from_utf8_lossy(&self.body)
+            )
+        })
+    }
+
+    /// The path, without the query.
+    pub fn path(&self) -> &str {
+        self.uri.split('?').next().unwrap_or("")
     }
 }
 
@@ -146,7 +178,7 @@ impl Drop for Receiver {
 
 type Shared = (Arc<Mutex<Script>>, Arc<Notify>);
 
-async fn answer(req: HttpRequest, state: web::Data<Shared>) -> HttpResponse {
+async fn answer(req: HttpRequest, body: web::Bytes, state: web::Data<Shared>) -> HttpResponse {
     let header = |name: &str| {
         req.headers()
             .get(name)
@@ -159,6 +191,18 @@ async fn answer(req: HttpRequest, state: web::Data<Shared>) -> HttpResponse {
             uri: req.uri().to_string(),
             idempotency_key: header("idempotency-key"),
             user_agent: header("user-agent"),
+            method: req.method().to_string(),
+            headers: req
+                .headers()
+                .iter()
+                .map(|(n, v)| {
+                    (
+                        n.as_str().to_ascii_lowercase(),
+                        String::from_utf8_lossy(v.as_bytes()).into_owned(),
+                    )
+                })
+                .collect(),
+            body: body.to_vec(),
         });
         script
             .next
@@ -170,6 +214,11 @@ async fn answer(req: HttpRequest, state: web::Data<Shared>) -> HttpResponse {
         Answer::Status(code) => {
             HttpResponse::build(actix_web::http::StatusCode::from_u16(code).expect("a status code"))
                 .finish()
+        }
+        Answer::Json(code, body) => {
+            HttpResponse::build(actix_web::http::StatusCode::from_u16(code).expect("a status code"))
+                .content_type("application/json")
+                .body(body)
         }
         Answer::Redirect(location) => HttpResponse::Found()
             .insert_header(("location", location))

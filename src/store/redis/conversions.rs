@@ -123,7 +123,8 @@ pub(super) async fn apply_conversion<C: ConnectionLike + Send>(
             .key(keys.deliveries_of_offer(shard, command.offer_id.as_str()));
         for conversion in [&command.new_conversion_id, seen_conversion] {
             for destination in &order.destinations {
-                let id = DeliveryId::to_destination(shard, conversion, command.status, destination);
+                let id =
+                    DeliveryId::to_destination(shard, conversion, command.status, &destination.id);
                 invocation.key(keys.delivery(&id));
             }
         }
@@ -142,7 +143,9 @@ pub(super) async fn apply_conversion<C: ConnectionLike + Send>(
             .arg(command.click_id.as_str())
             .arg(if order.affiliate { "1" } else { "0" });
         for destination in &order.destinations {
-            invocation.arg(destination);
+            invocation
+                .arg(&destination.id)
+                .arg(destination.kind.label());
         }
     }
     let reply: String = invocation.invoke_async(conn).await.map_err(unavailable)?;

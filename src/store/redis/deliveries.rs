@@ -18,6 +18,7 @@ use super::paging;
 use crate::domain::delivery::{
     AttemptRecord, AttemptReport, Delivery, DeliveryContext, DeliveryId, DeliveryState,
 };
+use crate::domain::destination::DestinationKind;
 use crate::domain::ids::{shard_char, SHARD_COUNT};
 use crate::domain::{AffiliateId, ConversionStatus, Money, OfferId};
 use crate::store::keys::Keys;
@@ -271,7 +272,13 @@ fn delivery_from_fields(
         offer_id: OfferId::parse(get("o")).map_err(|_| corrupt("delivery offer"))?,
         aff_id: AffiliateId::parse(get("a")).map_err(|_| corrupt("delivery affiliate"))?,
         status: ConversionStatus::from_code(get("s")).ok_or_else(|| corrupt("delivery status"))?,
-        destination: optional("g").map(str::to_owned),
+        destination: optional("g")
+            .map(|id| {
+                DestinationKind::from_label(get("gk"))
+                    .map(|kind| (id.to_owned(), kind))
+                    .ok_or_else(|| corrupt("delivery destination platform"))
+            })
+            .transpose()?,
         payout: micros(get("p"))?,
         // Deliveries queued before revenue and the conversion's time were
         // kept with them read as 0.

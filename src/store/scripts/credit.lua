@@ -43,9 +43,10 @@
 -- ARGV[21] the conversion id the caller saw, or ''
 -- ARGV[22] the click id
 -- ARGV[23] '1': queue the affiliate postback; '0': only destinations
--- ARGV[24 .. 23+D] the ids of the D destinations that fire for the new status;
---          a destination's delivery id is the affiliate postback's id,
---          '.', and the destination id
+-- ARGV[24 .. 23+2D] the D destinations that fire for the new status, each
+--          as two arguments: its id and its platform (ga4, meta, tiktok,
+--          webhook); a destination's delivery id is the affiliate
+--          postback's id, '.', and the destination id
 
 -- Every status the conversion has had is appended to its history 'h'
 -- (`<code><unix seconds>`, space-separated), in the step that moves it.
@@ -114,14 +115,15 @@ end
 
 -- Queues the delivery `did` (record key `key`) of conversion `cid` at
 -- `status` with `payout` and `revenue`, for the click's offer `offer` and
--- affiliate `aff`, to destination `dest` ('' for the affiliate's postback);
--- the conversion was created at `created` (unix seconds).
-local function deliver(key, did, cid, status, payout, revenue, offer, aff, context, created, dest)
+-- affiliate `aff`, to destination `dest` of platform `kind` ('' for the
+-- affiliate's postback); the conversion was created at `created` (unix
+-- seconds).
+local function deliver(key, did, cid, status, payout, revenue, offer, aff, context, created, dest, kind)
   redis.call('HSET', key, 'c', cid, 'k', ARGV[22], 'o', offer, 'a', aff, 's', status,
     'p', payout, 'rv', revenue, 'm', ARGV[16], 'j', context, 'st', 'p', 't', ARGV[17],
     'n', 0, 'r', 0, 'na', ARGV[17], 'ct', created)
   if dest ~= '' then
-    redis.call('HSET', key, 'g', dest)
+    redis.call('HSET', key, 'g', dest, 'gk', kind)
   end
   redis.call('EXPIRE', key, ARGV[18])
   redis.call('ZADD', KEYS[8], ARGV[17], did)
@@ -141,13 +143,13 @@ local function deliver_all(moved, cid, status, payout, revenue, offer, aff, cont
   local did = moved and ARGV[20] or ARGV[19]
   if ARGV[23] == '1' then
     deliver(moved and KEYS[7] or KEYS[6], did, cid, status, payout, revenue, offer, aff,
-      context, created, '')
+      context, created, '', '')
   end
-  local d = #ARGV - 23
+  local d = (#ARGV - 23) / 2
   for i = 1, d do
-    local dest = ARGV[23 + i]
+    local dest = ARGV[22 + 2 * i]
     deliver(KEYS[11 + (moved and d or 0) + i], did .. '.' .. dest, cid, status, payout,
-      revenue, offer, aff, context, created, dest)
+      revenue, offer, aff, context, created, dest, ARGV[23 + 2 * i])
   end
 end
 
