@@ -20,6 +20,7 @@
 //! An operator's retry (`POST /api/v1/deliveries/{id}/retry`) queues a dead
 //! or pending delivery again with the whole schedule ahead of it.
 
+pub mod platforms;
 pub mod schedule;
 pub mod sender;
 
