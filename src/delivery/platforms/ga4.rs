@@ -98,7 +98,7 @@ pub fn prepare(
             name,
             params: Params {
                 transaction_id: event.dedupe_key(),
-                value: money_json(event.revenue),
+                value: money_json(event.value()),
                 currency: event.currency,
             },
         }],
@@ -189,7 +189,7 @@ mod tests {
                 "client_id": "1234567890.1700000000",
                 "timestamp_micros": (NOW - 3600) * 1_000_000,
                 "events": [{"name": "purchase", "params": {
-                    "transaction_id": "ORDER-9", "value": 12.345, "currency": "EUR"}}]
+                    "transaction_id": "ORDER-9", "value": 99.99, "currency": "EUR"}}]
             })
         );
         assert_eq!(request.idempotency_key, "conv-1:approved:ga4");
@@ -200,6 +200,7 @@ mod tests {
     fn the_value_is_an_exact_number_and_the_transaction_falls_back_to_the_conversion_id() {
         let event = ConversionEvent {
             txid: "",
+            amount: None,
             revenue: crate::domain::Money::parse("999999999999.999999").expect("money"),
             ..event()
         };

@@ -140,7 +140,7 @@ pub fn prepare(
                 external_id: [sha256_hex(event.click_id)],
             },
             custom_data: CustomData {
-                value: money_json(event.revenue),
+                value: money_json(event.value()),
                 currency: event.currency,
                 order_id: event.dedupe_key(),
             },
@@ -247,7 +247,7 @@ mod tests {
                         "fbc": format!("fb.1.{}.IwAR0abc", (NOW - 7200) * 1000),
                         "external_id": [sha256_hex("CLICK123")],
                     },
-                    "custom_data": {"value": 12.345, "currency": "EUR", "order_id": "ORDER-9"},
+                    "custom_data": {"value": 99.99, "currency": "EUR", "order_id": "ORDER-9"},
                 }],
                 "test_event_code": "TEST123",
                 "access_token": "EAAtoken",

@@ -59,7 +59,7 @@ pub struct ConversionEvent<'a> {
     pub status: ConversionStatus,
     /// The affiliate's payout.
     pub payout: Money,
-    /// The network's revenue: the `value` reported to ad platforms.
+    /// The network's revenue (what the advertiser pays for the conversion).
     pub revenue: Money,
     /// The sale amount the advertiser reported, if any.
     pub amount: Option<Money>,
@@ -91,6 +91,14 @@ pub struct ConversionEvent<'a> {
 }
 
 impl ConversionEvent<'_> {
+    /// The `value` reported to ad platforms: what the sale was worth to the
+    /// advertiser, i.e. the amount its postback reported, else the offer's
+    /// revenue (what the conversion costs the advertiser, for offers whose
+    /// postbacks carry no amount).
+    pub fn value(&self) -> Money {
+        self.amount.unwrap_or(self.revenue)
+    }
+
     /// The id a browser pixel would use for the same order, so the platform
     /// counts a conversion once however many times (and from wherever) it is
     /// reported: the advertiser's txid when there is one, else clickback's

@@ -109,7 +109,7 @@ pub fn prepare(
                 external_id: sha256_hex(event.click_id),
             },
             properties: Properties {
-                value: money_json(event.revenue),
+                value: money_json(event.value()),
                 currency: event.currency,
                 order_id: event.dedupe_key(),
             },
@@ -206,7 +206,7 @@ mod tests {
                     "event_time": NOW - 3600,
                     "event_id": "ORDER-9",
                     "user": {"ttclid": "E.C.P.tt", "external_id": sha256_hex("CLICK123")},
-                    "properties": {"value": 12.345, "currency": "EUR", "order_id": "ORDER-9"},
+                    "properties": {"value": 99.99, "currency": "EUR", "order_id": "ORDER-9"},
                 }],
                 "test_event_code": "TEST123",
             })
