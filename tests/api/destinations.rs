@@ -518,6 +518,22 @@ async fn a_refusal_that_can_never_succeed_is_dead_at_once_and_a_5xx_is_retried()
     app.clock.advance(15);
     let retried = delivery_to(&app, "ga4", |d| d["state"] == "delivered").await;
     assert_eq!(retried["attempts"], 2, "{retried}");
+    // Once the token is fixed, the operator's retry sends it again.
+    platforms.meta.answer(Answer::Status(200));
+    let retry = app
+        .client
+        .post(format!(
+            "{}/api/v1/deliveries/{}/retry",
+            app.address,
+            meta["id"].as_str().unwrap_or_default()
+        ))
+        .bearer_auth(ADMIN_TOKEN)
+        .send()
+        .await
+        .expect("sent");
+    assert_eq!(retry.status(), 200);
+    let revived = delivery_to(&app, "meta", |d| d["state"] == "delivered").await;
+    assert_eq!(revived["attempts"], 2, "{revived}");
     let metrics = app.metrics().await;
     for (series, want) in [
         (
