@@ -249,7 +249,9 @@ impl Application {
         let wake = DeliveryWake::default();
         let delivery = &settings.delivery;
         let deliveries = if delivery.concurrency == 0 {
-            log::info!("CLICKBACK_DELIVERY_CONCURRENCY is 0: affiliate postbacks are left to other instances");
+            log::info!(
+                "CLICKBACK_DELIVERY_CONCURRENCY is 0: deliveries are left to other instances"
+            );
             None
         } else {
             let sender = Sender::new(SenderConfig {
