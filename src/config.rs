@@ -130,32 +130,32 @@ pub const VARIABLES: &[Variable] = &[
     row(
         "CLICKBACK_DELIVERY_SCHEDULE",
         crate::delivery::schedule::DEFAULT,
-        "delays before each retry of an affiliate postback that did not get a 2xx (units ms s m h, jittered by 10 %); after the last it is dead",
+        "delays before each retry of a delivery (affiliate postback or destination) that did not get through (units ms s m h, jittered by 10 %); after the last it is dead",
     ),
     row(
         "CLICKBACK_DELIVERY_CONNECT_TIMEOUT_MS",
         "3000",
-        "bound on connecting to an affiliate's server",
+        "bound on connecting to an affiliate's server or a destination",
     ),
     row(
         "CLICKBACK_DELIVERY_TIMEOUT_MS",
         "10000",
-        "bound on one affiliate postback request, connecting included",
+        "bound on one delivery request (affiliate postback or destination), connecting included",
     ),
     row(
         "CLICKBACK_DELIVERY_HOST_CONCURRENCY",
         "16",
-        "affiliate postbacks in flight to one host at most (per instance), so one slow affiliate cannot hold up the others",
+        "deliveries in flight to one host at most (per instance), so one slow affiliate cannot hold up the others",
     ),
     row(
         "CLICKBACK_DELIVERY_CONCURRENCY",
         "64",
-        "affiliate postbacks in flight at most (per instance); 0 leaves sending to other instances",
+        "deliveries in flight at most (per instance); 0 leaves sending to other instances",
     ),
     row(
         "CLICKBACK_DELIVERY_POLL_MS",
         "500",
-        "how often an idle instance looks for due affiliate postbacks (its own are sent at once)",
+        "how often an idle instance looks for due deliveries (its own are sent at once)",
     ),
     row(
         "CLICKBACK_ALLOW_PRIVATE_TARGETS",
@@ -453,7 +453,7 @@ pub struct Settings {
     pub delivery: DeliverySettings,
 }
 
-/// How affiliate postbacks are sent (API.md §6).
+/// How deliveries are sent: affiliate postbacks (API.md §6) and destinations (docs/destinations.md).
 #[derive(Clone, Debug)]
 pub struct DeliverySettings {
     /// Delays before each retry.

@@ -15,15 +15,17 @@
 //! - [`routes`]: thin HTTP adapters, one module per endpoint group, and the
 //!   one CSV writer of every report and list (`routes::csv`).
 //! - [`click`]: the redirect hot path.
-//! - [`delivery`]: affiliate postbacks: the retry schedule and the guarded HTTP sender.
 //! - [`background`]: every background task, started, stopped and drained in one place.
 //! - [`batch`]: queues that a background task writes out in batches.
 //! - [`caps`]: daily / monthly / lifetime caps on conversions and payout.
 //! - [`clock`]: the injected clock.
 //! - [`postback`]: conversion crediting as stages (parse, authenticate, price,
 //!   judge, apply, answer), status changes, de-duplication, the troubleshooting log.
-//! - [`delivery`]: affiliate postbacks: the worker that claims, sends, retries
-//!   and dead-letters each conversion's delivery to the affiliate's server.
+//! - [`delivery`]: deliveries of each conversion to the affiliate's server
+//!   and to the offer's destinations (GA4, Meta, TikTok, webhooks): the
+//!   worker that claims, sends, retries and dead-letters them, the retry
+//!   schedule, the guarded HTTP sender, and each platform's request
+//!   (`delivery::platforms`).
 //! - [`stats`]: reports summed from per-day counters, or from the report
 //!   counters by hour and sub-ID, source or goal (`store::report`), in any time zone.
 //! - [`offers`]: the in-process cache of offers and affiliates.

@@ -15,6 +15,7 @@ use crate::caps::CapWatch;
 use crate::click::Clicks;
 use crate::clock::{Clock, SystemClock};
 use crate::config::Settings;
+use crate::delivery::platforms::Endpoints;
 use crate::delivery::sender::{Sender, SenderConfig};
 use crate::delivery::{DeliveryWake, DeliveryWorker};
 use crate::domain::ids::base64url;
@@ -69,6 +70,20 @@ pub enum StartupError {
     /// The HTTP client of affiliate postbacks could not be built.
     #[error("cannot set up affiliate postbacks: {0}")]
     Delivery(String),
+}
+
+/// The key of the GA4 client ids derived from clicks: the hash salt when
+/// one is set, so every instance derives the same id for a click; else a
+/// fixed key (the click id it is derived from is random and reveals
+/// nothing; the key only keeps the derivation clickback's own).
+fn pseudonym_key(settings: &Settings) -> Vec<u8> {
+    let base = settings
+        .hash_salt
+        .as_ref()
+        .map_or(&b"clickback"[..], |salt| salt.expose().as_bytes());
+    let mut key = b"ga4-client-id:".to_vec();
+    key.extend_from_slice(base);
+    key
 }
 
 impl StartupError {
@@ -234,7 +249,9 @@ impl Application {
         let wake = DeliveryWake::default();
         let delivery = &settings.delivery;
         let deliveries = if delivery.concurrency == 0 {
-            log::info!("CLICKBACK_DELIVERY_CONCURRENCY is 0: affiliate postbacks are left to other instances");
+            log::info!(
+                "CLICKBACK_DELIVERY_CONCURRENCY is 0: deliveries are left to other instances"
+            );
             None
         } else {
             let sender = Sender::new(SenderConfig {
@@ -262,6 +279,12 @@ impl Application {
                 lease: delivery.lease(),
                 drain: delivery.timeout,
                 wake: wake.clone(),
+                endpoints: Endpoints {
+                    ga4: delivery.ga4_endpoint.clone(),
+                    meta: delivery.meta_endpoint.clone(),
+                    tiktok: delivery.tiktok_endpoint.clone(),
+                },
+                pseudonym_key: pseudonym_key(&settings),
             }))
         };
         let state = web::Data::new(AppState {

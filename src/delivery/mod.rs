@@ -1,18 +1,24 @@
-//! Affiliate postbacks: every conversion reaches the affiliate's own server,
-//! at least once (API.md §6).
+//! Deliveries: every conversion reaches the affiliate's own server (API.md
+//! §6) and the offer's destinations — GA4, Meta, TikTok, signed webhooks
+//! (docs/destinations.md) — at least once.
 //!
-//! The credit step queues a delivery in the same atomic step that records
-//! the conversion or its status change (`src/store/scripts/credit.lua`), so
-//! no credit goes without its postback and no postback without its credit.
-//! The [`DeliveryWorker`] of every instance then:
+//! The credit step queues one delivery per target in the same atomic step
+//! that records the conversion or its status change
+//! (`src/store/scripts/credit.lua`), so no credit goes without its
+//! postback and no postback without its credit. The [`DeliveryWorker`] of
+//! every instance then:
 //!
 //! 1. **claims** due deliveries shard by shard, each under a lease: a worker
 //!    that dies (a crash, a `kill -9`) leaves its deliveries to come due
 //!    again when the lease ends, for any worker of any instance;
-//! 2. **sends** each as a GET of the affiliate's URL with the macros filled
-//!    in ([`sender`]: address guard, timeouts, a per-host limit, redirects
-//!    not followed), with `Idempotency-Key: <conversion_id>:<status>`;
-//! 3. **reports** how it went: delivered on a 2xx; otherwise the next retry
+//! 2. **sends** each: an affiliate postback as a GET of the affiliate's URL
+//!    with the macros filled in, with `Idempotency-Key:
+//!    <conversion_id>:<status>`; a destination as the request its platform
+//!    expects ([`platforms`]). Both go through [`sender`]: address guard,
+//!    timeouts, a per-host limit, redirects not followed;
+//! 3. **reports** how it went: delivered on a 2xx (and, for a platform, an
+//!    answer that says so); dead at once when the platform says retrying
+//!    cannot help (a bad token, an event too old); otherwise the next retry
 //!    is scheduled ([`schedule`], with jitter), or the delivery is `dead`
 //!    when the schedule has none left. [`DeliveryResult`] maps each end to
 //!    its metric label.
@@ -20,6 +26,7 @@
 //! An operator's retry (`POST /api/v1/deliveries/{id}/retry`) queues a dead
 //! or pending delivery again with the whole schedule ahead of it.
 
+pub mod platforms;
 pub mod schedule;
 pub mod sender;
 
@@ -29,8 +36,9 @@ use std::time::{Duration, Instant};
 use tokio::sync::{watch, Notify};
 use tokio::task::JoinSet;
 
+use self::platforms::{ConversionEvent, Endpoints, Prepared, Verdict};
 use self::schedule::Schedule;
-use self::sender::{SendResult, Sender};
+use self::sender::{Answer, SendResult, Sender};
 use crate::clock::Clock;
 use crate::domain::delivery::{AttemptRecord, AttemptReport, Delivery};
 use crate::domain::ids::{shard_char, SHARD_COUNT};
@@ -129,6 +137,11 @@ pub struct DeliveryWorker {
     pub drain: Duration,
     /// Rung by postbacks that queued a delivery.
     pub wake: DeliveryWake,
+    /// The platforms' base URLs (configurable for tests and proxies).
+    pub endpoints: Endpoints,
+    /// Keys the GA4 client id derived from a click that brought none, so
+    /// the id reveals nothing but stays the same for the click's events.
+    pub pseudonym_key: Vec<u8>,
 }
 
 impl DeliveryWorker {
@@ -245,6 +258,13 @@ impl DeliveryWorker {
         entry: Result<Delivery, crate::domain::delivery::DeliveryId>,
         lease: Lease,
     ) {
+        let target = match &entry {
+            Ok(Delivery {
+                destination: Some((_, kind)),
+                ..
+            }) => kind.label(),
+            _ => "affiliate",
+        };
         let (id, report, queued_ms) = match entry {
             Err(id) => {
                 let report = AttemptReport {
@@ -257,7 +277,10 @@ impl DeliveryWorker {
             }
             Ok(delivery) => {
                 let started = Instant::now();
-                let (record, url) = self.send(&delivery).await;
+                let (record, url) = match &delivery.destination {
+                    None => self.send(&delivery).await,
+                    Some((destination, _)) => self.forward(&delivery, destination).await,
+                };
                 if !matches!(record, AttemptRecord::Postponed { .. }) {
                     self.metrics
                         .delivery_attempt_duration
@@ -277,7 +300,7 @@ impl DeliveryWorker {
                 if let Some(result) = DeliveryResult::of(&report.record) {
                     self.metrics
                         .deliveries
-                        .with_label_values(&[result.label()])
+                        .with_label_values(&[target, result.label()])
                         .inc();
                     if result == DeliveryResult::Delivered {
                         if let Some(queued) = queued_ms {
@@ -372,19 +395,130 @@ impl DeliveryWorker {
             SendResult::HostBusy => AttemptRecord::Postponed {
                 retry_at_ms: now_ms + HOST_BUSY_DELAY_MS,
             },
-            SendResult::Failed { status, error } => {
-                let seed = format!("{}#{}", delivery.id, delivery.attempts);
-                match self
-                    .schedule
-                    .delay_with_jitter(delivery.run_attempts as usize, &seed)
-                {
-                    Some(delay) => AttemptRecord::Failed {
+            SendResult::Failed { status, error } => self.failed(delivery, status, error, now_ms),
+        };
+        (record, Some(url))
+    }
+
+    /// A failed attempt: the next retry of the schedule, or dead when it has
+    /// none left.
+    fn failed(
+        &self,
+        delivery: &Delivery,
+        http_status: Option<u16>,
+        error: String,
+        now_ms: u64,
+    ) -> AttemptRecord {
+        let seed = format!("{}#{}", delivery.id, delivery.attempts);
+        match self
+            .schedule
+            .delay_with_jitter(delivery.run_attempts as usize, &seed)
+        {
+            Some(delay) => AttemptRecord::Failed {
+                http_status,
+                error,
+                retry_at_ms: now_ms + delay.as_millis() as u64,
+            },
+            None => AttemptRecord::Dead { http_status, error },
+        }
+    }
+
+    /// Sends `delivery` to the offer's destination `destination`, as
+    /// configured now, in the shape its platform expects, and reads the
+    /// platform's answer. The URL recorded is the endpoint without its
+    /// query, which may hold a credential.
+    async fn forward(
+        &self,
+        delivery: &Delivery,
+        destination: &str,
+    ) -> (AttemptRecord, Option<String>) {
+        let dead = |error: String| AttemptRecord::Dead {
+            http_status: None,
+            error,
+        };
+        let configured = self
+            .cache
+            .offer(delivery.offer_id.as_str())
+            .and_then(|offer| {
+                offer
+                    .destinations
+                    .iter()
+                    .find(|d| d.id.as_str() == destination)
+                    .cloned()
+            });
+        let Some(target) = configured else {
+            return (
+                dead(format!(
+                    "the offer has no destination {destination} any more"
+                )),
+                None,
+            );
+        };
+        let context = &delivery.context;
+        let event = ConversionEvent {
+            delivery_id: delivery.id.as_str(),
+            conversion_id: &delivery.conversion_id,
+            click_id: &delivery.click_id,
+            offer_id: delivery.offer_id.as_str(),
+            aff_id: delivery.aff_id.as_str(),
+            status: delivery.status,
+            payout: delivery.payout,
+            revenue: delivery.revenue,
+            amount: delivery.amount,
+            currency: &context.currency,
+            subs: [
+                &context.subs[0],
+                &context.subs[1],
+                &context.subs[2],
+                &context.subs[3],
+                &context.subs[4],
+            ],
+            source: &context.source,
+            txid: &context.txid,
+            goal: &context.goal,
+            click_at: context.click_at,
+            converted_at: delivery.converted_at,
+            status_at: delivery.created_at_ms / 1000,
+            gclid: &context.ad_ids.gclid,
+            fbclid: &context.ad_ids.fbclid,
+            ttclid: &context.ad_ids.ttclid,
+            ga_client_id: &context.ad_ids.ga_client_id,
+        };
+        let now_secs = self.clock.now_ms() / 1000;
+        let request = match platforms::prepare(
+            &target,
+            &event,
+            &self.endpoints,
+            &self.pseudonym_key,
+            now_secs,
+        ) {
+            Prepared::Send(request) => request,
+            Prepared::Dead(reason) => return (dead(reason), None),
+            // Nothing was sent, and retrying cannot change that: dead, so
+            // the log says why rather than claiming a delivery.
+            Prepared::Skip(reason) => return (dead(format!("nothing to send: {reason}")), None),
+        };
+        let url = request
+            .url
+            .split(['?', '#'])
+            .next()
+            .unwrap_or_default()
+            .to_owned();
+        let answer = self.sender.send_request(request).await;
+        let now_ms = self.clock.now_ms();
+        let record = match answer {
+            Answer::HostBusy => AttemptRecord::Postponed {
+                retry_at_ms: now_ms + HOST_BUSY_DELAY_MS,
+            },
+            Answer::Failed(error) => self.failed(delivery, None, error, now_ms),
+            Answer::Status { status, body } => {
+                match platforms::classify_for(&target, status, &body) {
+                    Verdict::Delivered => AttemptRecord::Delivered {
                         http_status: status,
-                        error,
-                        retry_at_ms: now_ms + delay.as_millis() as u64,
                     },
-                    None => AttemptRecord::Dead {
-                        http_status: status,
+                    Verdict::Retry(error) => self.failed(delivery, Some(status), error, now_ms),
+                    Verdict::Dead(error) => AttemptRecord::Dead {
+                        http_status: Some(status),
                         error,
                     },
                 }

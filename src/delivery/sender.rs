@@ -1,4 +1,7 @@
-//! One postback delivery attempt: a guarded GET of the affiliate's URL.
+//! One delivery attempt: a guarded GET of the affiliate's postback URL
+//! ([`Sender::send`]), or a guarded request built for a server-side
+//! destination ([`Sender::send_request`]: method, headers and body given,
+//! the answer's status and body returned for the platform to classify).
 //!
 //! The affiliate chooses the URL, so every attempt is treated as a request an
 //! outsider asked clickback to make on its behalf (SSRF):
@@ -17,8 +20,9 @@
 //! answered [`SendResult::HostBusy`] at once, without waiting, so a slow
 //! affiliate holds its own jobs back and nobody else's.
 //!
-//! The URL's query often carries the affiliate's secret token, so no error
-//! text produced here contains the URL.
+//! The URL's query often carries the affiliate's secret token (or a
+//! platform's `api_secret`), so no error text produced here contains the URL,
+//! and header values are never quoted.
 
 use std::collections::HashMap;
 use std::error::Error as StdError;
@@ -29,14 +33,15 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use reqwest::dns::{Addrs, Name, Resolve, Resolving};
-use reqwest::header::{HeaderValue, LOCATION};
+use reqwest::header::{HeaderMap, HeaderName, HeaderValue, LOCATION};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
+use super::platforms::OutboundRequest;
 use crate::domain::net::is_internal;
 
 /// How much of an answer's body is read before the connection is dropped:
-/// the status is all that counts, and a receiver must not make clickback
-/// download a file.
+/// a postback's status is all that counts, a platform's error fits easily,
+/// and a receiver must not make clickback download a file.
 const MAX_BODY: usize = 64 * 1024;
 
 /// How many idle hosts the per-host limiter remembers before it forgets the
@@ -124,6 +129,27 @@ pub enum SendResult {
     HostBusy,
 }
 
+/// What [`Sender::send_request`] came to: the answer itself, for the
+/// platform's own reading (`platforms::classify`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Answer {
+    /// The receiver answered with a status other than a redirect.
+    Status {
+        /// The HTTP status.
+        status: u16,
+        /// At most 64 KiB of the answer's body, enough for any platform's
+        /// error message.
+        body: Vec<u8>,
+    },
+    /// No usable answer (bad URL or header, refused target, timeout,
+    /// connection error, redirect not followed): retry on the schedule. The
+    /// text never contains the URL's query or a header value.
+    Failed(String),
+    /// The host already has `per_host` requests in flight: nothing was sent,
+    /// try again shortly.
+    HostBusy,
+}
+
 impl Sender {
     /// Builds the one HTTP client every attempt uses.
     pub fn new(config: SenderConfig) -> Result<Self, String> {
@@ -164,24 +190,10 @@ impl Sender {
     ///
     /// Never waits for a busy host: answers [`SendResult::HostBusy`] instead.
     pub async fn send(&self, url: &str, idempotency_key: &str) -> SendResult {
-        let url = match reqwest::Url::parse(url) {
-            Ok(url) => url,
-            Err(e) => return failed(format!("bad URL: {e}")),
+        let (url, host) = match self.target(url) {
+            Ok(target) => target,
+            Err(error) => return failed(error),
         };
-        if !matches!(url.scheme(), "http" | "https") {
-            return failed("bad URL: the scheme must be http or https".to_owned());
-        }
-        let (host, literal) = match url.host() {
-            Some(url::Host::Domain(name)) if !name.is_empty() => (name.to_ascii_lowercase(), None),
-            Some(url::Host::Ipv4(ip)) => (ip.to_string(), Some(IpAddr::V4(ip))),
-            Some(url::Host::Ipv6(ip)) => (ip.to_string(), Some(IpAddr::V6(ip))),
-            _ => return failed("bad URL: no host".to_owned()),
-        };
-        if !self.inner.allow_private {
-            if let Some(ip) = literal.filter(|ip| is_internal(*ip)) {
-                return failed(PrivateTarget(ip).to_string());
-            }
-        }
         let Ok(key) = HeaderValue::from_str(idempotency_key) else {
             return failed("the idempotency key is not a valid header value".to_owned());
         };
@@ -203,16 +215,9 @@ impl Sender {
         };
         let status = response.status();
         if status.is_redirection() {
-            let location = match response.headers().get(LOCATION) {
-                None => "(no Location)".to_owned(),
-                Some(value) => match value.to_str() {
-                    Ok(text) => shorten(text),
-                    Err(_) => "(a Location that is not visible ASCII)".to_owned(),
-                },
-            };
             return SendResult::Failed {
                 status: Some(status.as_u16()),
-                error: format!("redirect to {location} not followed"),
+                error: format!("redirect to {} not followed", location_of(&response)),
             };
         }
         // The status decides; the body is read only so the connection can be
@@ -228,6 +233,77 @@ impl Sender {
                 error: format!("HTTP {}", status.as_u16()),
             }
         }
+    }
+
+    /// Makes `request` under the same guards as [`Sender::send`]: URL and
+    /// scheme checked, internal IP literals refused, names resolved by the
+    /// guarded resolver, the per-host limit (answered [`Answer::HostBusy`]
+    /// at once), redirects not followed, the timeouts. Sends the request's
+    /// method, headers and body, plus the User-Agent and, unless the request
+    /// sets it, `Idempotency-Key: <idempotency_key>`.
+    ///
+    /// Returns the status and at most 64 KiB of the body, whatever the
+    /// status: deciding what it means is the platform's business.
+    pub async fn send_request(&self, request: OutboundRequest) -> Answer {
+        let (url, host) = match self.target(&request.url) {
+            Ok(target) => target,
+            Err(error) => return Answer::Failed(error),
+        };
+        let headers = match header_map(&request) {
+            Ok(headers) => headers,
+            Err(error) => return Answer::Failed(error),
+        };
+        let query = url.query().unwrap_or("").to_owned();
+        let Some(_permit) = self.try_acquire(&host) else {
+            return Answer::HostBusy;
+        };
+
+        let mut builder = self
+            .inner
+            .client
+            .request(request.method, url)
+            .headers(headers);
+        if let Some(body) = request.body {
+            builder = builder.body(body);
+        }
+        let response = match builder.send().await {
+            Ok(response) => response,
+            Err(e) => return Answer::Failed(redact(self.describe(e), &query)),
+        };
+        let status = response.status();
+        if status.is_redirection() {
+            return Answer::Failed(format!(
+                "HTTP {}: redirect to {} not followed",
+                status.as_u16(),
+                location_of(&response)
+            ));
+        }
+        Answer::Status {
+            status: status.as_u16(),
+            body: read_body(response).await,
+        }
+    }
+
+    /// `url` parsed and checked against the guard: `http(s)` with a host,
+    /// not an internal IP literal unless private targets are allowed.
+    /// Returns it with the lowercased host, the key of the per-host limit.
+    fn target(&self, url: &str) -> Result<(reqwest::Url, String), String> {
+        let url = reqwest::Url::parse(url).map_err(|e| format!("bad URL: {e}"))?;
+        if !matches!(url.scheme(), "http" | "https") {
+            return Err("bad URL: the scheme must be http or https".to_owned());
+        }
+        let (host, literal) = match url.host() {
+            Some(url::Host::Domain(name)) if !name.is_empty() => (name.to_ascii_lowercase(), None),
+            Some(url::Host::Ipv4(ip)) => (ip.to_string(), Some(IpAddr::V4(ip))),
+            Some(url::Host::Ipv6(ip)) => (ip.to_string(), Some(IpAddr::V6(ip))),
+            _ => return Err("bad URL: no host".to_owned()),
+        };
+        if !self.inner.allow_private {
+            if let Some(ip) = literal.filter(|ip| is_internal(*ip)) {
+                return Err(PrivateTarget(ip).to_string());
+            }
+        }
+        Ok((url, host))
     }
 
     /// A permit for one request to `host`, or `None` when it has `per_host`
@@ -278,6 +354,50 @@ fn failed(error: String) -> SendResult {
         status: None,
         error,
     }
+}
+
+/// The request's headers plus `Idempotency-Key`; an invalid one is named,
+/// never quoted (its value may be a token).
+fn header_map(request: &OutboundRequest) -> Result<HeaderMap, String> {
+    let mut headers = HeaderMap::with_capacity(request.headers.len() + 1);
+    for (name, value) in &request.headers {
+        let name = HeaderName::from_bytes(name.as_bytes())
+            .map_err(|_| "a header name is not valid".to_owned())?;
+        let value = HeaderValue::from_str(value)
+            .map_err(|_| format!("the value of header {name} is not a valid header value"))?;
+        headers.append(name, value);
+    }
+    if !request.idempotency_key.is_empty() && !headers.contains_key("idempotency-key") {
+        let key = HeaderValue::from_str(&request.idempotency_key)
+            .map_err(|_| "the idempotency key is not a valid header value".to_owned())?;
+        headers.insert("idempotency-key", key);
+    }
+    Ok(headers)
+}
+
+/// The `Location` of a redirect, shortened, for its error text.
+fn location_of(response: &reqwest::Response) -> String {
+    match response.headers().get(LOCATION) {
+        None => "(no Location)".to_owned(),
+        Some(value) => match value.to_str() {
+            Ok(text) => shorten(text),
+            Err(_) => "(a Location that is not visible ASCII)".to_owned(),
+        },
+    }
+}
+
+/// At most [`MAX_BODY`] bytes of the answer; a body cut short by an error
+/// is returned as far as it came.
+async fn read_body(mut response: reqwest::Response) -> Vec<u8> {
+    let mut body = Vec::new();
+    while let Ok(Some(chunk)) = response.chunk().await {
+        let room = MAX_BODY - body.len();
+        body.extend_from_slice(&chunk[..chunk.len().min(room)]);
+        if body.len() >= MAX_BODY {
+            break;
+        }
+    }
+    body
 }
 
 /// Reads and drops at most [`MAX_BODY`] bytes of the answer.
@@ -432,6 +552,7 @@ mod tests {
     use tokio::net::{TcpListener, TcpStream};
     use tokio::sync::{mpsc, Notify};
 
+    use super::Answer as Reply;
     use super::*;
 
     /// How long a test waits for something that should happen at once.
@@ -515,6 +636,19 @@ mod tests {
             match stream.read(&mut buf).await {
                 Ok(0) | Err(_) => return,
                 Ok(n) => head.extend_from_slice(&buf[..n]),
+            }
+        }
+        // The body too, as far as Content-Length announces it.
+        if let Some(end) = head.windows(4).position(|w| w == b"\r\n\r\n") {
+            let text = String::from_utf8_lossy(&head[..end]).into_owned();
+            let length = header(&text, "content-length")
+                .and_then(|v| v.parse::<usize>().ok())
+                .unwrap_or(0);
+            while head.len() < end + 4 + length {
+                match stream.read(&mut buf).await {
+                    Ok(0) | Err(_) => return,
+                    Ok(n) => head.extend_from_slice(&buf[..n]),
+                }
             }
         }
         let _ = requests.send(String::from_utf8_lossy(&head).into_owned());
@@ -869,6 +1003,217 @@ mod tests {
 
         assert_eq!(bad_key, "the idempotency key is not a valid header value");
         assert_eq!(receiver.connections(), 0);
+    }
+
+    fn request(url: String) -> OutboundRequest {
+        OutboundRequest {
+            method: reqwest::Method::POST,
+            url,
+            headers: vec![
+                ("Content-Type".to_owned(), "application/json".to_owned()),
+                ("Access-Token".to_owned(), "tok-123".to_owned()),
+            ],
+            body: Some(br#"{"event":"Purchase"}"#.to_vec()),
+            idempotency_key: "conv-1:approved:tiktok".to_owned(),
+        }
+    }
+
+    fn failure_of(answer: Reply) -> String {
+        match answer {
+            Reply::Failed(error) => error,
+            other => panic!("expected a failure, got {other:?}"),
+        }
+    }
+
+    #[tokio::test]
+    async fn a_request_arrives_with_its_method_headers_and_body_and_its_answer_is_read() {
+        let mut receiver = Receiver::start(Answer::Now(
+            "HTTP/1.1 400 Bad Request\r\nContent-Length: 28\r\nConnection: close\r\n\r\n{\"code\":40002,\"message\":\"x\"}"
+                .to_owned(),
+        ))
+        .await;
+        let sender = sender(config(true));
+
+        let answer = sender
+            .send_request(request(receiver.url("/open_api/v1.3/event/track/?a=1")))
+            .await;
+
+        assert_eq!(
+            answer,
+            Reply::Status {
+                status: 400,
+                body: br#"{"code":40002,"message":"x"}"#.to_vec(),
+            }
+        );
+        let seen = receiver.next_request().await;
+        assert!(
+            seen.starts_with("POST /open_api/v1.3/event/track/?a=1 HTTP/1.1\r\n"),
+            "{seen}"
+        );
+        assert_eq!(header(&seen, "content-type"), Some("application/json"));
+        assert_eq!(header(&seen, "access-token"), Some("tok-123"));
+        assert_eq!(
+            header(&seen, "idempotency-key"),
+            Some("conv-1:approved:tiktok")
+        );
+        assert_eq!(header(&seen, "user-agent"), Some("clickback-test/1.0"));
+        assert!(seen.ends_with("\r\n\r\n{\"event\":\"Purchase\"}"), "{seen}");
+    }
+
+    #[tokio::test]
+    async fn a_request_that_sets_its_own_idempotency_key_keeps_it() {
+        let mut receiver = Receiver::start(Answer::Now(answer("200 OK", ""))).await;
+        let sender = sender(config(true));
+        let mut own = request(receiver.url("/hook"));
+        own.headers
+            .push(("Idempotency-Key".to_owned(), "mine".to_owned()));
+
+        let answer = sender.send_request(own).await;
+
+        assert_eq!(
+            answer,
+            Reply::Status {
+                status: 200,
+                body: b"ok".to_vec()
+            }
+        );
+        let seen = receiver.next_request().await;
+        assert_eq!(header(&seen, "idempotency-key"), Some("mine"));
+        assert_eq!(seen.matches("dempotency-").count(), 1, "{seen}");
+    }
+
+    #[tokio::test]
+    async fn a_general_request_to_an_internal_literal_is_refused_before_sending() {
+        let receiver = Receiver::start(Answer::Now(answer("200 OK", ""))).await;
+        let sender = sender(config(false));
+
+        let error = failure_of(sender.send_request(request(receiver.url("/hook"))).await);
+
+        assert_eq!(error, "private_target: 127.0.0.1 is an internal address");
+        assert_eq!(receiver.connections(), 0);
+    }
+
+    #[tokio::test]
+    async fn general_request_errors_never_quote_the_query_or_a_header_value() {
+        let closed = {
+            let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+            listener.local_addr().expect("local addr").port()
+        };
+        let silent = Receiver::start(Answer::Never).await;
+        let sender = sender(SenderConfig {
+            timeout: Duration::from_millis(300),
+            ..config(true)
+        });
+        let mut bad_header = request(silent.url("/mp/collect?api_secret=hunter2"));
+        bad_header.headers[1].1 = "tok\nen-hunter2".to_owned();
+
+        let errors = [
+            failure_of(
+                sender
+                    .send_request(request(format!(
+                        "http://127.0.0.1:{closed}/mp/collect?api_secret=hunter2"
+                    )))
+                    .await,
+            ),
+            failure_of(
+                sender
+                    .send_request(request(silent.url("/mp/collect?api_secret=hunter2")))
+                    .await,
+            ),
+            failure_of(
+                sender
+                    .send_request(request(
+                        "http://no-such-host.invalid/mp/collect?api_secret=hunter2".to_owned(),
+                    ))
+                    .await,
+            ),
+            failure_of(sender.send_request(bad_header).await),
+        ];
+
+        for error in &errors {
+            assert!(!error.contains("hunter2"), "{error}");
+            assert!(!error.contains("/mp/collect"), "{error}");
+        }
+        assert_eq!(
+            errors[3],
+            "the value of header access-token is not a valid header value"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_general_request_does_not_follow_redirects() {
+        let target = Receiver::start(Answer::Now(answer("200 OK", ""))).await;
+        let receiver = Receiver::start(Answer::Now(answer(
+            "307 Temporary Redirect",
+            &format!("Location: {}\r\n", target.url("/x")),
+        )))
+        .await;
+        let sender = sender(config(true));
+
+        let error = failure_of(sender.send_request(request(receiver.url("/hook"))).await);
+
+        assert!(error.starts_with("HTTP 307: redirect to "), "{error}");
+        assert_eq!(target.connections(), 0);
+    }
+
+    #[tokio::test]
+    async fn a_general_request_to_a_busy_host_is_answered_at_once() {
+        let mut receiver = Receiver::start(Answer::WhenReleased(answer("200 OK", ""))).await;
+        let sender = sender(SenderConfig {
+            per_host: 1,
+            ..config(true)
+        });
+        let first = tokio::spawn({
+            let sender = sender.clone();
+            let request = request(receiver.url("/first"));
+            async move { sender.send_request(request).await }
+        });
+        receiver.next_request().await;
+
+        let second = tokio::time::timeout(
+            DEADLINE,
+            sender.send_request(request(receiver.url("/second"))),
+        )
+        .await
+        .expect("a busy host is answered at once");
+
+        assert_eq!(second, Reply::HostBusy);
+        receiver.release.notify_one();
+        let first = tokio::time::timeout(DEADLINE, first)
+            .await
+            .expect("the first attempt ended in time")
+            .expect("the first attempt did not panic");
+        assert!(
+            matches!(first, Reply::Status { status: 200, .. }),
+            "{first:?}"
+        );
+    }
+
+    #[tokio::test]
+    async fn only_the_first_64_kib_of_an_answer_are_read() {
+        let body = "x".repeat(128 * 1024);
+        let receiver = Receiver::start(Answer::Now(format!(
+            "HTTP/1.1 500 Internal Server Error\r\nContent-Length: {}\r\n\r\n{body}",
+            100 * 1024 * 1024
+        )))
+        .await;
+        let sender = sender(SenderConfig {
+            timeout: Duration::from_secs(60),
+            ..config(true)
+        });
+
+        let answer = tokio::time::timeout(
+            DEADLINE,
+            sender.send_request(request(receiver.url("/hook"))),
+        )
+        .await
+        .expect("the attempt stopped reading early");
+
+        let Reply::Status { status, body } = answer else {
+            panic!("expected an answer, got {answer:?}");
+        };
+        assert_eq!(status, 500);
+        assert_eq!(body.len(), MAX_BODY);
     }
 
     #[test]

@@ -181,8 +181,8 @@ pub struct DeliveryContext {
     /// The ad platforms' click ids the click carried, for the offer's
     /// destinations (docs/destinations.md).
     pub ad_ids: AdClickIds,
-    /// When the click was made, Unix seconds; kept only with ad click ids
-    /// (Meta's `fbc` names the time its click id was first seen), else 0.
+    /// When the click was made, Unix seconds (Meta's `fbc` names the time
+    /// its click id was first seen); 0 when the click was gone already.
     pub click_at: u64,
 }
 
@@ -191,14 +191,15 @@ pub struct DeliveryContext {
 const SEP: char = '\0';
 /// Version tag of the stored form.
 const CONTEXT_VERSION: &str = "1";
-/// The stored form with ad click ids: version 1's fields, the click time and
-/// the four ids. A context without ad click ids keeps version 1.
+/// The stored form with the click's time and ad click ids: version 1's
+/// fields, the click time and the four ids. A context without either keeps
+/// version 1.
 const CONTEXT_VERSION_2: &str = "2";
 
 impl DeliveryContext {
     /// The stored form: NUL-separated fields after a version tag.
     pub fn encode(&self) -> String {
-        let with_ad_ids = !self.ad_ids.is_empty();
+        let with_ad_ids = !self.ad_ids.is_empty() || self.click_at != 0;
         let mut out = String::from(if with_ad_ids {
             CONTEXT_VERSION_2
         } else {

@@ -229,6 +229,18 @@ pub struct DestinationSpec {
     /// Webhook: the signing secret (secret).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub secret: Option<String>,
+    /// The flags an API answer shows in place of the secrets
+    /// (`api_secret_set`, `access_token_set`, `secret_set`): accepted and
+    /// ignored, so an offer's `GET` answer can be `PUT` back as it is; a
+    /// secret left out keeps the stored one. Never stored.
+    #[serde(default, skip_serializing)]
+    pub api_secret_set: Option<bool>,
+    /// See [`DestinationSpec::api_secret_set`].
+    #[serde(default, skip_serializing)]
+    pub access_token_set: Option<bool>,
+    /// See [`DestinationSpec::api_secret_set`].
+    #[serde(default, skip_serializing)]
+    pub secret_set: Option<bool>,
 }
 
 impl fmt::Debug for DestinationSpec {
@@ -562,6 +574,14 @@ fn parse_spec(
         )));
     }
     let statuses = parse_statuses(spec.statuses.as_deref())?;
+    if matches!(kind, DestinationKind::Meta | DestinationKind::TikTok)
+        && statuses.contains(&ConversionStatus::Rejected)
+    {
+        return Err(DomainError::invalid(format!(
+            "statuses: {} has no refund event, so a rejected conversion has nothing to send; list approved and/or pending",
+            kind.label()
+        )));
+    }
     let event_name = spec
         .event_name
         .as_deref()
@@ -862,6 +882,18 @@ mod tests {
             malformed.starts_with("destinations[0].id: must be 1 to 32"),
             "{malformed}"
         );
+    }
+
+    #[test]
+    fn meta_and_tiktok_refuse_the_rejected_status_they_cannot_report() {
+        for spec in [
+            r#"[{"type":"meta","pixel_id":"123","access_token":"t","statuses":["approved","rejected"]}]"#,
+            r#"[{"type":"tiktok","pixel_code":"C4AB","access_token":"t","statuses":["rejected"]}]"#,
+        ] {
+            let specs: Vec<DestinationSpec> = serde_json::from_str(spec).expect("json");
+            let e = Destination::from_specs(specs, &[], false).expect_err(spec);
+            assert!(e.detail.contains("no refund event"), "{}", e.detail);
+        }
     }
 
     #[test]

@@ -161,9 +161,7 @@ impl Postbacks {
             goal,
             currency: offer.currency.as_str().to_owned(),
             ad_ids: click.map(|c| c.ad_ids.clone()).unwrap_or_default(),
-            click_at: click
-                .filter(|c| !c.ad_ids.is_empty())
-                .map_or(0, |c| c.created_at),
+            click_at: click.map_or(0, |c| c.created_at),
         }
     }
 

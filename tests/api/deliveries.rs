@@ -12,10 +12,7 @@ use serde_json::{json, Value};
 
 use crate::helpers::*;
 
-#[path = "../support/receiver.rs"]
-mod receiver;
-
-use receiver::{Answer, Receiver};
+use crate::receiver::{Answer, Receiver};
 
 /// Long enough for any delivery on a loaded CI machine; polls end sooner.
 const WITHIN: Duration = Duration::from_secs(15);
@@ -25,7 +22,7 @@ const WITHIN: Duration = Duration::from_secs(15);
 /// receiver is one host: room for every test's deliveries at once, as a
 /// host over its limit is tried again a moment later on the app's clock,
 /// which stands still unless a test moves it.
-fn delivering(settings: &mut Settings) {
+pub(crate) fn delivering(settings: &mut Settings) {
     settings.delivery.allow_private_targets = true;
     settings.delivery.host_concurrency = 32;
     settings.delivery.poll = Duration::from_millis(20);
@@ -461,11 +458,22 @@ fn sending_process(app: &TestApp, listen: &str) -> std::process::Child {
 }
 
 /// [`sending_process`] with its log filter and where its log goes.
-fn sending_process_logging(
+pub(crate) fn sending_process_logging(
     app: &TestApp,
     listen: &str,
     log: &str,
     stderr: Stdio,
+) -> std::process::Child {
+    sending_process_with(app, listen, log, stderr, &[])
+}
+
+/// [`sending_process_logging`] with more environment variables.
+pub(crate) fn sending_process_with(
+    app: &TestApp,
+    listen: &str,
+    log: &str,
+    stderr: Stdio,
+    env: &[(&str, String)],
 ) -> std::process::Child {
     let Backend::Redis { url, prefix } = app.backend.clone() else {
         unreachable!("a Redis app")
@@ -480,6 +488,7 @@ fn sending_process_logging(
         .env("CLICKBACK_DELIVERY_POLL_MS", "20")
         .env("CLICKBACK_DELIVERY_TIMEOUT_MS", "30000")
         .env("RUST_LOG", log)
+        .envs(env.iter().map(|(name, value)| (*name, value.as_str())))
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(stderr)

@@ -10,6 +10,7 @@ mod cluster;
 mod conversions;
 mod deliveries;
 mod deploy_files;
+mod destinations;
 mod dialects;
 mod fault;
 mod health_metrics;
@@ -20,6 +21,8 @@ mod keys;
 mod offer_rules;
 mod outage;
 mod postback;
+#[path = "../support/receiver.rs"]
+mod receiver;
 mod reports;
 mod shutdown;
 mod startup;
