@@ -134,11 +134,18 @@ target_dir() {
     echo "${CARGO_TARGET_DIR:-$BENCH_ROOT/target}"
 }
 
-# The benchmark's offer and affiliate, and a tracking link of realistic shape.
+# The benchmark's offer and affiliate, and a tracking link of realistic shape;
+# AD_IDS=1 adds the ad platforms' click ids (gclid, fbclid, ga_client_id) an
+# auto-tagged ad puts on it.
 OFFER="bench-offer"
 AFF="bench-aff"
 TOKEN="bench-token-123"
 CLICK_PATH="/c/$OFFER?aff_id=$AFF&sub1=120210456789&sub2=ad7f3k2q&source=fb"
+if [[ -n "${AD_IDS:-}" ]]; then
+    CLICK_PATH+="&gclid=Cj0KCQiA2ZCOBhDiARIsAMRfv9K4sS3vBqPz7mX1tLkRqNnYbE0cHwZaAm4xEALw_wcB"
+    CLICK_PATH+="&fbclid=IwAR2F4-dbP0l7Mn1IahRqwqsP2X7tYF8wUfG5_WjZmH0cY2ywLXzgPg8cP5k"
+    CLICK_PATH+="&ga_client_id=GA1.1.1234567890.1764547200"
+fi
 ADMIN_TOKEN="bench-admin-token-for-load-$RANDOM$RANDOM"
 
 # release_binary: sets BIN to CLICKBACK_BIN, or to the release build, building
