@@ -18,6 +18,7 @@ mod instances;
 mod integrity;
 mod keys;
 mod offer_rules;
+mod openapi;
 mod outage;
 mod postback;
 mod reports;
