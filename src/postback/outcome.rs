@@ -122,7 +122,9 @@ pub struct PostbackAnswer {
     pub offer_id: String,
     /// The credited affiliate.
     pub aff_id: String,
-    /// The conversion's payout.
+    /// The conversion's payout (left out of `PATCH /api/v1/me/conversions`
+    /// answers to an advertiser who does not see payouts).
+    #[schema(required = false)]
     pub payout: Money,
     /// The offer's currency.
     pub currency: String,

@@ -79,7 +79,13 @@ struct AffiliateList {
     request_body(content = OfferInput, description = "The whole offer: a PUT replaces it"),
     security(("bearer" = [])),
     responses(
-        (status = 200, description = "The stored offer", body = OfferView),
+        (status = 200, description = "The stored offer", body = OfferView, links(
+            ("GetOffer" = (operation_id = "get_offer", parameters(("offer_id" = "$response.body#/id")))),
+            ("ClickOffer" = (operation_id = "click", parameters(("offer_id" = "$response.body#/id")))),
+            ("OfferStats" = (operation_id = "stats", parameters(("offer_id" = "$response.body#/id")))),
+            ("OfferConversions" = (operation_id = "conversions", parameters(("offer_id" = "$response.body#/id")))),
+            ("OfferPostbacks" = (operation_id = "postback_log", parameters(("offer_id" = "$response.body#/id")))),
+        )),
         (status = 400, description = "invalid_request: a field breaks a rule (detail names it), or advertiser_id names no advertiser", body = ErrorBody),
         (status = 408, response = RequestTimeout),
         (status = 413, response = PayloadTooLarge),
@@ -201,7 +207,11 @@ pub async fn get_offer(
     request_body(content = AffiliateInput, description = "The whole affiliate: a PUT replaces it"),
     security(("bearer" = [])),
     responses(
-        (status = 200, description = "The stored affiliate", body = Affiliate),
+        (status = 200, description = "The stored affiliate", body = Affiliate, links(
+            ("GetAffiliate" = (operation_id = "get_affiliate", parameters(("aff_id" = "$response.body#/id")))),
+            ("AffiliateDeliveries" = (operation_id = "affiliate_deliveries", parameters(("aff_id" = "$response.body#/id")))),
+            ("AffiliateStats" = (operation_id = "stats", parameters(("aff_id" = "$response.body#/id")))),
+        )),
         (status = 400, description = "invalid_request: a field breaks a rule; private_target: a postback URL names an internal address", body = ErrorBody),
         (status = 408, response = RequestTimeout),
         (status = 413, response = PayloadTooLarge),

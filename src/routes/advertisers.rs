@@ -33,7 +33,10 @@ struct AdvertiserList {
     request_body(content = AdvertiserInput, description = "The whole advertiser: a PUT replaces it"),
     security(("bearer" = [])),
     responses(
-        (status = 200, description = "The stored advertiser", body = Advertiser),
+        (status = 200, description = "The stored advertiser", body = Advertiser, links(
+            ("GetAdvertiser" = (operation_id = "get_advertiser", parameters(("advertiser_id" = "$response.body#/id")))),
+            ("AdvertiserConversions" = (operation_id = "conversions", parameters(("advertiser_id" = "$response.body#/id")))),
+        )),
         (status = 400, response = BadRequest),
         (status = 408, response = RequestTimeout),
         (status = 413, response = PayloadTooLarge),

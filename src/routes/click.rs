@@ -22,6 +22,11 @@ use crate::state::AppState;
         (status = 302, description = "To the offer's landing page (or its fallback_url while a cap is full)", headers(
             ("Location" = String, description = "The landing page, with the click id"),
             ("Cache-Control" = String, description = "no-store"),
+        ), links(
+            // `#regex:` extracts the click id from the landing page's URL
+            // (a Schemathesis extension of runtime expressions; other tools
+            // read the whole header).
+            ("Postback" = (operation_id = "postback", parameters(("click_id" = "$response.header.Location#regex:[?&]click_id=([^&#]+)")))),
         )),
         (status = 400, response = BadRequest),
         (status = 404, description = "unknown_offer (no active offer with this id) or unknown_affiliate", body = ErrorBody),

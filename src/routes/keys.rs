@@ -78,7 +78,9 @@ struct Revoked<'a> {
     request_body(content = KeyInput),
     security(("bearer" = [])),
     responses(
-        (status = 201, description = "The key and its secret", body = Created<'_>),
+        (status = 201, description = "The key and its secret", body = Created<'_>, links(
+            ("RevokeKey" = (operation_id = "revoke_key", parameters(("id" = "$response.body#/id")))),
+        )),
         (status = 400, response = BadRequest),
         (status = 408, response = RequestTimeout),
         (status = 413, response = PayloadTooLarge),

@@ -97,12 +97,37 @@ pub struct ApiDoc;
 
 /// The document as served: built once, on first use.
 static DOCUMENT: LazyLock<Bytes> = LazyLock::new(|| {
-    Bytes::from(
-        ApiDoc::openapi()
-            .to_json()
-            .expect("the OpenAPI document is plain data and always serialises"),
-    )
+    let mut doc = serde_json::to_value(ApiDoc::openapi())
+        .expect("the OpenAPI document is plain data and always serialises");
+    camel_case_links(&mut doc);
+    Bytes::from(doc.to_string())
 });
+
+/// utoipa 5 writes a Link Object's fields in snake_case (`operation_id`);
+/// OpenAPI spells them `operationId`, `operationRef`, `requestBody`, and
+/// tools ignore links without them.
+fn camel_case_links(value: &mut serde_json::Value) {
+    match value {
+        serde_json::Value::Object(map) => {
+            if let Some(serde_json::Value::Object(links)) = map.get_mut("links") {
+                for link in links.values_mut().filter_map(|l| l.as_object_mut()) {
+                    for (from, to) in [
+                        ("operation_id", "operationId"),
+                        ("operation_ref", "operationRef"),
+                        ("request_body", "requestBody"),
+                    ] {
+                        if let Some(field) = link.remove(from) {
+                            link.insert(to.to_owned(), field);
+                        }
+                    }
+                }
+            }
+            map.values_mut().for_each(camel_case_links);
+        }
+        serde_json::Value::Array(items) => items.iter_mut().for_each(camel_case_links),
+        _ => {}
+    }
+}
 
 /// The OpenAPI 3.1 document of every route clickback serves: public, so
 /// that clients and test tools can read it before they hold a key.
@@ -665,18 +690,40 @@ pub struct ClickParams {
     pub consent: Option<String>,
 }
 
-/// The postback's fields, in the query (or, for `POST`, also the body).
-/// Other platforms' names are accepted too (API.md §9).
-#[derive(IntoParams, ToSchema)]
+/// The postback's optional fields in the query. Other platforms' names are
+/// accepted too (API.md §9).
+#[derive(IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct PostbackParams {
-    /// The click id the redirect handed the advertiser.
-    pub click_id: Option<String>,
     /// The advertiser's transaction id: one conversion per click and txid.
     pub txid: Option<String>,
     /// The event (default `default`): one conversion per click and goal.
     pub goal: Option<String>,
-    /// The sale amount (revenue share, revenue); a decimal.
+    /// The sale amount (revenue share, revenue): a decimal.
+    pub amount: Option<String>,
+    /// The amount's currency; must be the offer's.
+    pub currency: Option<String>,
+    /// `approved` (default), `pending` or `rejected`, or a word of the
+    /// offer's postback_mapping.
+    pub status: Option<String>,
+    /// Signed postbacks: Unix seconds of signing.
+    pub ts: Option<String>,
+    /// Signed postbacks: HMAC-SHA256 of the parameters.
+    pub sig: Option<String>,
+}
+
+/// A postback as a form or a JSON object (members: strings or numbers;
+/// others are listed in the log's `ignored_params`).
+#[derive(ToSchema)]
+pub struct PostbackBody {
+    /// The click id the redirect handed the advertiser.
+    #[schema(min_length = 1)]
+    pub click_id: String,
+    /// The advertiser's transaction id: one conversion per click and txid.
+    pub txid: Option<String>,
+    /// The event (default `default`): one conversion per click and goal.
+    pub goal: Option<String>,
+    /// The sale amount (revenue share, revenue): a decimal.
     pub amount: Option<String>,
     /// The amount's currency; must be the offer's.
     pub currency: Option<String>,

@@ -3,7 +3,9 @@
 use actix_web::http::header;
 use actix_web::{web, HttpRequest, HttpResponse};
 
-use super::openapi::{BadRequest, ErrorBody, PayloadTooLarge, PostbackParams, RequestTimeout};
+use super::openapi::{
+    BadRequest, ErrorBody, PayloadTooLarge, PostbackBody, PostbackParams, RequestTimeout,
+};
 use crate::domain::postback_mapping::{global_name, Field};
 use crate::domain::query::{Params, MAX_PARAMS_LEN};
 use crate::domain::DomainError;
@@ -20,10 +22,17 @@ use crate::state::AppState;
     tag = "tracking",
     operation_id = "postback",
     summary = "An advertiser's server-to-server conversion",
-    params(PostbackParams),
+    params(
+        ("click_id" = String, Query, min_length = 1, description = "The click id the redirect handed the advertiser (or under another platform's name, API.md §9)"),
+        PostbackParams
+    ),
     security(("postback_token" = [])),
     responses(
-        (status = 200, description = "Understood: credited, pending, duplicate, updated or rejected (by a rule or the advertiser). Retrying it never credits twice", body = PostbackAnswer),
+        (status = 200, description = "Understood: credited, pending, duplicate, updated or rejected (by a rule or the advertiser). Retrying it never credits twice", body = PostbackAnswer, links(
+            ("Conversions" = (operation_id = "conversions", parameters(("offer_id" = "$response.body#/offer_id"), ("aff_id" = "$response.body#/aff_id")))),
+            ("Stats" = (operation_id = "stats", parameters(("offer_id" = "$response.body#/offer_id")))),
+            ("Postbacks" = (operation_id = "postback_log", parameters(("offer_id" = "$response.body#/offer_id")))),
+        )),
         (status = 400, response = BadRequest),
         (status = 403, description = "invalid_token, ip_not_allowed, invalid_signature or replayed", body = ErrorBody),
         (status = 404, description = "unknown_click: no click with this id, or its attribution window is over", body = ErrorBody),
@@ -52,13 +61,17 @@ pub async fn postback_get(
     request_body(
         description = "The postback's fields (a JSON object's members: strings or numbers; other members are listed in the log's ignored_params). Query parameters count too.",
         content(
-            (PostbackParams = "application/x-www-form-urlencoded"),
-            (PostbackParams = "application/json"),
+            (PostbackBody = "application/x-www-form-urlencoded"),
+            (PostbackBody = "application/json"),
         )
     ),
     security(("postback_token" = [])),
     responses(
-        (status = 200, description = "Understood: credited, pending, duplicate, updated or rejected (by a rule or the advertiser). Retrying it never credits twice", body = PostbackAnswer),
+        (status = 200, description = "Understood: credited, pending, duplicate, updated or rejected (by a rule or the advertiser). Retrying it never credits twice", body = PostbackAnswer, links(
+            ("Conversions" = (operation_id = "conversions", parameters(("offer_id" = "$response.body#/offer_id"), ("aff_id" = "$response.body#/aff_id")))),
+            ("Stats" = (operation_id = "stats", parameters(("offer_id" = "$response.body#/offer_id")))),
+            ("Postbacks" = (operation_id = "postback_log", parameters(("offer_id" = "$response.body#/offer_id")))),
+        )),
         (status = 400, response = BadRequest),
         (status = 403, description = "invalid_token, ip_not_allowed, invalid_signature or replayed", body = ErrorBody),
         (status = 404, description = "unknown_click: no click with this id, or its attribution window is over", body = ErrorBody),
