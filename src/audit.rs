@@ -68,8 +68,8 @@ impl Action {
 }
 
 /// One entry as the API shows it.
-#[derive(serde::Serialize)]
-struct Entry<'a> {
+#[derive(serde::Serialize, utoipa::ToSchema)]
+pub(crate) struct Entry<'a> {
     id: &'a str,
     at: u64,
     actor: &'a str,

@@ -15,6 +15,38 @@ use actix_web::{HttpResponse, ResponseError};
 use crate::domain::DomainError;
 use crate::store::StoreError;
 
+/// Every `reason` an error body can carry, as the OpenAPI document lists
+/// them; a new one must be added here (debug builds check each answer).
+pub const REASONS: &[&str] = &[
+    "already_delivered",
+    "amount_too_large",
+    "currency_immutable",
+    "currency_mismatch",
+    "in_progress",
+    "internal_error",
+    "invalid_request",
+    "invalid_signature",
+    "invalid_token",
+    "ip_not_allowed",
+    "method_not_allowed",
+    "not_found",
+    "payload_too_large",
+    "private_target",
+    "replayed",
+    "request_timeout",
+    "store_unavailable",
+    "too_many_failures",
+    "unauthorized",
+    "unknown_advertiser",
+    "unknown_affiliate",
+    "unknown_click",
+    "unknown_conversion",
+    "unknown_delivery",
+    "unknown_key",
+    "unknown_offer",
+    "unsupported_media_type",
+];
+
 /// An error answer of the public API.
 #[derive(Debug, Clone, thiserror::Error)]
 #[error("{status} {reason}: {detail}")]
@@ -32,6 +64,10 @@ pub struct ApiError {
 impl ApiError {
     /// Any status, reason and detail.
     pub fn new(status: StatusCode, reason: &'static str, detail: impl Into<String>) -> Self {
+        debug_assert!(
+            REASONS.contains(&reason),
+            "reason {reason:?} is missing from error::REASONS (and so from the OpenAPI document)"
+        );
         Self {
             status,
             reason,

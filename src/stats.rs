@@ -287,7 +287,7 @@ impl serde::Serialize for DimensionValue {
 /// One row of the report. Grouping keys appear only when grouped by; money
 /// of one row is always in one currency (`currency`), so rows are split by
 /// currency even when not grouped by offer.
-#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
 pub struct StatsRow {
     /// The offer, when grouped by offer.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -317,12 +317,15 @@ pub struct StatsRow {
     /// Approved conversions.
     pub conversions: i128,
     /// Payout of approved conversions.
+    #[schema(required = false)]
     pub payout: MoneyTotal,
     /// Revenue of approved conversions.
+    #[schema(required = false)]
     pub revenue: MoneyTotal,
     /// Pending conversions.
     pub pending_conversions: i128,
     /// Payout the pending conversions would earn.
+    #[schema(required = false)]
     pub pending_payout: MoneyTotal,
     /// Rejected conversions.
     pub rejected_conversions: i128,

@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 use super::{Day, DomainError, Money};
 
 /// Who a cap counts.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum CapScope {
     /// All affiliates of the offer together.
@@ -19,7 +19,7 @@ pub enum CapScope {
 }
 
 /// Over which period a cap counts (UTC calendar periods).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum CapPeriod {
     /// The UTC day.
@@ -31,7 +31,7 @@ pub enum CapPeriod {
 }
 
 /// What a cap counts.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum CapMetric {
     /// Approved and pending conversions.
@@ -41,7 +41,7 @@ pub enum CapMetric {
 }
 
 /// One cap of an offer, as the admin API takes and answers it.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Cap {
     /// Offer-wide or per affiliate.

@@ -3,7 +3,7 @@
 use super::{AffiliateId, ClickId, Day, DomainError, Money, OfferId};
 
 /// The advertiser's verdict on a conversion. Only approved ones pay.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum ConversionStatus {
     /// Counts in `conversions` and `payout` (the default).

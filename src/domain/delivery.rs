@@ -13,7 +13,7 @@ use super::destination::DestinationKind;
 use super::{AffiliateId, ConversionStatus, DomainError, Money, OfferId};
 
 /// Where a delivery stands.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum DeliveryState {
     /// Queued, in flight, or waiting for its next retry.

@@ -190,7 +190,7 @@ pub struct Destination {
 ///
 /// `Debug` leaves the secrets out, so a spec may be logged when a body fails
 /// to parse.
-#[derive(Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct DestinationSpec {
     /// `ga4`, `meta`, `tiktok` or `webhook`.
@@ -232,14 +232,15 @@ pub struct DestinationSpec {
     /// The flags an API answer shows in place of the secrets
     /// (`api_secret_set`, `access_token_set`, `secret_set`): accepted and
     /// ignored, so an offer's `GET` answer can be `PUT` back as it is; a
-    /// secret left out keeps the stored one. Never stored.
-    #[serde(default, skip_serializing)]
+    /// secret left out keeps the stored one. Never stored: the stored form
+    /// ([`Destination::stored`]) leaves them `None`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub api_secret_set: Option<bool>,
     /// See [`DestinationSpec::api_secret_set`].
-    #[serde(default, skip_serializing)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub access_token_set: Option<bool>,
     /// See [`DestinationSpec::api_secret_set`].
-    #[serde(default, skip_serializing)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub secret_set: Option<bool>,
 }
 

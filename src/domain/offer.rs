@@ -16,7 +16,7 @@ use super::{AdvertiserId, AffiliateId, Currency, DomainError, Money, OfferId};
 
 /// Whether an offer or affiliate takes traffic. Paused ones answer 404 to
 /// clicks; postbacks for clicks already made are still honoured.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Status {
     /// Takes traffic.
@@ -40,7 +40,7 @@ pub const MAX_OFFER_POSTBACK_URLS: usize = 1000;
 /// `url`, `currency` and one of `payout` / `payout_percent` are required; they
 /// are `Option`s so that [`Offer::from_input`] can name every missing one in a
 /// single answer rather than the first one serde trips over.
-#[derive(Clone, Debug, Deserialize)]
+#[derive(Clone, Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct OfferInput {
     /// Accepted so that a `GET` result can be `PUT` back; must match the path.
@@ -158,7 +158,7 @@ pub struct Offer {
 }
 
 /// The JSON form of an offer, as the admin API answers it and as it is stored.
-#[derive(Clone, Debug, Serialize, Deserialize)]
+#[derive(Clone, Debug, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct OfferView {
     /// The offer id.
     pub id: OfferId,
@@ -454,7 +454,7 @@ impl Offer {
 }
 
 /// The body of `PUT /api/v1/affiliates/{aff_id}`.
-#[derive(Clone, Debug, Deserialize)]
+#[derive(Clone, Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct AffiliateInput {
     /// Accepted so that a `GET` result can be `PUT` back; must match the path.
@@ -475,7 +475,7 @@ pub struct AffiliateInput {
 }
 
 /// A validated affiliate, also its stored and answered JSON form.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Affiliate {
     /// The affiliate id used in tracking links (`aff_id`).
     pub id: AffiliateId,

@@ -10,7 +10,7 @@ use super::offer::Status;
 use super::{AdvertiserId, AffiliateId, DomainError};
 
 /// The body of `PUT /api/v1/advertisers/{advertiser_id}`.
-#[derive(Clone, Debug, Deserialize)]
+#[derive(Clone, Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct AdvertiserInput {
     /// Accepted so that a `GET` result can be `PUT` back; must match the path.
@@ -28,7 +28,7 @@ pub struct AdvertiserInput {
 }
 
 /// An advertiser, also its stored and answered JSON form.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Advertiser {
     /// The operator's identifier; offers name it in `advertiser_id`.
     pub id: AdvertiserId,
@@ -57,7 +57,7 @@ impl Advertiser {
 }
 
 /// What a key may do: everything, or one party's own data.
-#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(tag = "role", rename_all = "snake_case")]
 pub enum KeyRole {
     /// The whole admin API, like `CLICKBACK_ADMIN_TOKEN`.
@@ -124,10 +124,11 @@ impl std::fmt::Debug for ApiKey {
 /// `{"role":"advertiser","advertiser_id":..}` or `{"role":"admin"}`, and a
 /// `name`. Read flat and strictly, so that a party id under the wrong role
 /// is refused rather than ignored.
-#[derive(Clone, Debug, Deserialize)]
+#[derive(Clone, Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct KeyInput {
     /// `admin`, `affiliate` or `advertiser`.
+    #[schema(value_type = crate::routes::openapi::RoleName)]
     pub role: String,
     /// The affiliate of an affiliate key.
     #[serde(default)]

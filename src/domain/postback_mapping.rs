@@ -30,7 +30,19 @@ use serde::{Deserialize, Serialize};
 use super::{ConversionStatus, DomainError, Money};
 
 /// What a postback parameter carries.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(
+    Clone,
+    Copy,
+    Debug,
+    PartialEq,
+    Eq,
+    Hash,
+    PartialOrd,
+    Ord,
+    Serialize,
+    Deserialize,
+    utoipa::ToSchema,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum Field {
     /// The click being converted.
@@ -232,7 +244,7 @@ pub fn looks_like_event_or_order(name: &str) -> bool {
 }
 
 /// A status an offer's mapping can name.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum MappedStatus {
     /// Counts and pays.
@@ -254,7 +266,7 @@ impl From<MappedStatus> for ConversionStatus {
 }
 
 /// How an amount is scaled.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum AmountScale {
     /// `12.34` is 12.34 (the default).
@@ -266,7 +278,7 @@ pub enum AmountScale {
 
 /// How an offer's advertiser writes amounts. The default is the global
 /// rule: a plain decimal with `.` and at most 6 fraction digits.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct AmountFormat {
     /// Units or cents.
@@ -369,7 +381,7 @@ const MAX_NAME_LEN: usize = 64;
 
 /// An offer's `postback_mapping` (API.md §9), as the admin API shows it and
 /// as it is stored.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PostbackMapping {
     /// The advertiser's parameter name → the field it carries.

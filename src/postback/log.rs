@@ -36,7 +36,7 @@ const QUEUE_CAPACITY: usize = 16_384;
 
 /// One line of an offer's postback log (`GET /api/v1/postbacks`): what came
 /// in and what clickback made of it. Never the token or the signature.
-#[derive(Debug, Clone, serde::Serialize)]
+#[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
 pub struct PostbackLogEntry {
     /// Unix seconds when it was answered.
     pub at: u64,
@@ -86,6 +86,7 @@ pub struct PostbackLogEntry {
     /// Why the operator should look at a postback answered as usual
     /// (`ignored_event_param`); `detail` explains it.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<crate::routes::openapi::WarningName>)]
     pub warning: Option<&'static str>,
 }
 

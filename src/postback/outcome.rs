@@ -99,15 +99,17 @@ pub fn observe_warning(metrics: &Metrics, warning: PostbackWarning) {
 }
 
 /// The answer to a postback that was understood (JSON of API.md §2).
-#[derive(Debug, Clone, serde::Serialize)]
+#[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
 pub struct PostbackAnswer {
     /// What happened, typed; `status` spells it.
     #[serde(skip)]
     pub result: PostbackResult,
     /// `credited`, `pending`, `duplicate`, `updated` or `rejected`.
+    #[schema(value_type = crate::routes::openapi::PostbackResultName)]
     pub status: &'static str,
     /// Why a conversion was rejected, when it was.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<crate::routes::openapi::RejectReasonName>)]
     pub reason: Option<&'static str>,
     /// A human explanation accompanying `reason`.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -120,7 +122,9 @@ pub struct PostbackAnswer {
     pub offer_id: String,
     /// The credited affiliate.
     pub aff_id: String,
-    /// The conversion's payout.
+    /// The conversion's payout (left out of `PATCH /api/v1/me/conversions`
+    /// answers to an advertiser who does not see payouts).
+    #[schema(required = false)]
     pub payout: Money,
     /// The offer's currency.
     pub currency: String,

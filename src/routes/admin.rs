@@ -9,8 +9,13 @@ use actix_web::dev::Payload;
 use actix_web::{web, FromRequest, HttpRequest, HttpResponse};
 use serde::de::DeserializeOwned;
 
+use super::openapi::{
+    BadRequest, ErrorBody, FormatParams, NotFound, PayloadTooLarge, PostbackLogParams,
+    RequestTimeout, StoreUnavailable, TooManyFailures, Unauthorized,
+};
 use crate::access::{self, Principal};
 use crate::audit::{self, json_of, Action};
+use crate::domain::offer::OfferView;
 use crate::domain::offer::{AffiliateInput, OfferInput};
 use crate::domain::postback_url::PostbackTemplate;
 use crate::domain::query::Params;
@@ -52,18 +57,45 @@ pub(super) fn path_id<'a>(req: &'a HttpRequest, name: &str) -> &'a str {
 }
 
 /// `{"offers":[..]}`, fields in their documented order.
-#[derive(serde::Serialize)]
+#[derive(serde::Serialize, utoipa::ToSchema)]
 struct OfferList {
     offers: Vec<serde_json::Value>,
 }
 
 /// `{"affiliates":[..]}`.
-#[derive(serde::Serialize)]
+#[derive(serde::Serialize, utoipa::ToSchema)]
 struct AffiliateList {
     affiliates: Vec<Affiliate>,
 }
 
 /// `PUT /api/v1/offers/{offer_id}`: creates or replaces an offer.
+#[utoipa::path(
+    put,
+    path = "/api/v1/offers/{offer_id}",
+    tag = "admin",
+    operation_id = "put_offer",
+    summary = "Creates or replaces an offer",
+    params(("offer_id" = OfferId, Path, description = "The offer")),
+    request_body(content = OfferInput, description = "The whole offer: a PUT replaces it"),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The stored offer", body = OfferView, links(
+            ("GetOffer" = (operation_id = "get_offer", parameters(("offer_id" = "$response.body#/id")))),
+            ("ClickOffer" = (operation_id = "click", parameters(("offer_id" = "$response.body#/id")))),
+            ("OfferStats" = (operation_id = "stats", parameters(("offer_id" = "$response.body#/id")))),
+            ("OfferConversions" = (operation_id = "conversions", parameters(("offer_id" = "$response.body#/id")))),
+            ("OfferPostbacks" = (operation_id = "postback_log", parameters(("offer_id" = "$response.body#/id")))),
+        )),
+        (status = 400, description = "invalid_request: a field breaks a rule (detail names it), or advertiser_id names no advertiser", body = ErrorBody),
+        (status = 408, response = RequestTimeout),
+        (status = 413, response = PayloadTooLarge),
+        (status = 404, response = NotFound),
+        (status = 409, description = "currency_immutable: the offer exists with another currency", body = ErrorBody),
+        (status = 503, response = StoreUnavailable),
+        (status = 401, response = Unauthorized),
+        (status = 429, response = TooManyFailures),
+    )
+)]
 pub async fn put_offer(
     Admin(who): Admin,
     req: HttpRequest,
@@ -127,6 +159,20 @@ pub async fn put_offer(
 }
 
 /// `GET /api/v1/offers`: every offer, sorted by id.
+#[utoipa::path(
+    method(get, head),
+    path = "/api/v1/offers",
+    tag = "admin",
+    operation_id = "list_offers",
+    summary = "Every offer, sorted by id",
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "Every offer", body = OfferList),
+        (status = 404, response = NotFound),
+        (status = 401, response = Unauthorized),
+        (status = 429, response = TooManyFailures),
+    )
+)]
 pub async fn list_offers(_: Admin, state: web::Data<AppState>) -> HttpResponse {
     let snapshot = state.cache.snapshot();
     let mut offers: Vec<_> = snapshot.offers.values().collect();
@@ -136,6 +182,21 @@ pub async fn list_offers(_: Admin, state: web::Data<AppState>) -> HttpResponse {
 }
 
 /// `GET /api/v1/offers/{offer_id}`.
+#[utoipa::path(
+    method(get, head),
+    path = "/api/v1/offers/{offer_id}",
+    tag = "admin",
+    operation_id = "get_offer",
+    summary = "One offer",
+    params(("offer_id" = String, Path, description = "The offer")),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The offer", body = OfferView),
+        (status = 404, description = "unknown_offer, or not_found for a scoped key", body = ErrorBody),
+        (status = 401, response = Unauthorized),
+        (status = 429, response = TooManyFailures),
+    )
+)]
 pub async fn get_offer(
     _: Admin,
     req: HttpRequest,
@@ -149,6 +210,30 @@ pub async fn get_offer(
 }
 
 /// `PUT /api/v1/affiliates/{aff_id}`: creates or replaces an affiliate.
+#[utoipa::path(
+    put,
+    path = "/api/v1/affiliates/{aff_id}",
+    tag = "admin",
+    operation_id = "put_affiliate",
+    summary = "Creates or replaces an affiliate",
+    params(("aff_id" = AffiliateId, Path, description = "The affiliate")),
+    request_body(content = AffiliateInput, description = "The whole affiliate: a PUT replaces it"),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The stored affiliate", body = Affiliate, links(
+            ("GetAffiliate" = (operation_id = "get_affiliate", parameters(("aff_id" = "$response.body#/id")))),
+            ("AffiliateDeliveries" = (operation_id = "affiliate_deliveries", parameters(("aff_id" = "$response.body#/id")))),
+            ("AffiliateStats" = (operation_id = "stats", parameters(("aff_id" = "$response.body#/id")))),
+        )),
+        (status = 400, description = "invalid_request: a field breaks a rule; private_target: a postback URL names an internal address", body = ErrorBody),
+        (status = 408, response = RequestTimeout),
+        (status = 413, response = PayloadTooLarge),
+        (status = 404, response = NotFound),
+        (status = 503, response = StoreUnavailable),
+        (status = 401, response = Unauthorized),
+        (status = 429, response = TooManyFailures),
+    )
+)]
 pub async fn put_affiliate(
     Admin(who): Admin,
     req: HttpRequest,
@@ -201,6 +286,20 @@ fn refuse_internal_targets(affiliate: &Affiliate) -> Result<(), ApiError> {
 }
 
 /// `GET /api/v1/affiliates`: every affiliate, sorted by id.
+#[utoipa::path(
+    method(get, head),
+    path = "/api/v1/affiliates",
+    tag = "admin",
+    operation_id = "list_affiliates",
+    summary = "Every affiliate, sorted by id",
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "Every affiliate", body = AffiliateList),
+        (status = 404, response = NotFound),
+        (status = 401, response = Unauthorized),
+        (status = 429, response = TooManyFailures),
+    )
+)]
 pub async fn list_affiliates(_: Admin, state: web::Data<AppState>) -> HttpResponse {
     let snapshot = state.cache.snapshot();
     let mut affiliates: Vec<_> = snapshot
@@ -213,6 +312,21 @@ pub async fn list_affiliates(_: Admin, state: web::Data<AppState>) -> HttpRespon
 }
 
 /// `GET /api/v1/affiliates/{aff_id}`.
+#[utoipa::path(
+    method(get, head),
+    path = "/api/v1/affiliates/{aff_id}",
+    tag = "admin",
+    operation_id = "get_affiliate",
+    summary = "One affiliate",
+    params(("aff_id" = String, Path, description = "The affiliate")),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The affiliate", body = Affiliate),
+        (status = 404, description = "unknown_affiliate, or not_found for a scoped key", body = ErrorBody),
+        (status = 401, response = Unauthorized),
+        (status = 429, response = TooManyFailures),
+    )
+)]
 pub async fn get_affiliate(
     _: Admin,
     req: HttpRequest,
@@ -226,10 +340,16 @@ pub async fn get_affiliate(
 }
 
 /// `{"offer_id":..,"kind":..,"postbacks":[..]}`, newest first.
-#[derive(serde::Serialize)]
+#[derive(serde::Serialize, utoipa::ToSchema)]
 pub(super) struct PostbackLogAnswer {
+    /// The offer read, `null` for postbacks without a known offer (or all
+    /// of an advertiser's offers).
     pub(super) offer_id: Option<String>,
+    /// The entries read.
+    #[schema(value_type = super::openapi::PostbackLogKindParam)]
     pub(super) kind: &'static str,
+    /// Newest first.
+    #[schema(value_type = Vec<crate::postback::log::PostbackLogEntry>)]
     pub(super) postbacks: Vec<Box<serde_json::value::RawValue>>,
 }
 
@@ -239,6 +359,26 @@ pub(super) struct PostbackLogAnswer {
 /// `refused` (answered 4xx/5xx) or `all` (both, merged; the default).
 /// Without `offer_id`: postbacks whose offer could not be determined
 /// (unknown click ids, unreadable requests).
+#[utoipa::path(
+    method(get, head),
+    path = "/api/v1/postbacks",
+    tag = "admin",
+    operation_id = "postback_log",
+    summary = "An offer's latest postbacks with their outcome",
+    params(PostbackLogParams, FormatParams),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The log, newest first; CSV with format=csv or Accept: text/csv", content(
+            (PostbackLogAnswer = "application/json"),
+            (String = "text/csv"),
+        )),
+        (status = 400, response = BadRequest),
+        (status = 404, response = NotFound),
+        (status = 503, response = StoreUnavailable),
+        (status = 401, response = Unauthorized),
+        (status = 429, response = TooManyFailures),
+    )
+)]
 pub async fn postback_log(
     _: Admin,
     req: HttpRequest,

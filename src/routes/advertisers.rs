@@ -5,6 +5,10 @@
 use actix_web::{web, HttpRequest, HttpResponse};
 
 use super::admin::{json_body, path_id, Admin};
+use super::openapi::{
+    BadRequest, ErrorBody, NotFound, PayloadTooLarge, RequestTimeout, StoreUnavailable,
+    TooManyFailures, Unauthorized,
+};
 use crate::audit::{self, json_of, Action};
 use crate::domain::party::AdvertiserInput;
 use crate::domain::{Advertiser, AdvertiserId};
@@ -13,12 +17,35 @@ use crate::metrics::StoreOperation;
 use crate::state::AppState;
 
 /// `{"advertisers":[..]}`.
-#[derive(serde::Serialize)]
+#[derive(serde::Serialize, utoipa::ToSchema)]
 struct AdvertiserList {
     advertisers: Vec<Advertiser>,
 }
 
 /// `PUT /api/v1/advertisers/{advertiser_id}`: creates or replaces an advertiser.
+#[utoipa::path(
+    put,
+    path = "/api/v1/advertisers/{advertiser_id}",
+    tag = "admin",
+    operation_id = "put_advertiser",
+    summary = "Creates or replaces an advertiser",
+    params(("advertiser_id" = AdvertiserId, Path, description = "The advertiser")),
+    request_body(content = AdvertiserInput, description = "The whole advertiser: a PUT replaces it"),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The stored advertiser", body = Advertiser, links(
+            ("GetAdvertiser" = (operation_id = "get_advertiser", parameters(("advertiser_id" = "$response.body#/id")))),
+            ("AdvertiserConversions" = (operation_id = "conversions", parameters(("advertiser_id" = "$response.body#/id")))),
+        )),
+        (status = 400, response = BadRequest),
+        (status = 408, response = RequestTimeout),
+        (status = 413, response = PayloadTooLarge),
+        (status = 404, response = NotFound),
+        (status = 503, response = StoreUnavailable),
+        (status = 401, response = Unauthorized),
+        (status = 429, response = TooManyFailures),
+    )
+)]
 pub async fn put_advertiser(
     Admin(who): Admin,
     req: HttpRequest,
@@ -47,6 +74,20 @@ pub async fn put_advertiser(
 }
 
 /// `GET /api/v1/advertisers`: every advertiser, sorted by id.
+#[utoipa::path(
+    method(get, head),
+    path = "/api/v1/advertisers",
+    tag = "admin",
+    operation_id = "list_advertisers",
+    summary = "Every advertiser, sorted by id",
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "Every advertiser", body = AdvertiserList),
+        (status = 404, response = NotFound),
+        (status = 401, response = Unauthorized),
+        (status = 429, response = TooManyFailures),
+    )
+)]
 pub async fn list_advertisers(_: Admin, state: web::Data<AppState>) -> HttpResponse {
     let snapshot = state.cache.snapshot();
     let mut advertisers: Vec<_> = snapshot
@@ -59,6 +100,21 @@ pub async fn list_advertisers(_: Admin, state: web::Data<AppState>) -> HttpRespo
 }
 
 /// `GET /api/v1/advertisers/{advertiser_id}`.
+#[utoipa::path(
+    method(get, head),
+    path = "/api/v1/advertisers/{advertiser_id}",
+    tag = "admin",
+    operation_id = "get_advertiser",
+    summary = "One advertiser",
+    params(("advertiser_id" = String, Path, description = "The advertiser")),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The advertiser", body = Advertiser),
+        (status = 404, description = "unknown_advertiser, or not_found for a scoped key", body = ErrorBody),
+        (status = 401, response = Unauthorized),
+        (status = 429, response = TooManyFailures),
+    )
+)]
 pub async fn get_advertiser(
     _: Admin,
     req: HttpRequest,

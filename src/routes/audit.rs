@@ -5,6 +5,9 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use serde::Serialize;
 
 use super::admin::Admin;
+use super::openapi::{
+    BadRequest, NotFound, PageParams, StoreUnavailable, TooManyFailures, Unauthorized,
+};
 use crate::domain::query::Params;
 use crate::error::ApiError;
 use crate::metrics::StoreOperation;
@@ -12,8 +15,10 @@ use crate::state::AppState;
 use crate::store::Position;
 
 /// `{"entries":[..],"next_cursor":..}`.
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 struct AuditList {
+    /// Newest first.
+    #[schema(value_type = Vec<crate::audit::Entry<'_>>)]
     entries: Vec<Box<serde_json::value::RawValue>>,
     /// Pass as `cursor` for the next page; `null` at the end.
     next_cursor: Option<String>,
@@ -44,6 +49,23 @@ pub(super) fn page(params: &Params) -> Result<(usize, Option<Position>), ApiErro
 }
 
 /// `GET /api/v1/audit?limit=..&cursor=..`.
+#[utoipa::path(
+    method(get, head),
+    path = "/api/v1/audit",
+    tag = "admin",
+    operation_id = "audit_log",
+    summary = "The audit log, newest first",
+    params(PageParams),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "A page of entries", body = AuditList),
+        (status = 400, response = BadRequest),
+        (status = 404, response = NotFound),
+        (status = 503, response = StoreUnavailable),
+        (status = 401, response = Unauthorized),
+        (status = 429, response = TooManyFailures),
+    )
+)]
 pub async fn audit_log(
     _: Admin,
     req: HttpRequest,

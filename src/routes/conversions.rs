@@ -11,6 +11,10 @@ use serde::Serialize;
 use super::admin::Admin;
 use super::audit::page;
 use super::csv::{self, Column, Pages};
+use super::openapi::{
+    BadRequest, ConversionParams, ErrorBody, FormatParams, PageParams, StoreUnavailable,
+    TooManyFailures, Unauthorized,
+};
 use crate::domain::conversion::{ConversionEntry, StatusChange};
 use crate::domain::query::Params;
 use crate::domain::{AdvertiserId, AffiliateId, ConversionStatus, Day, Identity, Money, OfferId};
@@ -44,14 +48,14 @@ impl Visible {
 }
 
 /// One status of a conversion's history.
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 struct HistoryView {
     status: ConversionStatus,
     at: u64,
 }
 
 /// One conversion as the list shows it. Times are Unix seconds.
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub(super) struct ConversionView<'a> {
     id: &'a str,
     click_id: &'a str,
@@ -60,6 +64,7 @@ pub(super) struct ConversionView<'a> {
     status: ConversionStatus,
     /// Why clickback rejected it (`too_fast`, `cap_reached`), if it did.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<super::openapi::RejectReasonName>)]
     reason: Option<&'static str>,
     goal: Option<&'a str>,
     txid: Option<&'a str>,
@@ -134,8 +139,8 @@ impl<'a> ConversionView<'a> {
 }
 
 /// `{"conversions":[..],"next_cursor":..}`.
-#[derive(Serialize)]
-struct ConversionList<'a> {
+#[derive(Serialize, utoipa::ToSchema)]
+pub(super) struct ConversionList<'a> {
     conversions: Vec<ConversionView<'a>>,
     /// Pass as `cursor` for the next page; `null` at the end.
     next_cursor: Option<String>,
@@ -325,6 +330,26 @@ pub(super) async fn answer(
 
 /// `GET /api/v1/conversions?from&to&offer_id&aff_id&advertiser_id&status&goal&limit&cursor`:
 /// conversions newest first.
+#[utoipa::path(
+    method(get, head),
+    path = "/api/v1/conversions",
+    tag = "reports",
+    operation_id = "conversions",
+    summary = "Conversions newest first, to pay from and reconcile with",
+    params(ConversionParams, PageParams, FormatParams),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "A page of conversions; with format=csv (or Accept: text/csv) every match from the cursor on, streamed as CSV", content(
+            (ConversionList<'_> = "application/json"),
+            (String = "text/csv"),
+        )),
+        (status = 400, response = BadRequest),
+        (status = 404, description = "unknown_advertiser, or not_found for a scoped key", body = ErrorBody),
+        (status = 503, response = StoreUnavailable),
+        (status = 401, response = Unauthorized),
+        (status = 429, response = TooManyFailures),
+    )
+)]
 pub async fn conversions(
     _: Admin,
     req: HttpRequest,

@@ -8,6 +8,10 @@ use serde::Serialize;
 
 use super::admin::Admin;
 use super::csv::{self, Column, Pages};
+use super::openapi::{
+    BadRequest, DeliveryStateParams, ErrorBody, FormatParams, NotFound, PageParams,
+    StoreUnavailable, TooManyFailures, Unauthorized,
+};
 use crate::delivery::DELIVERY_RETENTION_SECS;
 use crate::domain::delivery::{Delivery, DeliveryId, DeliveryState};
 use crate::domain::query::Params;
@@ -26,7 +30,7 @@ const MAX_LIMIT: usize = 1000;
 /// template as the affiliate configured it (with any secret it holds), not
 /// the expanded one; for a destination, the endpoint called, without its
 /// query (where GA4 takes its API secret).
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 struct DeliveryView<'a> {
     id: &'a str,
     conversion_id: &'a str,
@@ -35,7 +39,9 @@ struct DeliveryView<'a> {
     aff_id: &'a str,
     /// The offer's destination; `null` for the affiliate's postback.
     destination: Option<&'a str>,
+    #[schema(value_type = crate::domain::ConversionStatus)]
     status: &'static str,
+    #[schema(value_type = DeliveryState)]
     state: &'static str,
     payout: Money,
     currency: &'a str,
@@ -79,8 +85,8 @@ impl<'a> DeliveryView<'a> {
 }
 
 /// `{"deliveries":[..],"next_cursor":..}`.
-#[derive(Serialize)]
-struct DeliveryList<'a> {
+#[derive(Serialize, utoipa::ToSchema)]
+pub(super) struct DeliveryList<'a> {
     deliveries: Vec<DeliveryView<'a>>,
     /// Pass as `cursor` for the next page; `null` at the end.
     next_cursor: Option<String>,
@@ -209,6 +215,26 @@ pub(super) async fn list(
 
 /// `GET /api/v1/affiliates/{aff_id}/deliveries?limit=..&cursor=..`: the
 /// affiliate's deliveries, newest first.
+#[utoipa::path(
+    method(get, head),
+    path = "/api/v1/affiliates/{aff_id}/deliveries",
+    tag = "admin",
+    operation_id = "affiliate_deliveries",
+    summary = "An affiliate's postback deliveries, newest first",
+    params(("aff_id" = AffiliateId, Path, description = "The affiliate"), PageParams, FormatParams),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "A page of deliveries; with format=csv (or Accept: text/csv) every match from the cursor on, streamed as CSV", content(
+            (DeliveryList<'_> = "application/json"),
+            (String = "text/csv"),
+        )),
+        (status = 400, response = BadRequest),
+        (status = 404, description = "unknown_affiliate, or not_found for a scoped key", body = ErrorBody),
+        (status = 503, response = StoreUnavailable),
+        (status = 401, response = Unauthorized),
+        (status = 429, response = TooManyFailures),
+    )
+)]
 pub async fn affiliate_deliveries(
     _: Admin,
     req: HttpRequest,
@@ -229,6 +255,26 @@ pub async fn affiliate_deliveries(
 /// `GET /api/v1/offers/{offer_id}/deliveries?limit=..&cursor=..`: every
 /// delivery of the offer's conversions, to its affiliates and to its
 /// destinations, newest first.
+#[utoipa::path(
+    method(get, head),
+    path = "/api/v1/offers/{offer_id}/deliveries",
+    tag = "admin",
+    operation_id = "offer_deliveries",
+    summary = "Every delivery of an offer's conversions (affiliate postbacks and destinations), newest first",
+    params(("offer_id" = OfferId, Path, description = "The offer"), PageParams, FormatParams),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "A page of deliveries; with format=csv (or Accept: text/csv) every match from the cursor on, streamed as CSV", content(
+            (DeliveryList<'_> = "application/json"),
+            (String = "text/csv"),
+        )),
+        (status = 400, response = BadRequest),
+        (status = 404, description = "unknown_offer, or not_found for a scoped key", body = ErrorBody),
+        (status = 503, response = StoreUnavailable),
+        (status = 401, response = Unauthorized),
+        (status = 429, response = TooManyFailures),
+    )
+)]
 pub async fn offer_deliveries(
     _: Admin,
     req: HttpRequest,
@@ -248,6 +294,26 @@ pub async fn offer_deliveries(
 /// `GET /api/v1/deliveries?state=dead|pending&limit=..&cursor=..`: across
 /// affiliates, the dead ones (most recently dead first) or the pending ones
 /// (newest first).
+#[utoipa::path(
+    method(get, head),
+    path = "/api/v1/deliveries",
+    tag = "admin",
+    operation_id = "deliveries",
+    summary = "Dead or pending deliveries across affiliates",
+    params(DeliveryStateParams, PageParams, FormatParams),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "A page of deliveries; with format=csv (or Accept: text/csv) every match from the cursor on, streamed as CSV", content(
+            (DeliveryList<'_> = "application/json"),
+            (String = "text/csv"),
+        )),
+        (status = 400, response = BadRequest),
+        (status = 404, response = NotFound),
+        (status = 503, response = StoreUnavailable),
+        (status = 401, response = Unauthorized),
+        (status = 429, response = TooManyFailures),
+    )
+)]
 pub async fn deliveries(
     _: Admin,
     req: HttpRequest,
@@ -267,14 +333,32 @@ pub async fn deliveries(
 }
 
 /// `{"id":..,"state":"pending"}`.
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 struct Retried<'a> {
     id: &'a str,
+    #[schema(value_type = DeliveryState)]
     state: &'static str,
 }
 
 /// `POST /api/v1/deliveries/{id}/retry`: queues a dead or pending delivery
 /// again, due now, with the whole retry schedule ahead of it.
+#[utoipa::path(
+    post,
+    path = "/api/v1/deliveries/{id}/retry",
+    tag = "admin",
+    operation_id = "retry_delivery",
+    summary = "Queues a dead or pending delivery again, due now",
+    params(("id" = String, Path, description = "The delivery")),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "Queued", body = Retried<'_>),
+        (status = 404, description = "unknown_delivery, or not_found for a scoped key", body = ErrorBody),
+        (status = 409, description = "already_delivered: it got its 2xx already", body = ErrorBody),
+        (status = 503, response = StoreUnavailable),
+        (status = 401, response = Unauthorized),
+        (status = 429, response = TooManyFailures),
+    )
+)]
 pub async fn retry(
     _: Admin,
     req: HttpRequest,

@@ -8,6 +8,10 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use serde::Serialize;
 
 use super::admin::{json_body, path_id, Admin};
+use super::openapi::{
+    BadRequest, ErrorBody, NotFound, PayloadTooLarge, RequestTimeout, StoreUnavailable,
+    TooManyFailures, Unauthorized,
+};
 use crate::access::secret;
 use crate::audit::{self, json_of, Action};
 use crate::domain::party::KeyInput;
@@ -17,7 +21,7 @@ use crate::metrics::StoreOperation;
 use crate::state::AppState;
 
 /// A key as listed: never its secret or hash.
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 struct KeyView<'a> {
     id: &'a str,
     name: &'a str,
@@ -41,7 +45,7 @@ impl<'a> KeyView<'a> {
 }
 
 /// The answer to `POST`: the key and, this once, its secret.
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 struct Created<'a> {
     #[serde(flatten)]
     key: KeyView<'a>,
@@ -49,20 +53,43 @@ struct Created<'a> {
 }
 
 /// `{"keys":[..]}`.
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 struct KeyList<'a> {
     keys: Vec<KeyView<'a>>,
 }
 
 /// `{"id":..,"status":"revoked"}`.
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 struct Revoked<'a> {
     id: &'a str,
+    /// Always `revoked`.
+    #[schema(example = "revoked")]
     status: &'static str,
 }
 
 /// `POST /api/v1/keys`: creates a key for an existing affiliate or
 /// advertiser, or an admin key. `201` with the secret, shown only here.
+#[utoipa::path(
+    post,
+    path = "/api/v1/keys",
+    tag = "admin",
+    operation_id = "create_key",
+    summary = "Creates an API key; its secret is answered this once",
+    request_body(content = KeyInput),
+    security(("bearer" = [])),
+    responses(
+        (status = 201, description = "The key and its secret", body = Created<'_>, links(
+            ("RevokeKey" = (operation_id = "revoke_key", parameters(("id" = "$response.body#/id")))),
+        )),
+        (status = 400, response = BadRequest),
+        (status = 408, response = RequestTimeout),
+        (status = 413, response = PayloadTooLarge),
+        (status = 404, response = NotFound),
+        (status = 503, response = StoreUnavailable),
+        (status = 401, response = Unauthorized),
+        (status = 429, response = TooManyFailures),
+    )
+)]
 pub async fn create_key(
     Admin(who): Admin,
     body: super::RequestBody,
@@ -118,6 +145,21 @@ pub async fn create_key(
 }
 
 /// `GET /api/v1/keys`: every key, oldest first, with its last use.
+#[utoipa::path(
+    method(get, head),
+    path = "/api/v1/keys",
+    tag = "admin",
+    operation_id = "list_keys",
+    summary = "Every key, oldest first, without secrets",
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "Every key", body = KeyList<'_>),
+        (status = 404, response = NotFound),
+        (status = 503, response = StoreUnavailable),
+        (status = 401, response = Unauthorized),
+        (status = 429, response = TooManyFailures),
+    )
+)]
 pub async fn list_keys(_: Admin, state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
     let used = state
         .store
@@ -137,6 +179,22 @@ pub async fn list_keys(_: Admin, state: web::Data<AppState>) -> Result<HttpRespo
 
 /// `DELETE /api/v1/keys/{id}`: revokes a key, at once on this instance and
 /// at the next config poll on every other.
+#[utoipa::path(
+    delete,
+    path = "/api/v1/keys/{id}",
+    tag = "admin",
+    operation_id = "revoke_key",
+    summary = "Revokes a key",
+    params(("id" = String, Path, description = "The key id")),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "Revoked", body = Revoked<'_>),
+        (status = 404, description = "unknown_key, or not_found for a scoped key", body = ErrorBody),
+        (status = 503, response = StoreUnavailable),
+        (status = 401, response = Unauthorized),
+        (status = 429, response = TooManyFailures),
+    )
+)]
 pub async fn revoke_key(
     Admin(who): Admin,
     req: HttpRequest,

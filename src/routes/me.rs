@@ -20,6 +20,11 @@ use super::admin::{
     json_body, kinds_label, log_params, path_id, read_postback_logs, PostbackLogAnswer,
 };
 use super::conversions::{self, only_offers, Visible};
+use super::openapi::{
+    BadRequest, ConversionParams, ErrorBody, FormatParams, NotFound, PageParams, PayloadTooLarge,
+    PostbackLogParams, RequestTimeout, StatsParams, StoreUnavailable, TooManyFailures,
+    Unauthorized,
+};
 use crate::access::{out_of_scope, Principal};
 use crate::audit::{self, Action};
 use crate::domain::query::Params;
@@ -85,14 +90,28 @@ fn offer_ids(snapshot: &Snapshot, advertiser: &AdvertiserId) -> BTreeSet<OfferId
 }
 
 /// `GET /api/v1/me`: who the key is.
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 struct Me<'a> {
     #[serde(flatten)]
     role: &'a KeyRole,
+    /// The key's id; `bootstrap` for the admin token.
     key_id: &'a str,
 }
 
 /// `GET /api/v1/me`: the key's role, party and id (`bootstrap` for the admin token).
+#[utoipa::path(
+    method(get, head),
+    path = "/api/v1/me",
+    tag = "scoped",
+    operation_id = "me",
+    summary = "Who the key is",
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The key's role, party and id", body = Me<'_>),
+        (status = 401, response = Unauthorized),
+        (status = 429, response = TooManyFailures),
+    )
+)]
 pub async fn me(principal: Principal) -> HttpResponse {
     HttpResponse::Ok().json(Me {
         role: &principal.role,
@@ -102,7 +121,7 @@ pub async fn me(principal: Principal) -> HttpResponse {
 
 /// An offer as its affiliate sees it: what it pays and the link to send
 /// traffic to; never revenue or the advertiser's postback secrets.
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 struct AffiliateOffer<'a> {
     id: &'a OfferId,
     name: &'a str,
@@ -114,7 +133,7 @@ struct AffiliateOffer<'a> {
 
 /// An offer as its advertiser sees it: no postback secrets; the payout
 /// only if the network shows it.
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 struct AdvertiserOffer<'a> {
     id: &'a OfferId,
     name: &'a str,
@@ -128,10 +147,20 @@ struct AdvertiserOffer<'a> {
     payout_percent: Option<Option<Money>>,
 }
 
-/// `{"offers":[..]}`.
-#[derive(Serialize)]
-struct Offers<T> {
-    offers: Vec<T>,
+/// `{"offers":[..]}`: an affiliate's or an advertiser's view of its offers.
+#[derive(Serialize, utoipa::ToSchema)]
+#[serde(untagged)]
+enum MyOffers<'a> {
+    /// An affiliate's key.
+    Affiliate {
+        /// Every active offer, sorted by id.
+        offers: Vec<AffiliateOffer<'a>>,
+    },
+    /// An advertiser's key.
+    Advertiser {
+        /// Its own offers.
+        offers: Vec<AdvertiserOffer<'a>>,
+    },
 }
 
 /// The base of tracking links: `CLICKBACK_PUBLIC_URL`, else the scheme and
@@ -148,6 +177,20 @@ fn link_base(state: &AppState, req: &HttpRequest) -> String {
 
 /// `GET /api/v1/me/offers`: an affiliate's active offers with its tracking
 /// link; an advertiser's own offers.
+#[utoipa::path(
+    method(get, head),
+    path = "/api/v1/me/offers",
+    tag = "scoped",
+    operation_id = "my_offers",
+    summary = "An affiliate's active offers with its tracking links; an advertiser's own offers",
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The offers the key may see", body = MyOffers<'_>),
+        (status = 404, response = NotFound),
+        (status = 401, response = Unauthorized),
+        (status = 429, response = TooManyFailures),
+    )
+)]
 pub async fn offers(
     principal: Principal,
     req: HttpRequest,
@@ -177,7 +220,7 @@ pub async fn offers(
                     }
                 })
                 .collect();
-            Ok(HttpResponse::Ok().json(Offers { offers }))
+            Ok(HttpResponse::Ok().json(MyOffers::Affiliate { offers }))
         }
         Party::Advertiser { id, show_payouts } => {
             let offers = snapshot.offers_of(&id);
@@ -196,13 +239,33 @@ pub async fn offers(
                     payout_percent: show_payouts.then_some(view.payout_percent),
                 })
                 .collect();
-            Ok(HttpResponse::Ok().json(Offers { offers }))
+            Ok(HttpResponse::Ok().json(MyOffers::Advertiser { offers }))
         }
     }
 }
 
 /// `GET /api/v1/me/stats`: `/api/v1/stats` (same parameters, same rows)
 /// over the party's own rows; money it may not see is left out of the rows.
+#[utoipa::path(
+    method(get, head),
+    path = "/api/v1/me/stats",
+    tag = "scoped",
+    operation_id = "my_stats",
+    summary = "/api/v1/stats over the party's own rows",
+    params(StatsParams, FormatParams),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The report's rows, without the money the party may not see; CSV with format=csv or Accept: text/csv", content(
+            (super::stats::StatsAnswer = "application/json"),
+            (String = "text/csv"),
+        )),
+        (status = 400, response = BadRequest),
+        (status = 404, response = NotFound),
+        (status = 503, response = StoreUnavailable),
+        (status = 401, response = Unauthorized),
+        (status = 429, response = TooManyFailures),
+    )
+)]
 pub async fn stats(
     principal: Principal,
     req: HttpRequest,
@@ -240,6 +303,26 @@ pub async fn stats(
 
 /// `GET /api/v1/me/conversions`: `/api/v1/conversions` over the party's own
 /// conversions.
+#[utoipa::path(
+    method(get, head),
+    path = "/api/v1/me/conversions",
+    tag = "scoped",
+    operation_id = "my_conversions",
+    summary = "/api/v1/conversions over the party's own conversions",
+    params(ConversionParams, PageParams, FormatParams),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "A page of conversions, without the money the party may not see; with format=csv (or Accept: text/csv) every match from the cursor on, streamed as CSV", content(
+            (super::conversions::ConversionList<'_> = "application/json"),
+            (String = "text/csv"),
+        )),
+        (status = 400, response = BadRequest),
+        (status = 404, response = NotFound),
+        (status = 503, response = StoreUnavailable),
+        (status = 401, response = Unauthorized),
+        (status = 429, response = TooManyFailures),
+    )
+)]
 pub async fn conversions(
     principal: Principal,
     req: HttpRequest,
@@ -284,6 +367,26 @@ pub async fn conversions(
 
 /// `GET /api/v1/me/deliveries?limit&cursor`: an affiliate's postback
 /// deliveries, newest first.
+#[utoipa::path(
+    method(get, head),
+    path = "/api/v1/me/deliveries",
+    tag = "scoped",
+    operation_id = "my_deliveries",
+    summary = "An affiliate's postback deliveries, newest first",
+    params(PageParams, FormatParams),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "A page of deliveries; with format=csv (or Accept: text/csv) every match from the cursor on, streamed as CSV", content(
+            (super::deliveries::DeliveryList<'_> = "application/json"),
+            (String = "text/csv"),
+        )),
+        (status = 400, response = BadRequest),
+        (status = 404, response = NotFound),
+        (status = 503, response = StoreUnavailable),
+        (status = 401, response = Unauthorized),
+        (status = 429, response = TooManyFailures),
+    )
+)]
 pub async fn deliveries(
     principal: Principal,
     req: HttpRequest,
@@ -298,6 +401,26 @@ pub async fn deliveries(
 
 /// `GET /api/v1/me/postbacks?offer_id&kind&limit`: the postback log of an
 /// advertiser's offers (one offer, or all of them merged), newest first.
+#[utoipa::path(
+    method(get, head),
+    path = "/api/v1/me/postbacks",
+    tag = "scoped",
+    operation_id = "my_postbacks",
+    summary = "The postback log of an advertiser's offers",
+    params(PostbackLogParams, FormatParams),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The log, newest first; CSV with format=csv or Accept: text/csv", content(
+            (super::admin::PostbackLogAnswer = "application/json"),
+            (String = "text/csv"),
+        )),
+        (status = 400, response = BadRequest),
+        (status = 404, response = NotFound),
+        (status = 503, response = StoreUnavailable),
+        (status = 401, response = Unauthorized),
+        (status = 429, response = TooManyFailures),
+    )
+)]
 pub async fn postbacks(
     principal: Principal,
     req: HttpRequest,
@@ -342,9 +465,11 @@ pub async fn postbacks(
 }
 
 /// The body of `PATCH /api/v1/me/conversions/{id}`.
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct StatusBody {
+    /// `approved`, `pending` or `rejected`.
+    #[schema(value_type = crate::domain::ConversionStatus)]
     status: String,
 }
 
@@ -353,6 +478,26 @@ struct StatusBody {
 /// status-change postback (pending → approved or rejected, approved →
 /// rejected; anything else answers `duplicate` and changes nothing). The
 /// answer is a postback's; the change is audited.
+#[utoipa::path(
+    patch,
+    path = "/api/v1/me/conversions/{id}",
+    tag = "scoped",
+    operation_id = "change_conversion_status",
+    summary = "An advertiser approves or rejects one of its conversions",
+    params(("id" = String, Path, description = "The conversion id")),
+    request_body(content = StatusBody),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "A postback's answer: updated, or duplicate when the move is not allowed", body = crate::postback::PostbackAnswer),
+        (status = 400, response = BadRequest),
+        (status = 408, response = RequestTimeout),
+        (status = 413, response = PayloadTooLarge),
+        (status = 404, description = "unknown_conversion (unknown, or not the advertiser's), or not_found for a key that is not an advertiser's", body = ErrorBody),
+        (status = 503, description = "store_unavailable, or in_progress: nothing was changed, retry", body = ErrorBody, headers(("Retry-After" = u32, description = "Seconds"))),
+        (status = 401, response = Unauthorized),
+        (status = 429, response = TooManyFailures),
+    )
+)]
 pub async fn change_status(
     principal: Principal,
     req: HttpRequest,

@@ -16,6 +16,7 @@ pub mod deliveries;
 pub mod health;
 pub mod keys;
 pub mod me;
+pub mod openapi;
 pub mod postback;
 pub mod stats;
 
@@ -31,83 +32,81 @@ use actix_web::http::header::{self, HeaderName};
 use actix_web::http::StatusCode;
 use actix_web::middleware::ErrorHandlerResponse;
 use actix_web::web::{Bytes, BytesMut};
-use actix_web::{web, FromRequest, Handler, HttpRequest, HttpResponse, Resource, Responder};
+use actix_web::{web, FromRequest, HttpRequest, HttpResponse};
 
 use crate::error::ApiError;
 
-/// Mounts every route.
-pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.service(
-        web::resource("/c/{offer_id}")
-            .get(click::click)
-            .head(click::click),
-    )
-    .service(
-        web::resource("/postback")
-            .get(postback::postback_get)
-            .post(postback::postback_post),
-    )
-    // The postback paths of other platforms, so that an advertiser's URL
-    // keeps working once their host name points at clickback: HasOffers /
-    // TUNE (`/aff_lsr`, `/aff_goal`) and Binom (`/click.php`).
-    .service(
-        web::resource(["/aff_lsr", "/aff_goal", "/click.php"])
-            .get(postback::postback_get)
-            .post(postback::postback_post),
-    )
-    .service(read_only("/healthz", health::healthz))
-    .service(read_only("/readyz", health::readyz))
-    .service(read_only("/metrics", health::metrics))
-    .service(
-        web::scope("/api/v1")
-            .service(read_only("/offers", admin::list_offers))
-            .service(read_only("/offers/{offer_id}", admin::get_offer).put(admin::put_offer))
-            .service(read_only("/affiliates", admin::list_affiliates))
-            .service(
-                read_only("/affiliates/{aff_id}", admin::get_affiliate).put(admin::put_affiliate),
-            )
-            .service(read_only(
-                "/affiliates/{aff_id}/deliveries",
-                deliveries::affiliate_deliveries,
-            ))
-            .service(read_only(
-                "/offers/{offer_id}/deliveries",
-                deliveries::offer_deliveries,
-            ))
-            .service(read_only("/deliveries", deliveries::deliveries))
-            .service(web::resource("/deliveries/{id}/retry").post(deliveries::retry))
-            .service(read_only("/stats", stats::stats))
-            .service(read_only("/postbacks", admin::postback_log))
-            .service(read_only("/advertisers", advertisers::list_advertisers))
-            .service(
-                read_only("/advertisers/{advertiser_id}", advertisers::get_advertiser)
-                    .put(advertisers::put_advertiser),
-            )
-            .service(read_only("/keys", keys::list_keys).post(keys::create_key))
-            .service(web::resource("/keys/{id}").delete(keys::revoke_key))
-            .service(read_only("/audit", audit::audit_log))
-            .service(read_only("/conversions", conversions::conversions))
-            .service(read_only("/me", me::me))
-            .service(read_only("/me/offers", me::offers))
-            .service(read_only("/me/stats", me::stats))
-            .service(read_only("/me/conversions", me::conversions))
-            .service(web::resource("/me/conversions/{id}").patch(me::change_status))
-            .service(read_only("/me/deliveries", me::deliveries))
-            .service(read_only("/me/postbacks", me::postbacks)),
-    )
-    .default_service(web::to(not_found));
+/// Declares every route once: [`ROUTES`] lists its `(method, path)` pairs
+/// and [`configure`] mounts exactly those, so the list cannot miss one. The
+/// OpenAPI document (`openapi`) is checked against the list by a test.
+macro_rules! routes {
+    ($($path:literal => { $($method:ident: $handler:path),+ $(,)? })+) => {
+        /// Every `(method, path)` clickback serves, methods lowercase as in
+        /// OpenAPI, paths as mounted (`{name}` for a path parameter).
+        pub const ROUTES: &[(&str, &str)] = &[$($((stringify!($method), $path),)+)+];
+
+        /// Mounts every route of [`ROUTES`]. Each path is one resource carrying
+        /// all of its methods, so another method answers `405` with `Allow`.
+        pub fn configure(cfg: &mut web::ServiceConfig) {
+            $(cfg.service(web::resource($path)$(.route(web::$method().to($handler)))+);)+
+            cfg.default_service(web::to(not_found));
+        }
+    };
 }
 
-/// A resource whose `GET` changes nothing, so `HEAD` may run the same
-/// handler (actix-http leaves the body out). Not for `/postback`, whose `GET`
-/// credits a conversion: there `HEAD` answers `405`.
-fn read_only<F, Args>(path: &str, handler: F) -> Resource
-where
-    F: Handler<Args> + Clone,
-    Args: FromRequest + 'static,
-    F::Output: Responder + 'static,
-{
-    web::resource(path).get(handler.clone()).head(handler)
+// `HEAD` runs the `GET` handler (actix-http leaves the body out) wherever
+// `GET` changes nothing. Not on the postback paths, whose `GET` credits a
+// conversion: there `HEAD` answers `405`. Alongside `/postback`, the postback
+// paths of other platforms, so that an advertiser's URL keeps working once
+// their host name points at clickback: HasOffers / TUNE (`/aff_lsr`,
+// `/aff_goal`) and Binom (`/click.php`).
+routes! {
+    "/c/{offer_id}" => { get: click::click, head: click::click }
+    "/postback" => { get: postback::postback_get, post: postback::postback_post }
+    "/aff_lsr" => { get: postback::postback_get, post: postback::postback_post }
+    "/aff_goal" => { get: postback::postback_get, post: postback::postback_post }
+    "/click.php" => { get: postback::postback_get, post: postback::postback_post }
+    "/healthz" => { get: health::healthz, head: health::healthz }
+    "/readyz" => { get: health::readyz, head: health::readyz }
+    "/metrics" => { get: health::metrics, head: health::metrics }
+    "/api/v1/openapi.json" => { get: openapi::openapi_json, head: openapi::openapi_json }
+    "/api/v1/offers" => { get: admin::list_offers, head: admin::list_offers }
+    "/api/v1/offers/{offer_id}" => {
+        get: admin::get_offer, head: admin::get_offer, put: admin::put_offer
+    }
+    "/api/v1/affiliates" => { get: admin::list_affiliates, head: admin::list_affiliates }
+    "/api/v1/affiliates/{aff_id}" => {
+        get: admin::get_affiliate, head: admin::get_affiliate, put: admin::put_affiliate
+    }
+    "/api/v1/affiliates/{aff_id}/deliveries" => {
+        get: deliveries::affiliate_deliveries, head: deliveries::affiliate_deliveries
+    }
+    "/api/v1/offers/{offer_id}/deliveries" => {
+        get: deliveries::offer_deliveries, head: deliveries::offer_deliveries
+    }
+    "/api/v1/deliveries" => { get: deliveries::deliveries, head: deliveries::deliveries }
+    "/api/v1/deliveries/{id}/retry" => { post: deliveries::retry }
+    "/api/v1/stats" => { get: stats::stats, head: stats::stats }
+    "/api/v1/postbacks" => { get: admin::postback_log, head: admin::postback_log }
+    "/api/v1/advertisers" => {
+        get: advertisers::list_advertisers, head: advertisers::list_advertisers
+    }
+    "/api/v1/advertisers/{advertiser_id}" => {
+        get: advertisers::get_advertiser,
+        head: advertisers::get_advertiser,
+        put: advertisers::put_advertiser,
+    }
+    "/api/v1/keys" => { get: keys::list_keys, head: keys::list_keys, post: keys::create_key }
+    "/api/v1/keys/{id}" => { delete: keys::revoke_key }
+    "/api/v1/audit" => { get: audit::audit_log, head: audit::audit_log }
+    "/api/v1/conversions" => { get: conversions::conversions, head: conversions::conversions }
+    "/api/v1/me" => { get: me::me, head: me::me }
+    "/api/v1/me/offers" => { get: me::offers, head: me::offers }
+    "/api/v1/me/stats" => { get: me::stats, head: me::stats }
+    "/api/v1/me/conversions" => { get: me::conversions, head: me::conversions }
+    "/api/v1/me/conversions/{id}" => { patch: me::change_status }
+    "/api/v1/me/deliveries" => { get: me::deliveries, head: me::deliveries }
+    "/api/v1/me/postbacks" => { get: me::postbacks, head: me::postbacks }
 }
 
 async fn not_found() -> Result<HttpResponse, ApiError> {

@@ -3,16 +3,42 @@
 use actix_web::http::header;
 use actix_web::{web, HttpRequest, HttpResponse};
 
+use super::openapi::{
+    BadRequest, ErrorBody, PayloadTooLarge, PostbackBody, PostbackParams, RequestTimeout,
+};
 use crate::domain::postback_mapping::{global_name, Field};
 use crate::domain::query::{Params, MAX_PARAMS_LEN};
 use crate::domain::DomainError;
 use crate::error::ApiError;
 use crate::postback::log::PostbackLogEntry;
-use crate::postback::outcome::{observe, observe_warning, PostbackWarning};
+use crate::postback::outcome::{observe, observe_warning, PostbackAnswer, PostbackWarning};
 use crate::postback::{PostbackContext, PostbackError, PostbackOutcome, PostbackRequest};
 use crate::state::AppState;
 
 /// The postback as a query string.
+#[utoipa::path(
+    get,
+    path = "/postback",
+    tag = "tracking",
+    operation_id = "postback",
+    summary = "An advertiser's server-to-server conversion",
+    params(
+        ("click_id" = String, Query, min_length = 1, description = "The click id the redirect handed the advertiser (or under another platform's name, API.md §9)"),
+        PostbackParams
+    ),
+    security(("postback_token" = [])),
+    responses(
+        (status = 200, description = "Understood: credited, pending, duplicate, updated or rejected (by a rule or the advertiser). Retrying it never credits twice", body = PostbackAnswer, links(
+            ("Conversions" = (operation_id = "conversions", parameters(("offer_id" = "$response.body#/offer_id"), ("aff_id" = "$response.body#/aff_id")))),
+            ("Stats" = (operation_id = "stats", parameters(("offer_id" = "$response.body#/offer_id")))),
+            ("Postbacks" = (operation_id = "postback_log", parameters(("offer_id" = "$response.body#/offer_id")))),
+        )),
+        (status = 400, response = BadRequest),
+        (status = 403, description = "invalid_token, ip_not_allowed, invalid_signature or replayed", body = ErrorBody),
+        (status = 404, description = "unknown_click: no click with this id, or its attribution window is over", body = ErrorBody),
+        (status = 503, description = "store_unavailable, or in_progress (an identical postback is being decided): nothing was recorded, retry", body = ErrorBody, headers(("Retry-After" = u32, description = "Seconds"))),
+    )
+)]
 pub async fn postback_get(
     req: HttpRequest,
     state: web::Data<AppState>,
@@ -25,6 +51,36 @@ pub async fn postback_get(
 
 /// The postback as a form or JSON body (query parameters count too, so a
 /// token can sit in the URL while the body carries the conversion).
+#[utoipa::path(
+    post,
+    path = "/postback",
+    tag = "tracking",
+    operation_id = "postback_post",
+    summary = "An advertiser's server-to-server conversion, as a form or JSON body",
+    params(PostbackParams),
+    request_body(
+        description = "The postback's fields (a JSON object's members: strings or numbers; other members are listed in the log's ignored_params). Query parameters count too.",
+        content(
+            (PostbackBody = "application/x-www-form-urlencoded"),
+            (PostbackBody = "application/json"),
+        )
+    ),
+    security(("postback_token" = [])),
+    responses(
+        (status = 200, description = "Understood: credited, pending, duplicate, updated or rejected (by a rule or the advertiser). Retrying it never credits twice", body = PostbackAnswer, links(
+            ("Conversions" = (operation_id = "conversions", parameters(("offer_id" = "$response.body#/offer_id"), ("aff_id" = "$response.body#/aff_id")))),
+            ("Stats" = (operation_id = "stats", parameters(("offer_id" = "$response.body#/offer_id")))),
+            ("Postbacks" = (operation_id = "postback_log", parameters(("offer_id" = "$response.body#/offer_id")))),
+        )),
+        (status = 400, response = BadRequest),
+        (status = 403, description = "invalid_token, ip_not_allowed, invalid_signature or replayed", body = ErrorBody),
+        (status = 404, description = "unknown_click: no click with this id, or its attribution window is over", body = ErrorBody),
+        (status = 408, response = RequestTimeout),
+        (status = 413, response = PayloadTooLarge),
+        (status = 415, description = "unsupported_media_type: send a form or JSON", body = ErrorBody),
+        (status = 503, description = "store_unavailable, or in_progress (an identical postback is being decided): nothing was recorded, retry", body = ErrorBody, headers(("Retry-After" = u32, description = "Seconds"))),
+    )
+)]
 pub async fn postback_post(
     req: HttpRequest,
     body: super::RequestBody,

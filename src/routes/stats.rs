@@ -6,6 +6,10 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use super::admin::Admin;
 use super::conversions::Visible;
 use super::csv::{self, Column};
+use super::openapi::{
+    BadRequest, FormatParams, NotFound, StatsParams, StoreUnavailable, TooManyFailures,
+    Unauthorized,
+};
 use crate::domain::query::Params;
 use crate::error::ApiError;
 use crate::metrics::StoreOperation;
@@ -13,8 +17,10 @@ use crate::state::AppState;
 use crate::stats::{report, StatsQuery, StatsRow};
 
 /// `{"rows":[..]}`, row fields in their documented order.
-#[derive(serde::Serialize)]
-struct StatsAnswer {
+#[derive(serde::Serialize, utoipa::ToSchema)]
+pub(super) struct StatsAnswer {
+    /// Sorted by day, hour, offer, affiliate, status, value, currency.
+    #[schema(value_type = Vec<StatsRow>)]
     rows: Vec<serde_json::Value>,
 }
 
@@ -96,6 +102,26 @@ pub(super) fn answer(
 
 /// Counters grouped by any of offer, affiliate, day, hour, status and one
 /// of the sub-IDs, source and goal, in UTC or `tz`.
+#[utoipa::path(
+    method(get, head),
+    path = "/api/v1/stats",
+    tag = "reports",
+    operation_id = "stats",
+    summary = "Counters grouped by offer, affiliate, day, hour, status or a sub-ID",
+    params(StatsParams, FormatParams),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The report's rows (a grouping key appears only when grouped by); CSV with format=csv or Accept: text/csv", content(
+            (StatsAnswer = "application/json"),
+            (String = "text/csv"),
+        )),
+        (status = 400, response = BadRequest),
+        (status = 404, response = NotFound),
+        (status = 503, response = StoreUnavailable),
+        (status = 401, response = Unauthorized),
+        (status = 429, response = TooManyFailures),
+    )
+)]
 pub async fn stats(
     _: Admin,
     req: HttpRequest,

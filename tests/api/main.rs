@@ -19,6 +19,7 @@ mod instances;
 mod integrity;
 mod keys;
 mod offer_rules;
+mod openapi;
 mod outage;
 mod postback;
 #[path = "../support/receiver.rs"]
