@@ -4,12 +4,14 @@ benches/memory.sh compares. Used by memory.sh and linearity.sh.
 
     python3 benches/clicks.py MODE N [--start I] [--t0 UNIX] [--per-hour P]
                               [--buckets B] [--prefix P] [--offer O --aff A]
-                              [--markers]
+                              [--markers] [--ad-ids FRACTION]
 
 Click i (from --start) is made at t0 + i * 3600 / per_hour. Every click is a
 distinct visitor. Offers and affiliates are drawn from a realistic mix unless
 --offer and --aff fix them. --markers also writes each visitor's
-duplicate-click marker, as the server does for a unique click. Mirrors
+duplicate-click marker, as the server does for a unique click. --ad-ids F
+gives that fraction of the clicks (mode server) a gclid, an fbclid and a GA
+client id of real length, stored in the record's longer form. Mirrors
 `Click::encode` (src/domain/click.rs) and `Keys::click` (src/store/keys.rs)
 byte for byte; change them together.
 """
@@ -32,6 +34,7 @@ parser.add_argument("--prefix", default="cb")
 parser.add_argument("--offer")
 parser.add_argument("--aff")
 parser.add_argument("--markers", action="store_true")
+parser.add_argument("--ad-ids", type=float, default=0.0)
 args = parser.parse_args()
 
 rng = random.Random(42 + args.start)
@@ -81,6 +84,10 @@ for i in range(args.start, args.start + args.n):
         bucket = (prefix + b":{" + shard + b"}:c:" + b64_number(ts // 3600, 4)
                   + b64_number(rng.randrange(args.buckets), 2))
         value = b"\0".join([b"3", b"%d" % ts, TTL, offer, aff, sub1, sub2, b"", b"", b"", b"fb", visitor])
+        if rng.random() < args.ad_ids:
+            # Version 4: version 3's fields, then gclid, fbclid, ttclid, ga_client_id.
+            value = b"4" + value[1:] + b"\0".join([b"", b"Cj0KCQiA" + b64(60), b"IwAR" + b64(57),
+                                                   b"", b"GA1.1.%d.%d" % (rng.randrange(10**9, 10**10), ts)])
         buf.append(resp(b"HSET", bucket, b64(16), value))
         expire_once(bucket)
     elif args.mode in ("string", "string_dedup"):

@@ -76,7 +76,7 @@ start_redis() {
     REDIS_PORT="$(free_port)"
     mkdir -p "$BENCH_TMP/redis"
     redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --save '' --appendonly no \
-        --hash-max-listpack-entries 512 --hash-max-listpack-value 128 \
+        --hash-max-listpack-entries 512 --hash-max-listpack-value 256 \
         --dir "$BENCH_TMP/redis" --logfile "$BENCH_TMP/redis/redis.log" \
         --daemonize no "$@" &
     REDIS_PID=$!
@@ -103,7 +103,7 @@ start_cluster() {
         mkdir -p "$BENCH_TMP/cluster/$port"
         redis-server --port "$port" --bind 127.0.0.1 --save '' --appendonly no \
             --cluster-enabled yes --cluster-config-file nodes.conf --cluster-node-timeout 15000 \
-            --hash-max-listpack-entries 512 --hash-max-listpack-value 128 \
+            --hash-max-listpack-entries 512 --hash-max-listpack-value 256 \
             --dir "$BENCH_TMP/cluster/$port" --logfile "$BENCH_TMP/cluster/$port/redis.log" \
             --daemonize no &
         CLUSTER_PIDS+=($!)

@@ -23,7 +23,7 @@
 # Encodings (ONLY= picks some, comma-separated):
 #   server       what the server writes: hour buckets of CLICK_BUCKETS (64) per shard and
 #                hour, HSET bucket field value + bucket EXPIRE, with deploy/redis.conf's
-#                hash-max-listpack-entries 512 and hash-max-listpack-value 128
+#                hash-max-listpack-entries 512 and hash-max-listpack-value 256 (LISTPACK_VALUE)
 #   string       one string per click with TTL: SET key value EX ttl (the one-key-per-click
 #                format the server still reads for 22-character click ids)
 #   string_dedup the string plus the duplicate-click marker the server also writes for
@@ -34,11 +34,12 @@
 #   bucket       hour buckets <prefix>:{S}:c:<hour> holding id -> value, the bucket expiring as a
 #                whole, with Redis defaults (hash-max-listpack-entries 128, -value 64)
 #   bucket_lp    buckets small enough to stay listpacks: <prefix>:{S}:c:<hour>:<2nd id char>,
-#                with hash-max-listpack-entries 512 and hash-max-listpack-value 128
+#                with hash-max-listpack-entries 512 and hash-max-listpack-value 256
 #
 # Env: N, ONLY, CLICKS_PER_HOUR (how many of the N clicks share one hour
 # bucket; default 3,600,000 = 1,000 clicks/s, so 1 M clicks fill one hour),
 # CLICK_BUCKETS (buckets per shard and hour of mode `server`, 64),
+# AD_ID_SHARE (the fraction of clicks carrying ad platforms' click ids, 0),
 # CLUSTER=1 (also load mode `server` into a 3-primary Redis Cluster, each
 # command sent to the node serving its key by benches/split_by_slot.py, and
 # divide the sum of the nodes' used_memory deltas by N).
@@ -66,13 +67,13 @@ for mode in "${modes[@]}"; do
     rcli config set hash-max-listpack-value 64 >/dev/null
     if [[ "$mode" == bucket_lp || "$mode" == server ]]; then
         rcli config set hash-max-listpack-entries 512 >/dev/null
-        rcli config set hash-max-listpack-value 128 >/dev/null
+        rcli config set hash-max-listpack-value "${LISTPACK_VALUE:-256}" >/dev/null
     fi
     sleep 0.2
     before="$(used_memory)"
     log "$mode: loading $N clicks"
     python3 "$BENCH_ROOT/benches/clicks.py" "$mode" "$N" --per-hour "$CLICKS_PER_HOUR" \
-        --buckets "$CLICK_BUCKETS" | rcli --pipe >"$BENCH_TMP/pipe.$mode.log" 2>&1 ||
+        --buckets "$CLICK_BUCKETS" --ad-ids "${AD_ID_SHARE:-0}" | rcli --pipe >"$BENCH_TMP/pipe.$mode.log" 2>&1 ||
         die "redis-cli --pipe failed for $mode: $(tail -3 "$BENCH_TMP/pipe.$mode.log")"
     grep -q 'errors: 0' "$BENCH_TMP/pipe.$mode.log" ||
         die "$mode: Redis refused commands: $(tail -2 "$BENCH_TMP/pipe.$mode.log")"

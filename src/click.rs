@@ -322,7 +322,7 @@ pub async fn track(
         created_at: now,
         expires_at: now.saturating_add(offer.attribution_window_secs),
         visitor: visitor_hash,
-        ad_ids: AdClickIds::from_fields(link.ad_ids),
+        ad_ids: offer.kept_ad_ids(link.ad_ids),
     };
     let recorded = state
         .store

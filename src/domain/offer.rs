@@ -7,7 +7,8 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 use super::cap::Cap;
-use super::destination::{Destination, DestinationSpec};
+use super::click::AdClickIds;
+use super::destination::{Destination, DestinationKind, DestinationSpec};
 use super::net::IpNet;
 use super::postback_mapping::PostbackMapping;
 use super::postback_url::PostbackTemplate;
@@ -401,6 +402,31 @@ impl Offer {
             advertiser_id: self.advertiser_id.clone(),
             destinations: self.destinations.iter().map(Destination::stored).collect(),
         }
+    }
+
+    /// The ad platforms' click ids of a tracking link (in the order of
+    /// [`AdClickIds::NAMES`]) that this offer keeps with a click: each only
+    /// when one of its destinations sends it on — `fbclid` to Meta, `ttclid`
+    /// to TikTok, `ga_client_id` to GA4, `gclid` to webhooks (for Google
+    /// Ads' offline conversion import). An offer without destinations keeps
+    /// none: nothing is stored that nothing uses.
+    pub fn kept_ad_ids(&self, ids: [&str; 4]) -> AdClickIds {
+        if ids.iter().all(|id| id.is_empty()) {
+            return AdClickIds::default();
+        }
+        let consumers = [
+            DestinationKind::Webhook,
+            DestinationKind::Meta,
+            DestinationKind::TikTok,
+            DestinationKind::Ga4,
+        ];
+        let mut kept = [""; 4];
+        for ((slot, id), kind) in kept.iter_mut().zip(ids).zip(consumers) {
+            if self.destinations.iter().any(|d| d.kind() == kind) {
+                *slot = id;
+            }
+        }
+        AdClickIds::from_fields(kept)
     }
 
     /// The offer as API answers and the audit log show it: its stored form

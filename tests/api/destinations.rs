@@ -256,6 +256,11 @@ async fn a_conversion_reaches_ga4_meta_tiktok_and_a_webhook_in_their_documented_
     assert_eq!(body["currency"], "EUR", "{body}");
     assert_eq!(body["txid"], "ORDER-9", "{body}");
     assert_eq!(body["click_at"], json!(clicked_at), "{body}");
+    assert_eq!(
+        body["gclid"], "Cj0KCQiA",
+        "for Google Ads' offline import: {body}"
+    );
+    assert!(body.get("fbclid").is_none(), "{body}");
     assert_eq!(hook.header("idempotency-key"), body["delivery_id"].as_str());
 
     // Every delivery is in the offer's log, and counted by platform.
@@ -604,24 +609,33 @@ async fn a_visitor_who_declines_tracking_leaves_nothing_to_forward() {
 }
 
 #[tokio::test]
-async fn ad_click_ids_fill_redirect_macros_and_are_kept_with_tracked_clicks_only() {
-    // Arrange: an offer URL passing the ids on to the landing page.
+async fn ad_click_ids_fill_redirect_macros_and_only_those_a_destination_sends_are_kept() {
+    // Arrange: o1 passes the ids on to its landing page and forwards to GA4,
+    // TikTok and a webhook (not Meta); o2 forwards nowhere.
     let app = spawn_app().await;
+    let url =
+        "https://shop.example/l?g={gclid}&f={fbclid}&t={ttclid}&ga={ga_client_id}&c={click_id}";
     app.create_offer(
         "o1",
-        json!({"url": "https://shop.example/l?g={gclid}&f={fbclid}&t={ttclid}&ga={ga_client_id}&c={click_id}"}),
+        json!({"url": url, "destinations": [
+            {"type": "ga4", "measurement_id": MEASUREMENT_ID, "api_secret": GA4_SECRET},
+            {"type": "tiktok", "pixel_code": PIXEL_CODE, "access_token": TIKTOK_TOKEN},
+            {"type": "webhook", "url": "https://crm.example/hook", "secret": HOOK_SECRET},
+        ]}),
     )
     .await;
+    app.create_offer("o2", json!({"url": url})).await;
     app.create_affiliate("a1").await;
 
     // Act
     let tracked = app.click("o1", &format!("aff_id=a1&{AD_IDS}")).await;
     let long = "x".repeat(600);
     let oversized = app
-        .click("o1", &format!("aff_id=a1&gclid={long}&fbclid=IwAR0abc"))
+        .click("o1", &format!("aff_id=a1&gclid={long}&ttclid=E.C.P.tt42"))
         .await;
+    let elsewhere = app.click("o2", "aff_id=a1&gclid=ZZelsewhereZZ").await;
 
-    // Assert
+    // Assert: every id reaches the landing page...
     let target = location(&tracked);
     assert!(
         target.starts_with(
@@ -629,10 +643,20 @@ async fn ad_click_ids_fill_redirect_macros_and_are_kept_with_tracked_clicks_only
         ),
         "{target}"
     );
+    assert!(location(&elsewhere).starts_with("https://shop.example/l?g=ZZelsewhereZZ"));
+    // ...but only the ids a destination of the offer sends are stored.
     let stored = app.stored_text().join("\n");
     for id in ["Cj0KCQiA", "E.C.P.tt42", "GA1.1.111.222"] {
         assert!(stored.contains(id), "{id} is kept with the click");
     }
+    assert!(
+        !stored.contains("IwAR0abc"),
+        "no Meta destination: fbclid not kept"
+    );
+    assert!(
+        !stored.contains("ZZelsewhereZZ"),
+        "no destination: nothing kept"
+    );
     assert_eq!(
         oversized.status(),
         302,
@@ -640,10 +664,10 @@ async fn ad_click_ids_fill_redirect_macros_and_are_kept_with_tracked_clicks_only
     );
     let target = location(&oversized);
     assert!(
-        target.starts_with("https://shop.example/l?g=&f=IwAR0abc"),
+        target.starts_with("https://shop.example/l?g=&f=&t=E.C.P.tt42"),
         "{target}"
     );
-    assert!(!app.stored_text().join("\n").contains(&long), "not kept");
+    assert!(!stored.contains(&long), "not kept");
 }
 
 #[tokio::test]

@@ -52,6 +52,12 @@ struct Body<'a> {
     click_at: u64,
     converted_at: u64,
     status_at: u64,
+    /// The click's Google Ads click id ("" when absent), for the
+    /// advertiser's own systems to import (Google Ads' offline conversion
+    /// import takes it): Google Ads is the one platform without a
+    /// destination of its own. The other ad click ids go only to their
+    /// platform.
+    gclid: &'a str,
 }
 
 /// The signed request for `event` to `url`, stamped `now_secs`.
@@ -86,6 +92,7 @@ pub fn prepare(
         click_at: event.click_at,
         converted_at: event.converted_at,
         status_at: event.status_at,
+        gclid: event.gclid,
     });
     let signature = sign(secret, now_secs, &body);
     Prepared::Send(OutboundRequest {
@@ -197,15 +204,16 @@ mod tests {
                 "click_at": NOW - 7200,
                 "converted_at": NOW - 3600,
                 "status_at": NOW - 3600,
+                "gclid": "Cj0KCQ",
             })
         );
     }
 
     #[test]
-    fn no_ad_click_id_or_client_id_is_forwarded_to_a_webhook() {
+    fn of_the_ad_click_ids_only_the_gclid_is_forwarded_to_a_webhook() {
         let (_, _, raw) = prepared();
 
-        for value in ["Cj0KCQ", "IwAR0abc", "E.C.P.tt", "1234567890.1700000000"] {
+        for value in ["IwAR0abc", "E.C.P.tt", "1234567890.1700000000"] {
             assert!(!raw.contains(value), "{raw}");
         }
     }
