@@ -23,10 +23,9 @@ use std::net::IpAddr;
 
 use serde::{Deserialize, Serialize};
 
-use super::conversion::ConversionStatus;
 use super::postback_url::PostbackTemplate;
 use super::redirect::check_url_head;
-use super::DomainError;
+use super::{ConversionStatus, DomainError};
 
 /// The most destinations one offer may have: each conversion fans out to all
 /// of them, so the bound keeps one postback's work bounded.

@@ -128,7 +128,7 @@ impl std::fmt::Debug for ApiKey {
 #[serde(deny_unknown_fields)]
 pub struct KeyInput {
     /// `admin`, `affiliate` or `advertiser`.
-    #[schema(value_type = crate::routes::openapi::RoleName)]
+    #[schema(value_type = RoleName)]
     pub role: String,
     /// The affiliate of an affiliate key.
     #[serde(default)]
@@ -167,6 +167,18 @@ impl KeyInput {
         };
         Ok((role, self.name))
     }
+}
+
+/// The `role` of a new key.
+#[derive(utoipa::ToSchema)]
+#[schema(rename_all = "snake_case")]
+pub enum RoleName {
+    /// The whole admin API.
+    Admin,
+    /// One affiliate's own data (`aff_id`).
+    Affiliate,
+    /// One advertiser's own data (`advertiser_id`).
+    Advertiser,
 }
 
 #[cfg(test)]

@@ -86,7 +86,7 @@ pub struct PostbackLogEntry {
     /// Why the operator should look at a postback answered as usual
     /// (`ignored_event_param`); `detail` explains it.
     #[serde(skip_serializing_if = "Option::is_none")]
-    #[schema(value_type = Option<crate::routes::openapi::WarningName>)]
+    #[schema(value_type = Option<WarningName>)]
     pub warning: Option<&'static str>,
 }
 
@@ -256,6 +256,15 @@ pub fn merge_newest_first(entries: Vec<String>, limit: usize) -> Vec<String> {
         .collect();
     all.sort_by_key(|(position, _)| std::cmp::Reverse(*position));
     all.into_iter().take(limit).map(|(_, json)| json).collect()
+}
+
+/// A postback log entry's `warning`: `PostbackWarning::as_str`.
+#[derive(utoipa::ToSchema)]
+#[schema(rename_all = "snake_case")]
+pub enum WarningName {
+    /// Answered duplicate while carrying an unread parameter that looks like
+    /// an event or an order id.
+    IgnoredEventParam,
 }
 
 #[cfg(test)]

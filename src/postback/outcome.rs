@@ -105,11 +105,11 @@ pub struct PostbackAnswer {
     #[serde(skip)]
     pub result: PostbackResult,
     /// `credited`, `pending`, `duplicate`, `updated` or `rejected`.
-    #[schema(value_type = crate::routes::openapi::PostbackResultName)]
+    #[schema(value_type = PostbackResultName)]
     pub status: &'static str,
     /// Why a conversion was rejected, when it was.
     #[serde(skip_serializing_if = "Option::is_none")]
-    #[schema(value_type = Option<crate::routes::openapi::RejectReasonName>)]
+    #[schema(value_type = Option<RejectReasonName>)]
     pub reason: Option<&'static str>,
     /// A human explanation accompanying `reason`.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -375,6 +375,34 @@ pub fn observe(metrics: &Metrics, outcome: &Result<PostbackAnswer, PostbackError
             }
         }
     }
+}
+
+/// A postback answer's `status`: `PostbackResult::as_str`.
+#[derive(utoipa::ToSchema)]
+#[schema(rename_all = "snake_case")]
+pub enum PostbackResultName {
+    /// A new approved conversion: the affiliate is paid.
+    Credited,
+    /// A new pending conversion.
+    Pending,
+    /// The conversion exists and nothing changed.
+    Duplicate,
+    /// The conversion's status moved.
+    Updated,
+    /// A new conversion recorded as rejected.
+    Rejected,
+}
+
+/// Why a conversion was recorded as rejected: `RejectReason::as_str`.
+#[derive(utoipa::ToSchema)]
+#[schema(rename_all = "snake_case")]
+pub enum RejectReasonName {
+    /// Sooner after the click than the offer's `min_ctc_secs`.
+    TooFast,
+    /// A cap of the offer was full.
+    CapReached,
+    /// The advertiser said `status=rejected`.
+    RejectedByAdvertiser,
 }
 
 #[cfg(test)]

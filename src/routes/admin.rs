@@ -9,7 +9,7 @@ use actix_web::dev::Payload;
 use actix_web::{web, FromRequest, HttpRequest, HttpResponse};
 use serde::de::DeserializeOwned;
 
-use super::openapi::{
+use super::schemas::{
     BadRequest, ErrorBody, FormatParams, NotFound, PayloadTooLarge, PostbackLogParams,
     RequestTimeout, StoreUnavailable, TooManyFailures, Unauthorized,
 };
@@ -346,7 +346,7 @@ pub(super) struct PostbackLogAnswer {
     /// of an advertiser's offers).
     pub(super) offer_id: Option<String>,
     /// The entries read.
-    #[schema(value_type = super::openapi::PostbackLogKindParam)]
+    #[schema(value_type = super::schemas::PostbackLogKindParam)]
     pub(super) kind: &'static str,
     /// Newest first.
     #[schema(value_type = Vec<crate::postback::log::PostbackLogEntry>)]

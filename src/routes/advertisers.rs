@@ -5,7 +5,7 @@
 use actix_web::{web, HttpRequest, HttpResponse};
 
 use super::admin::{json_body, path_id, Admin};
-use super::openapi::{
+use super::schemas::{
     BadRequest, ErrorBody, NotFound, PayloadTooLarge, RequestTimeout, StoreUnavailable,
     TooManyFailures, Unauthorized,
 };

@@ -5,7 +5,7 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use serde::Serialize;
 
 use super::admin::Admin;
-use super::openapi::{
+use super::schemas::{
     BadRequest, NotFound, PageParams, StoreUnavailable, TooManyFailures, Unauthorized,
 };
 use crate::domain::query::Params;

@@ -3,7 +3,7 @@
 use actix_web::http::{header, StatusCode};
 use actix_web::{web, HttpRequest, HttpResponse};
 
-use super::openapi::{BadRequest, ClickParams, ErrorBody};
+use super::schemas::{BadRequest, ClickParams, ErrorBody};
 use crate::click::{observe, track, Visitor};
 use crate::domain::OfferId;
 use crate::error::ApiError;

@@ -11,7 +11,7 @@ use serde::Serialize;
 use super::admin::Admin;
 use super::audit::page;
 use super::csv::{self, Column, Pages};
-use super::openapi::{
+use super::schemas::{
     BadRequest, ConversionParams, ErrorBody, FormatParams, PageParams, StoreUnavailable,
     TooManyFailures, Unauthorized,
 };
@@ -64,7 +64,7 @@ pub(super) struct ConversionView<'a> {
     status: ConversionStatus,
     /// Why clickback rejected it (`too_fast`, `cap_reached`), if it did.
     #[serde(skip_serializing_if = "Option::is_none")]
-    #[schema(value_type = Option<super::openapi::RejectReasonName>)]
+    #[schema(value_type = Option<crate::postback::outcome::RejectReasonName>)]
     reason: Option<&'static str>,
     goal: Option<&'a str>,
     txid: Option<&'a str>,

@@ -8,7 +8,7 @@ use serde::Serialize;
 
 use super::admin::Admin;
 use super::csv::{self, Column, Pages};
-use super::openapi::{
+use super::schemas::{
     BadRequest, DeliveryStateParams, ErrorBody, FormatParams, NotFound, PageParams,
     StoreUnavailable, TooManyFailures, Unauthorized,
 };

@@ -3,7 +3,7 @@
 use actix_web::http::header;
 use actix_web::{web, HttpResponse};
 
-use super::openapi::StoreUnavailable;
+use super::schemas::StoreUnavailable;
 use crate::error::ApiError;
 use crate::metrics::StoreOperation;
 use crate::state::AppState;

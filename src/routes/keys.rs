@@ -8,7 +8,7 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use serde::Serialize;
 
 use super::admin::{json_body, path_id, Admin};
-use super::openapi::{
+use super::schemas::{
     BadRequest, ErrorBody, NotFound, PayloadTooLarge, RequestTimeout, StoreUnavailable,
     TooManyFailures, Unauthorized,
 };

@@ -20,7 +20,7 @@ use super::admin::{
     json_body, kinds_label, log_params, path_id, read_postback_logs, PostbackLogAnswer,
 };
 use super::conversions::{self, only_offers, Visible};
-use super::openapi::{
+use super::schemas::{
     BadRequest, ConversionParams, ErrorBody, FormatParams, NotFound, PageParams, PayloadTooLarge,
     PostbackLogParams, RequestTimeout, StatsParams, StoreUnavailable, TooManyFailures,
     Unauthorized,

@@ -18,6 +18,7 @@ pub mod keys;
 pub mod me;
 pub mod openapi;
 pub mod postback;
+pub mod schemas;
 pub mod stats;
 
 use std::future::Future;

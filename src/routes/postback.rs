@@ -3,7 +3,7 @@
 use actix_web::http::header;
 use actix_web::{web, HttpRequest, HttpResponse};
 
-use super::openapi::{
+use super::schemas::{
     BadRequest, ErrorBody, PayloadTooLarge, PostbackBody, PostbackParams, RequestTimeout,
 };
 use crate::domain::postback_mapping::{global_name, Field};

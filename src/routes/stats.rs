@@ -6,7 +6,7 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use super::admin::Admin;
 use super::conversions::Visible;
 use super::csv::{self, Column};
-use super::openapi::{
+use super::schemas::{
     BadRequest, FormatParams, NotFound, StatsParams, StoreUnavailable, TooManyFailures,
     Unauthorized,
 };
