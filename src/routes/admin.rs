@@ -85,8 +85,9 @@ struct AffiliateList {
             ("OfferStats" = (operation_id = "stats", parameters(("offer_id" = "$response.body#/id")))),
             ("OfferConversions" = (operation_id = "conversions", parameters(("offer_id" = "$response.body#/id")))),
             ("OfferPostbacks" = (operation_id = "postback_log", parameters(("offer_id" = "$response.body#/id")))),
+            ("OfferDeliveries" = (operation_id = "offer_deliveries", parameters(("offer_id" = "$response.body#/id")))),
         )),
-        (status = 400, description = "invalid_request: a field breaks a rule (detail names it), or advertiser_id names no advertiser", body = ErrorBody),
+        (status = 400, description = "invalid_request: a field breaks a rule (detail names it), or advertiser_id names no advertiser; private_target: a webhook destination names an internal address", body = ErrorBody),
         (status = 408, response = RequestTimeout),
         (status = 413, response = PayloadTooLarge),
         (status = 404, response = NotFound),
@@ -110,11 +111,7 @@ pub async fn put_offer(
     let offer = Offer::replacing(id, input, before.as_deref(), true)?;
     if !state.allow_private_targets {
         if let Some(detail) = crate::domain::destination::private_target(&offer.destinations) {
-            return Err(ApiError::new(
-                actix_web::http::StatusCode::BAD_REQUEST,
-                "private_target",
-                detail,
-            ));
+            return Err(private_target(detail));
         }
     }
     if let Some(advertiser) = &offer.advertiser_id {
@@ -264,6 +261,16 @@ pub async fn put_affiliate(
     Ok(HttpResponse::Ok().json(affiliate))
 }
 
+/// The 400 `private_target` answer: a URL clickback would call (a postback
+/// URL, a webhook) names an internal address.
+fn private_target(detail: String) -> ApiError {
+    ApiError::new(
+        actix_web::http::StatusCode::BAD_REQUEST,
+        "private_target",
+        detail,
+    )
+}
+
 /// 400 `private_target` when a postback URL names an internal address
 /// literally (or `localhost`): clickback would be made to call into its own
 /// network. Names that resolve to such addresses are refused at delivery.
@@ -273,13 +280,9 @@ fn refuse_internal_targets(affiliate: &Affiliate) -> Result<(), ApiError> {
             .ok()
             .and_then(|t| t.internal_host());
         if let Some(ip) = internal {
-            return Err(ApiError::new(
-                actix_web::http::StatusCode::BAD_REQUEST,
-                "private_target",
-                format!(
-                    "{field}: {ip} is an internal address (loopback, private, link-local, CGNAT, multicast or metadata); set CLICKBACK_ALLOW_PRIVATE_TARGETS=1 on a private network"
-                ),
-            ));
+            return Err(private_target(format!(
+                "{field}: {ip} is an internal address (loopback, private, link-local, CGNAT, multicast or metadata); set CLICKBACK_ALLOW_PRIVATE_TARGETS=1 on a private network"
+            )));
         }
     }
     Ok(())
