@@ -38,6 +38,10 @@ const fn row(name: &'static str, default: &'static str, meaning: &'static str) -
 /// -base64 32` are far beyond guessing; `change-me` is not.
 pub const MIN_ADMIN_TOKEN_CHARS: usize = 24;
 
+/// The most distinct values per report dimension and day an operator may
+/// allow: each costs its counters in every hour of the day.
+pub const MAX_REPORT_VALUES_PER_DAY: usize = 1_000_000;
+
 /// GA4's Measurement Protocol collection endpoint.
 pub const DEFAULT_GA4_ENDPOINT: &str = "https://www.google-analytics.com/mp/collect";
 /// Meta's Graph API.
@@ -121,6 +125,11 @@ pub const VARIABLES: &[Variable] = &[
         "CLICKBACK_POSTBACK_LOG_SIZE",
         "1000",
         "postbacks kept per offer for GET /api/v1/postbacks",
+    ),
+    row(
+        "CLICKBACK_REPORT_VALUES_PER_DAY",
+        "10000",
+        "distinct values of each report dimension (sub1-sub5, source, goal) counted per UTC day; later values are summed in one \"other\" row (1-1000000; bounds the report counters' memory)",
     ),
     row(
         "CLICKBACK_CLICK_BUCKETS",
@@ -449,6 +458,9 @@ pub struct Settings {
     /// Hash buckets per shard and hour that clicks are spread over; sized so
     /// a bucket stays a compact listpack (docs/operations.md).
     pub click_buckets: u16,
+    /// Distinct values per report dimension and UTC day before the "other"
+    /// bucket (the bound of docs/architecture.md, "Report counters").
+    pub report_values_per_day: usize,
     /// Affiliate postbacks: schedule, timeouts, limits, address guard.
     pub delivery: DeliverySettings,
 }
@@ -531,6 +543,7 @@ impl Default for Settings {
             fallback_url: None,
             postback_log_size: 1000,
             click_buckets: crate::domain::ids::DEFAULT_CLICK_BUCKETS,
+            report_values_per_day: crate::store::report::VALUES_PER_DAY,
             delivery: DeliverySettings::default(),
         }
     }
@@ -774,6 +787,21 @@ impl Settings {
                     ))
                 }
             },
+            report_values_per_day: match env.number::<usize>("CLICKBACK_REPORT_VALUES_PER_DAY", 1)? {
+                None => defaults.report_values_per_day,
+                Some(n) if n <= MAX_REPORT_VALUES_PER_DAY => n,
+                Some(n) => {
+                    return Err(ConfigError::new(
+                        "CLICKBACK_REPORT_VALUES_PER_DAY",
+                        Some(n.to_string()),
+                        format!("is more than {MAX_REPORT_VALUES_PER_DAY}"),
+                        format!(
+                            "set 1 to {MAX_REPORT_VALUES_PER_DAY}, or unset it for the default ({})",
+                            default_of("CLICKBACK_REPORT_VALUES_PER_DAY")
+                        ),
+                    ))
+                }
+            },
             delivery: delivery_settings(&env, defaults.delivery)?,
         })
     }
@@ -1005,6 +1033,25 @@ mod tests {
             ("nonsense:pw@x", "nonsense:****@x"),
         ] {
             assert_eq!(redact_url(url), shown, "{url}");
+        }
+    }
+
+    #[test]
+    fn the_report_values_per_day_are_read_and_bounded() {
+        assert_eq!(
+            settings(&[]).expect("defaults").report_values_per_day,
+            crate::store::report::VALUES_PER_DAY
+        );
+        let read = settings(&[("CLICKBACK_REPORT_VALUES_PER_DAY", "50000")]).expect("valid");
+        assert_eq!(read.report_values_per_day, 50_000);
+        for bad in ["0", "1000001", "lots"] {
+            let error = settings(&[("CLICKBACK_REPORT_VALUES_PER_DAY", bad)]).expect_err(bad);
+            assert!(
+                error
+                    .to_string()
+                    .starts_with("CLICKBACK_REPORT_VALUES_PER_DAY="),
+                "{error}"
+            );
         }
     }
 

@@ -148,6 +148,7 @@ impl Application {
                     Keys::new(settings.key_prefix.clone()),
                     settings.store_timeout,
                 )
+                .map(|store| store.with_report_values_per_day(settings.report_values_per_day))
                 .map_err(|source| StartupError::RedisCluster {
                     nodes: shown.clone(),
                     source,
@@ -170,6 +171,7 @@ impl Application {
                     settings.redis_pool_size,
                     settings.store_timeout,
                 )
+                .map(|store| store.with_report_values_per_day(settings.report_values_per_day))
                 .map_err(|source| StartupError::Redis {
                     url: url.redacted(),
                     source,
@@ -191,7 +193,9 @@ impl Application {
                 log::warn!("Clicks, conversions and offers are LOST on restart and not");
                 log::warn!("shared between instances. Set REDIS_URL for real traffic.");
                 log::warn!("************************************************************");
-                Arc::new(MemoryStore::new())
+                Arc::new(
+                    MemoryStore::new().with_report_values_per_day(settings.report_values_per_day),
+                )
             }
         };
         Self::build_with_store(settings, store).await

@@ -597,3 +597,72 @@ async fn eventually_csv(app: &TestApp, path: &str, lines: usize) -> String {
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     }
 }
+
+#[tokio::test]
+async fn the_days_cap_on_report_values_is_the_operators_setting() {
+    // Arrange: a server built from its settings as `main` builds it (the
+    // embedded store), allowing one sub1 value a day.
+    let mut settings = test_settings(None, "cap");
+    settings.report_values_per_day = 1;
+    let app = clickback::startup::Application::build(settings)
+        .await
+        .expect("builds");
+    let base = format!("http://127.0.0.1:{}", app.port());
+    tokio::spawn(app.run_until_stopped());
+    let client = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .expect("client");
+    for (path, body) in [
+        ("/api/v1/offers/o1", offer_body()),
+        ("/api/v1/affiliates/a1", json!({"name": "a1"})),
+    ] {
+        let response = client
+            .put(format!("{base}{path}"))
+            .bearer_auth(ADMIN_TOKEN)
+            .json(&body)
+            .send()
+            .await
+            .expect("sent");
+        assert_eq!(response.status(), 200, "{path}");
+    }
+
+    // Act
+    for sub1 in ["a", "b", "c"] {
+        let click = client
+            .get(format!("{base}/c/o1?aff_id=a1&sub1={sub1}"))
+            .send()
+            .await
+            .expect("clicked");
+        assert_eq!(click.status(), 302);
+    }
+    let rows: Value = client
+        .get(format!("{base}/api/v1/stats?group_by=sub1"))
+        .bearer_auth(ADMIN_TOKEN)
+        .send()
+        .await
+        .expect("sent")
+        .json()
+        .await
+        .expect("json");
+
+    // Assert: the first value is its own row, the rest one "other" row.
+    let rows = rows["rows"].as_array().cloned().unwrap_or_default();
+    let shown: Vec<(Value, Value, Value)> = rows
+        .iter()
+        .map(|r| {
+            (
+                r["sub1"].clone(),
+                r.get("other").cloned().unwrap_or(Value::Null),
+                r["clicks"].clone(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        shown,
+        vec![
+            (json!("a"), Value::Null, json!(1)),
+            (Value::Null, json!(true), json!(2)),
+        ]
+    );
+}
