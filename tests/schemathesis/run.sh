@@ -40,7 +40,7 @@ if [ "$ST_PROFILE" = release ]; then
 else
   cargo build -q --bin clickback
 fi
-binary="$root/target/$ST_PROFILE/clickback"
+binary="${CARGO_TARGET_DIR:-$root/target}/$ST_PROFILE/clickback"
 
 free_port() {
   python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
@@ -80,8 +80,9 @@ wait_for "redis-server" redis-cli -p "$redis_port" ping
 app_port="$(free_port)"
 base="http://127.0.0.1:$app_port"
 admin_token="st-admin-$(head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n')"
-# CLICKBACK_DELIVERY_CONCURRENCY=0: this instance never sends affiliate
-# postbacks, so the URLs the fuzzer writes into affiliates are never called.
+# CLICKBACK_DELIVERY_CONCURRENCY=0: this instance never sends deliveries, so
+# the URLs the fuzzer writes into affiliates and offer destinations are never
+# called.
 REDIS_URL="redis://127.0.0.1:$redis_port" \
   CLICKBACK_LISTEN="127.0.0.1:$app_port" \
   CLICKBACK_ADMIN_TOKEN="$admin_token" \
@@ -92,7 +93,10 @@ REDIS_URL="redis://127.0.0.1:$redis_port" \
   RUST_LOG="${RUST_LOG:-warn}" \
   "$binary" >"$out/clickback.log" 2>&1 &
 pids+=($!)
-wait_for "clickback" curl -sf "$base/readyz"
+wait_for "clickback" curl -sf "$base/readyz" || {
+  tail -20 "$out/clickback.log" >&2
+  exit 1
+}
 
 echo "--- seeding"
 api() {
