@@ -201,9 +201,10 @@ pub enum Prepared {
     /// Never sendable (e.g. a Meta event older than 7 days): the delivery is
     /// dead at once, with this reason.
     Dead(String),
-    /// Nothing to send for this status (e.g. a rejected conversion to a
-    /// platform without a refund event): the worker records the delivery as
-    /// delivered with this note and never retries it.
+    /// Nothing to send for this status (the destination no longer fires
+    /// for it, or a rejected conversion reaches a platform without a refund
+    /// event, which configuration refuses): the worker records the delivery
+    /// as dead with this note, never as delivered, and never retries it.
     Skip(String),
 }
 
