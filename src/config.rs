@@ -246,36 +246,8 @@ fn wrap(text: &str, indent: &str, width: usize) -> String {
 }
 
 /// A value that must never reach a log or a debug print (the admin token,
-/// the hash salt): its `Debug` prints `[redacted]`, it has no `Display`,
-/// and [`Secret::expose`] is the one way to the value.
-#[derive(Clone)]
-pub struct Secret(String);
-
-impl Secret {
-    /// The value itself, for the one place that needs it (comparing a
-    /// bearer token, keying the visitor hash).
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-}
-
-impl fmt::Debug for Secret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("[redacted]")
-    }
-}
-
-impl From<String> for Secret {
-    fn from(value: String) -> Self {
-        Self(value)
-    }
-}
-
-impl From<&str> for Secret {
-    fn from(value: &str) -> Self {
-        Self(value.to_owned())
-    }
-}
+/// the hash salt); the one secret type of the crate.
+pub use crate::domain::Secret;
 
 /// `REDIS_URL`, which may carry a password: `Debug` and `Display` show it
 /// with the password masked (`redis://:****@host:6379/0`), so it can be
@@ -309,13 +281,13 @@ impl fmt::Display for RedisUrl {
 
 impl From<String> for RedisUrl {
     fn from(value: String) -> Self {
-        Self(Secret(value))
+        Self(Secret::from(value))
     }
 }
 
 impl From<&str> for RedisUrl {
     fn from(value: &str) -> Self {
-        Self(Secret(value.to_owned()))
+        Self(Secret::from(value))
     }
 }
 

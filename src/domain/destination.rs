@@ -25,7 +25,7 @@ use serde::{Deserialize, Serialize};
 
 use super::postback_url::PostbackTemplate;
 use super::redirect::check_url_head;
-use super::{ConversionStatus, DomainError};
+use super::{ConversionStatus, DomainError, Secret};
 
 /// The most destinations one offer may have: each conversion fans out to all
 /// of them, so the bound keeps one postback's work bounded.
@@ -102,32 +102,6 @@ impl DestinationKind {
     /// Inverse of [`DestinationKind::label`].
     pub fn from_label(label: &str) -> Option<Self> {
         Self::ALL.into_iter().find(|kind| kind.label() == label)
-    }
-}
-
-/// A credential: an API secret, an access token or a signing key.
-///
-/// `Debug` prints `***`, there is no `Display` and no `Serialize`, so a
-/// secret reaches text only through [`Secret::expose`], which the request
-/// builders and the stored form call and nothing else should.
-#[derive(Clone, PartialEq, Eq)]
-pub struct Secret(String);
-
-impl Secret {
-    /// Wraps a credential that was already checked.
-    fn new(raw: String) -> Self {
-        Self(raw)
-    }
-
-    /// The credential itself, for the one place that must send it.
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-}
-
-impl fmt::Debug for Secret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("***")
     }
 }
 
@@ -728,7 +702,7 @@ fn check_secret(raw: String, min: usize) -> Result<Secret, DomainError> {
             "must be {min} to {MAX_SECRET_LEN} visible ASCII characters (no spaces)"
         )));
     }
-    Ok(Secret::new(raw))
+    Ok(Secret::from(raw))
 }
 
 /// `G-` and 4–20 uppercase letters or digits, as GA4 shows it.
@@ -844,7 +818,7 @@ mod tests {
             destinations[1].target,
             DestinationTarget::Meta {
                 pixel_id: "1234567890".into(),
-                access_token: Secret::new("EAAtoken-meta".into()),
+                access_token: Secret::from("EAAtoken-meta"),
                 test_event_code: Some("TEST123".into()),
             }
         );

@@ -20,6 +20,7 @@ pub mod postback_mapping;
 pub mod postback_url;
 pub mod query;
 pub mod redirect;
+pub mod secret;
 pub mod signature;
 pub mod visitor;
 
@@ -30,6 +31,7 @@ pub use ids::{AdvertiserId, AffiliateId, ClickId, OfferId};
 pub use money::{Currency, Money};
 pub use offer::{Affiliate, Offer, Status};
 pub use party::{Advertiser, ApiKey, KeyRole};
+pub use secret::Secret;
 
 /// Why a value from the outside world was refused.
 ///
