@@ -197,6 +197,11 @@ const CONTEXT_VERSION: &str = "1";
 const CONTEXT_VERSION_2: &str = "2";
 
 impl DeliveryContext {
+    /// `sub1`…`sub5` as the macros and platform payloads take them.
+    pub fn sub_values(&self) -> [&str; 5] {
+        self.subs.each_ref().map(String::as_str)
+    }
+
     /// The stored form: NUL-separated fields after a version tag.
     pub fn encode(&self) -> String {
         let with_ad_ids = !self.ad_ids.is_empty() || self.click_at != 0;
