@@ -150,6 +150,19 @@ pub enum Answer {
     HostBusy,
 }
 
+/// What an exchange came to, before [`Sender::send`] and
+/// [`Sender::send_request`] each put it in their caller's terms.
+enum Exchange {
+    /// An answer other than a redirect, with at most 64 KiB of its body.
+    Answered { status: u16, body: Vec<u8> },
+    /// A redirect, not followed.
+    Redirected { status: u16, location: String },
+    /// No answer; the text never contains the URL's query or a header value.
+    Failed(String),
+    /// The host has its share of requests in flight: nothing was sent.
+    HostBusy,
+}
+
 impl Sender {
     /// Builds the one HTTP client every attempt uses.
     pub fn new(config: SenderConfig) -> Result<Self, String> {
@@ -190,48 +203,27 @@ impl Sender {
     ///
     /// Never waits for a busy host: answers [`SendResult::HostBusy`] instead.
     pub async fn send(&self, url: &str, idempotency_key: &str) -> SendResult {
-        let (url, host) = match self.target(url) {
-            Ok(target) => target,
-            Err(error) => return failed(error),
+        let request = OutboundRequest {
+            method: reqwest::Method::GET,
+            url: url.to_owned(),
+            headers: Vec::new(),
+            body: None,
+            idempotency_key: idempotency_key.to_owned(),
         };
-        let Ok(key) = HeaderValue::from_str(idempotency_key) else {
-            return failed("the idempotency key is not a valid header value".to_owned());
-        };
-        let query = url.query().unwrap_or("").to_owned();
-        let Some(_permit) = self.try_acquire(&host) else {
-            return SendResult::HostBusy;
-        };
-
-        let response = match self
-            .inner
-            .client
-            .get(url)
-            .header("idempotency-key", key)
-            .send()
-            .await
-        {
-            Ok(response) => response,
-            Err(e) => return failed(redact(self.describe(e), &query)),
-        };
-        let status = response.status();
-        if status.is_redirection() {
-            return SendResult::Failed {
-                status: Some(status.as_u16()),
-                error: format!("redirect to {} not followed", location_of(&response)),
-            };
-        }
-        // The status decides; the body is read only so the connection can be
-        // reused, and an error reading it changes nothing.
-        discard_body(response).await;
-        if status.is_success() {
-            SendResult::Delivered {
-                status: status.as_u16(),
+        match self.exchange(request).await {
+            Exchange::Answered { status, .. } if (200..300).contains(&status) => {
+                SendResult::Delivered { status }
             }
-        } else {
-            SendResult::Failed {
-                status: Some(status.as_u16()),
-                error: format!("HTTP {}", status.as_u16()),
-            }
+            Exchange::Answered { status, .. } => SendResult::Failed {
+                status: Some(status),
+                error: format!("HTTP {status}"),
+            },
+            Exchange::Redirected { status, location } => SendResult::Failed {
+                status: Some(status),
+                error: format!("redirect to {location} not followed"),
+            },
+            Exchange::Failed(error) => failed(error),
+            Exchange::HostBusy => SendResult::HostBusy,
         }
     }
 
@@ -245,17 +237,31 @@ impl Sender {
     /// Returns the status and at most 64 KiB of the body, whatever the
     /// status: deciding what it means is the platform's business.
     pub async fn send_request(&self, request: OutboundRequest) -> Answer {
+        match self.exchange(request).await {
+            Exchange::Answered { status, body } => Answer::Status { status, body },
+            Exchange::Redirected { status, location } => Answer::Failed(format!(
+                "HTTP {status}: redirect to {location} not followed"
+            )),
+            Exchange::Failed(error) => Answer::Failed(error),
+            Exchange::HostBusy => Answer::HostBusy,
+        }
+    }
+
+    /// The one way out: `request` checked against the guard, sent under the
+    /// host's permit, its answer read (at most 64 KiB of body, which also
+    /// lets the connection be reused) or its redirect named.
+    async fn exchange(&self, request: OutboundRequest) -> Exchange {
         let (url, host) = match self.target(&request.url) {
             Ok(target) => target,
-            Err(error) => return Answer::Failed(error),
+            Err(error) => return Exchange::Failed(error),
         };
         let headers = match header_map(&request) {
             Ok(headers) => headers,
-            Err(error) => return Answer::Failed(error),
+            Err(error) => return Exchange::Failed(error),
         };
         let query = url.query().unwrap_or("").to_owned();
         let Some(_permit) = self.try_acquire(&host) else {
-            return Answer::HostBusy;
+            return Exchange::HostBusy;
         };
 
         let mut builder = self
@@ -268,18 +274,17 @@ impl Sender {
         }
         let response = match builder.send().await {
             Ok(response) => response,
-            Err(e) => return Answer::Failed(redact(self.describe(e), &query)),
+            Err(e) => return Exchange::Failed(redact(self.describe(e), &query)),
         };
-        let status = response.status();
-        if status.is_redirection() {
-            return Answer::Failed(format!(
-                "HTTP {}: redirect to {} not followed",
-                status.as_u16(),
-                location_of(&response)
-            ));
+        let status = response.status().as_u16();
+        if response.status().is_redirection() {
+            return Exchange::Redirected {
+                status,
+                location: location_of(&response),
+            };
         }
-        Answer::Status {
-            status: status.as_u16(),
+        Exchange::Answered {
+            status,
             body: read_body(response).await,
         }
     }
@@ -398,17 +403,6 @@ async fn read_body(mut response: reqwest::Response) -> Vec<u8> {
         }
     }
     body
-}
-
-/// Reads and drops at most [`MAX_BODY`] bytes of the answer.
-async fn discard_body(mut response: reqwest::Response) {
-    let mut read = 0;
-    while let Ok(Some(chunk)) = response.chunk().await {
-        read += chunk.len();
-        if read >= MAX_BODY {
-            break;
-        }
-    }
 }
 
 /// The messages of `e`'s causes, joined with `: ` (the top message of a
