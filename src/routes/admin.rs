@@ -10,8 +10,8 @@ use actix_web::{web, FromRequest, HttpRequest, HttpResponse};
 use serde::de::DeserializeOwned;
 
 use super::schemas::{
-    BadRequest, ErrorBody, FormatParams, NotFound, PayloadTooLarge, PostbackLogParams,
-    RequestTimeout, StoreUnavailable, TooManyFailures, Unauthorized,
+    BadRequest, BearerFailures, ErrorBody, FormatParams, NotFound, PayloadTooLarge,
+    PostbackLogParams, RequestTimeout, TooManyFailures, Unauthorized,
 };
 use crate::access::{self, Principal};
 use crate::audit::{self, json_of, Action};
@@ -92,9 +92,7 @@ struct AffiliateList {
         (status = 413, response = PayloadTooLarge),
         (status = 404, response = NotFound),
         (status = 409, description = "currency_immutable: the offer exists with another currency", body = ErrorBody),
-        (status = 503, response = StoreUnavailable),
-        (status = 401, response = Unauthorized),
-        (status = 429, response = TooManyFailures),
+        BearerFailures,
     )
 )]
 pub async fn put_offer(
@@ -226,9 +224,7 @@ pub async fn get_offer(
         (status = 408, response = RequestTimeout),
         (status = 413, response = PayloadTooLarge),
         (status = 404, response = NotFound),
-        (status = 503, response = StoreUnavailable),
-        (status = 401, response = Unauthorized),
-        (status = 429, response = TooManyFailures),
+        BearerFailures,
     )
 )]
 pub async fn put_affiliate(
@@ -377,9 +373,7 @@ pub(super) struct PostbackLogAnswer {
         )),
         (status = 400, response = BadRequest),
         (status = 404, response = NotFound),
-        (status = 503, response = StoreUnavailable),
-        (status = 401, response = Unauthorized),
-        (status = 429, response = TooManyFailures),
+        BearerFailures,
     )
 )]
 pub async fn postback_log(

@@ -6,7 +6,7 @@ use actix_web::{web, HttpRequest, HttpResponse};
 
 use super::admin::{json_body, path_id, Admin};
 use super::schemas::{
-    BadRequest, ErrorBody, NotFound, PayloadTooLarge, RequestTimeout, StoreUnavailable,
+    BadRequest, BearerFailures, ErrorBody, NotFound, PayloadTooLarge, RequestTimeout,
     TooManyFailures, Unauthorized,
 };
 use crate::audit::{self, json_of, Action};
@@ -41,9 +41,7 @@ struct AdvertiserList {
         (status = 408, response = RequestTimeout),
         (status = 413, response = PayloadTooLarge),
         (status = 404, response = NotFound),
-        (status = 503, response = StoreUnavailable),
-        (status = 401, response = Unauthorized),
-        (status = 429, response = TooManyFailures),
+        BearerFailures,
     )
 )]
 pub async fn put_advertiser(

@@ -5,9 +5,7 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use serde::Serialize;
 
 use super::admin::Admin;
-use super::schemas::{
-    BadRequest, NotFound, PageParams, StoreUnavailable, TooManyFailures, Unauthorized,
-};
+use super::schemas::{BadRequest, BearerFailures, NotFound, PageParams};
 use crate::domain::query::Params;
 use crate::error::ApiError;
 use crate::metrics::StoreOperation;
@@ -61,9 +59,7 @@ pub(super) fn page(params: &Params) -> Result<(usize, Option<Position>), ApiErro
         (status = 200, description = "A page of entries", body = AuditList),
         (status = 400, response = BadRequest),
         (status = 404, response = NotFound),
-        (status = 503, response = StoreUnavailable),
-        (status = 401, response = Unauthorized),
-        (status = 429, response = TooManyFailures),
+        BearerFailures,
     )
 )]
 pub async fn audit_log(

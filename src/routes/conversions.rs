@@ -12,8 +12,7 @@ use super::admin::Admin;
 use super::audit::page;
 use super::csv::{self, Column, Pages};
 use super::schemas::{
-    BadRequest, ConversionParams, ErrorBody, FormatParams, PageParams, StoreUnavailable,
-    TooManyFailures, Unauthorized,
+    BadRequest, BearerFailures, ConversionParams, ErrorBody, FormatParams, PageParams,
 };
 use crate::domain::conversion::{ConversionEntry, StatusChange};
 use crate::domain::query::Params;
@@ -345,9 +344,7 @@ pub(super) async fn answer(
         )),
         (status = 400, response = BadRequest),
         (status = 404, description = "unknown_advertiser, or not_found for a scoped key", body = ErrorBody),
-        (status = 503, response = StoreUnavailable),
-        (status = 401, response = Unauthorized),
-        (status = 429, response = TooManyFailures),
+        BearerFailures,
     )
 )]
 pub async fn conversions(

@@ -9,8 +9,7 @@ use serde::Serialize;
 use super::admin::Admin;
 use super::csv::{self, Column, Pages};
 use super::schemas::{
-    BadRequest, DeliveryStateParams, ErrorBody, FormatParams, NotFound, PageParams,
-    StoreUnavailable, TooManyFailures, Unauthorized,
+    BadRequest, BearerFailures, DeliveryStateParams, ErrorBody, FormatParams, NotFound, PageParams,
 };
 use crate::delivery::DELIVERY_RETENTION_SECS;
 use crate::domain::delivery::{Delivery, DeliveryId, DeliveryState};
@@ -230,9 +229,7 @@ pub(super) async fn list(
         )),
         (status = 400, response = BadRequest),
         (status = 404, description = "unknown_affiliate, or not_found for a scoped key", body = ErrorBody),
-        (status = 503, response = StoreUnavailable),
-        (status = 401, response = Unauthorized),
-        (status = 429, response = TooManyFailures),
+        BearerFailures,
     )
 )]
 pub async fn affiliate_deliveries(
@@ -270,9 +267,7 @@ pub async fn affiliate_deliveries(
         )),
         (status = 400, response = BadRequest),
         (status = 404, description = "unknown_offer, or not_found for a scoped key", body = ErrorBody),
-        (status = 503, response = StoreUnavailable),
-        (status = 401, response = Unauthorized),
-        (status = 429, response = TooManyFailures),
+        BearerFailures,
     )
 )]
 pub async fn offer_deliveries(
@@ -309,9 +304,7 @@ pub async fn offer_deliveries(
         )),
         (status = 400, response = BadRequest),
         (status = 404, response = NotFound),
-        (status = 503, response = StoreUnavailable),
-        (status = 401, response = Unauthorized),
-        (status = 429, response = TooManyFailures),
+        BearerFailures,
     )
 )]
 pub async fn deliveries(
@@ -354,9 +347,7 @@ struct Retried<'a> {
         (status = 200, description = "Queued", body = Retried<'_>),
         (status = 404, description = "unknown_delivery, or not_found for a scoped key", body = ErrorBody),
         (status = 409, description = "already_delivered: it got its 2xx already", body = ErrorBody),
-        (status = 503, response = StoreUnavailable),
-        (status = 401, response = Unauthorized),
-        (status = 429, response = TooManyFailures),
+        BearerFailures,
     )
 )]
 pub async fn retry(

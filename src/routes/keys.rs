@@ -9,8 +9,7 @@ use serde::Serialize;
 
 use super::admin::{json_body, path_id, Admin};
 use super::schemas::{
-    BadRequest, ErrorBody, NotFound, PayloadTooLarge, RequestTimeout, StoreUnavailable,
-    TooManyFailures, Unauthorized,
+    BadRequest, BearerFailures, ErrorBody, NotFound, PayloadTooLarge, RequestTimeout,
 };
 use crate::access::secret;
 use crate::audit::{self, json_of, Action};
@@ -85,9 +84,7 @@ struct Revoked<'a> {
         (status = 408, response = RequestTimeout),
         (status = 413, response = PayloadTooLarge),
         (status = 404, response = NotFound),
-        (status = 503, response = StoreUnavailable),
-        (status = 401, response = Unauthorized),
-        (status = 429, response = TooManyFailures),
+        BearerFailures,
     )
 )]
 pub async fn create_key(
@@ -155,9 +152,7 @@ pub async fn create_key(
     responses(
         (status = 200, description = "Every key", body = KeyList<'_>),
         (status = 404, response = NotFound),
-        (status = 503, response = StoreUnavailable),
-        (status = 401, response = Unauthorized),
-        (status = 429, response = TooManyFailures),
+        BearerFailures,
     )
 )]
 pub async fn list_keys(_: Admin, state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
@@ -190,9 +185,7 @@ pub async fn list_keys(_: Admin, state: web::Data<AppState>) -> Result<HttpRespo
     responses(
         (status = 200, description = "Revoked", body = Revoked<'_>),
         (status = 404, description = "unknown_key, or not_found for a scoped key", body = ErrorBody),
-        (status = 503, response = StoreUnavailable),
-        (status = 401, response = Unauthorized),
-        (status = 429, response = TooManyFailures),
+        BearerFailures,
     )
 )]
 pub async fn revoke_key(

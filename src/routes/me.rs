@@ -21,9 +21,8 @@ use super::admin::{
 };
 use super::conversions::{self, only_offers, Visible};
 use super::schemas::{
-    BadRequest, ConversionParams, ErrorBody, FormatParams, NotFound, PageParams, PayloadTooLarge,
-    PostbackLogParams, RequestTimeout, StatsParams, StoreUnavailable, TooManyFailures,
-    Unauthorized,
+    BadRequest, BearerFailures, ConversionParams, ErrorBody, FormatParams, NotFound, PageParams,
+    PayloadTooLarge, PostbackLogParams, RequestTimeout, StatsParams, TooManyFailures, Unauthorized,
 };
 use crate::access::{out_of_scope, Principal};
 use crate::audit::{self, Action};
@@ -261,9 +260,7 @@ pub async fn offers(
         )),
         (status = 400, response = BadRequest),
         (status = 404, response = NotFound),
-        (status = 503, response = StoreUnavailable),
-        (status = 401, response = Unauthorized),
-        (status = 429, response = TooManyFailures),
+        BearerFailures,
     )
 )]
 pub async fn stats(
@@ -318,9 +315,7 @@ pub async fn stats(
         )),
         (status = 400, response = BadRequest),
         (status = 404, response = NotFound),
-        (status = 503, response = StoreUnavailable),
-        (status = 401, response = Unauthorized),
-        (status = 429, response = TooManyFailures),
+        BearerFailures,
     )
 )]
 pub async fn conversions(
@@ -382,9 +377,7 @@ pub async fn conversions(
         )),
         (status = 400, response = BadRequest),
         (status = 404, response = NotFound),
-        (status = 503, response = StoreUnavailable),
-        (status = 401, response = Unauthorized),
-        (status = 429, response = TooManyFailures),
+        BearerFailures,
     )
 )]
 pub async fn deliveries(
@@ -416,9 +409,7 @@ pub async fn deliveries(
         )),
         (status = 400, response = BadRequest),
         (status = 404, response = NotFound),
-        (status = 503, response = StoreUnavailable),
-        (status = 401, response = Unauthorized),
-        (status = 429, response = TooManyFailures),
+        BearerFailures,
     )
 )]
 pub async fn postbacks(

@@ -5,10 +5,12 @@
 //! string, identifiers, days). The document itself, which lists the
 //! handlers, is `super::openapi`.
 
+use std::collections::BTreeMap;
+
 use utoipa::openapi::response::{Response, ResponseBuilder};
 use utoipa::openapi::schema::{Object, ObjectBuilder, Schema, SchemaFormat, SchemaType, Type};
 use utoipa::openapi::{ContentBuilder, HeaderBuilder, KnownFormat, Ref, RefOr};
-use utoipa::{IntoParams, PartialSchema, ToResponse, ToSchema};
+use utoipa::{IntoParams, IntoResponses, PartialSchema, ToResponse, ToSchema};
 
 use crate::domain::money::MoneyTotal;
 use crate::domain::{AdvertiserId, AffiliateId, ClickId, Currency, Day, Money, OfferId};
@@ -242,6 +244,24 @@ error_responses! {
     PayloadTooLarge: "payload_too_large: the body is longer than 65536 bytes", false;
     /// `408`: the body did not arrive in time.
     RequestTimeout: "request_timeout: the body did not arrive whole within CLICKBACK_BODY_TIMEOUT_MS", false;
+}
+
+/// What every route behind a bearer secret can answer, whatever it does:
+/// `401` (no secret, or a wrong one), `429` (this address failed too often),
+/// `503` (the store did not answer). One list, named once by each route.
+pub struct BearerFailures;
+
+impl IntoResponses for BearerFailures {
+    fn responses() -> BTreeMap<String, RefOr<Response>> {
+        [
+            ("401", "Unauthorized"),
+            ("429", "TooManyFailures"),
+            ("503", "StoreUnavailable"),
+        ]
+        .into_iter()
+        .map(|(status, name)| (status.to_owned(), RefOr::Ref(Ref::from_response_name(name))))
+        .collect()
+    }
 }
 
 /// `limit` and `cursor` of a listing (conversions, deliveries, the audit log).

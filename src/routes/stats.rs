@@ -6,10 +6,7 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use super::admin::Admin;
 use super::conversions::Visible;
 use super::csv::{self, Column};
-use super::schemas::{
-    BadRequest, FormatParams, NotFound, StatsParams, StoreUnavailable, TooManyFailures,
-    Unauthorized,
-};
+use super::schemas::{BadRequest, BearerFailures, FormatParams, NotFound, StatsParams};
 use crate::domain::query::Params;
 use crate::error::ApiError;
 use crate::metrics::StoreOperation;
@@ -117,9 +114,7 @@ pub(super) fn answer(
         )),
         (status = 400, response = BadRequest),
         (status = 404, response = NotFound),
-        (status = 503, response = StoreUnavailable),
-        (status = 401, response = Unauthorized),
-        (status = 429, response = TooManyFailures),
+        BearerFailures,
     )
 )]
 pub async fn stats(
